@@ -1,0 +1,34 @@
+# Set-up and checks. `make run` and `make test` are all a fresh machine needs.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+# System packages the tests need (real peers and tools, installed once).
+TEST_DEBS :=
+
+.PHONY: run test install install-test bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+install: $(PY)
+	$(PIP) install -e .
+
+install-test: $(PY)
+	bash tests/install-system-deps.sh $(TEST_DEBS)
+	$(PIP) install -e '.[test]'
+	bash tests/fetch-speech-data.sh
+
+run: install
+	$(VENV)/bin/appliance run
+
+test: install-test
+	$(PY) -m pytest
+
+bench: install-test
+	$(PIP) install -e '.[bench]'
+	$(PY) bench/accuracy.py
+	$(PY) bench/speed.py
+
+clean:
+	rm -rf $(VENV) build appliance/native/*.so native/*.c
