@@ -1,0 +1,12 @@
+"""Compiled DSP (Cython sources live in the repository's native/ folder)."""
+
+try:
+    from .conversation import analyse_conversation
+    from .vad import BAND_EDGES_HZ, PartyDetector, Segmenter
+except ImportError as exc:  # pragma: no cover - only on a broken install
+    raise ImportError(
+        "the compiled DSP modules are missing: reinstall the package with "
+        "`pip install -e .` (it builds native/*.pyx)"
+    ) from exc
+
+__all__ = ["PartyDetector", "Segmenter", "analyse_conversation", "BAND_EDGES_HZ"]

@@ -1,0 +1,173 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Conversation structure from two parties' speech segments.
+
+Input: each party's closed speech segments in frames (start, end exclusive), as the
+per-party detectors emit them. Output: overlaps, interruptions (who over whom), mutual
+silences (dead air), turns, talk time and share, longest monologue, reply latency.
+
+Definitions (all thresholds in frames, configurable from seconds by the caller):
+- overlap: both parties inside a segment for at least ``overlap_min`` frames;
+- turn span: a party's segments joined across pauses shorter than ``turn_pause``; inside
+  its span a party is mid-turn (a pause between phrases does not give up the floor);
+- interruption: a party starts a new turn (not resuming its own span) while the other is
+  mid-turn (its span began more than ``overlap_min`` earlier), speaks a segment of at
+  least ``backchannel_max`` (shorter is a backchannel such as "ага"), and the other keeps
+  talking over it for at least ``overlap_min``;
+- silence: neither party speaks for at least ``silence_min`` frames; marked ``lead`` before
+  the first speech, ``tail`` after the last, ``inner`` otherwise (dead air proper);
+- turn: the floor passes to a party when it speaks a segment that is not a backchannel over
+  the other; a turn also ends at a silence of ``silence_min``. A turn's length is from its
+  first segment's start to its last segment's end; the longest is the longest monologue;
+- reply latency: gap between the end of one party's turn and the start of the other's next
+  turn, when positive.
+
+The result depends only on the segments, so streaming and batch analysis agree exactly.
+"""
+
+AGENT = 0
+CLIENT = 1
+
+
+cdef inline long long _overlap(long long a0, long long a1, long long b0, long long b1):
+    cdef long long lo = a0 if a0 > b0 else b0
+    cdef long long hi = a1 if a1 < b1 else b1
+    return hi - lo if hi > lo else 0
+
+
+def _spans(list segs, int gap):
+    cdef list out = []
+    cdef Py_ssize_t last
+    for s, e in segs:
+        last = len(out) - 1     # no negative indexing: wraparound is off in this module
+        if last >= 0 and s - out[last][1] < gap:
+            if e > out[last][1]:
+                out[last] = (out[last][0], e)
+        else:
+            out.append((s, e))
+    return out
+
+
+def analyse_conversation(list agent, list client, long long total_frames,
+                         int overlap_min=10, int backchannel_max=30, int silence_min=150,
+                         int turn_pause=50):
+    """Return a dict of conversation events and per-party figures, all in frames."""
+    cdef list parties = [sorted(agent), sorted(client)]
+    cdef list overlaps = []
+    cdef list interruptions = []
+    cdef list silences = []
+    cdef long long s0, e0, s1, e1, lo, hi, start, end, ov
+    cdef Py_ssize_t i, j, n0, n1
+    cdef int p, q
+
+    # Overlaps: two-pointer sweep over both sorted lists.
+    a, c = parties[0], parties[1]
+    n0, n1 = len(a), len(c)
+    i = j = 0
+    while i < n0 and j < n1:
+        s0, e0 = a[i]
+        s1, e1 = c[j]
+        lo = s0 if s0 > s1 else s1
+        hi = e0 if e0 < e1 else e1
+        if hi - lo >= overlap_min:
+            overlaps.append((lo, hi))
+        if e0 <= e1:
+            i += 1
+        else:
+            j += 1
+
+    # Turn spans: a party's segments joined across pauses shorter than turn_pause. A party
+    # is "mid-turn" inside its span; a segment that starts a span starts a new turn.
+    spans = [_spans(parties[0], turn_pause), _spans(parties[1], turn_pause)]
+
+    # Interruptions and backchannels: judged against the other party's turn in progress.
+    cdef list backchannel = [set(), set()]
+    cdef Py_ssize_t k
+    for p in range(2):
+        q = 1 - p
+        own, other, other_segs = spans[p], spans[q], parties[q]
+        j = 0
+        k = 0
+        for i in range(len(parties[p])):
+            start, end = parties[p][i]
+            while j < len(other) and other[j][1] <= start:
+                j += 1
+            if j >= len(other):
+                break
+            s1, e1 = other[j]
+            if not (s1 < start - overlap_min and start < e1):
+                continue                    # the other party is not mid-turn
+            if end - start < backchannel_max:
+                backchannel[p].add(i)
+                continue
+            while k < len(own) and own[k][1] <= start:
+                k += 1
+            if k < len(own) and own[k][0] < start:
+                continue                    # resuming its own turn, not cutting in
+            ov = 0
+            for s0, e0 in other_segs:
+                if s0 >= end:
+                    break
+                ov += _overlap(start, end, s0, e0)
+            if ov >= overlap_min:
+                interruptions.append((start, p, q))
+    interruptions.sort()
+
+    # Mutual silences over the union of both parties' speech.
+    merged = sorted(a + c)
+    cdef long long cursor = 0
+    cdef long long first_speech = merged[0][0] if merged else total_frames
+    for start, end in merged:
+        if start - cursor >= silence_min:
+            silences.append((cursor, start, "lead" if cursor == 0 and start == first_speech
+                             else "inner"))
+        if end > cursor:
+            cursor = end
+    if total_frames - cursor >= silence_min:
+        silences.append((cursor, total_frames, "whole" if not merged else "tail"))
+
+    # Turns: walk segments of both parties in start order.
+    events = sorted([(s, e, 0, k) for k, (s, e) in enumerate(a)] +
+                    [(s, e, 1, k) for k, (s, e) in enumerate(c)])
+    cdef list turns = []            # (party, start, end)
+    cdef int holder = -1
+    cdef long long t_start = 0, t_end = 0
+    for start, end, p, k in events:
+        if k in backchannel[p]:
+            continue
+        if holder == p and start - t_end < silence_min:
+            if end > t_end:
+                t_end = end
+            continue
+        if holder >= 0:
+            turns.append((holder, t_start, t_end))
+        holder, t_start, t_end = p, start, end
+    if holder >= 0:
+        turns.append((holder, t_start, t_end))
+
+    talk = [sum(e - s for s, e in parties[p]) for p in range(2)]
+    per_party = []
+    for p in range(2):
+        mine = [t for t in turns if t[0] == p]
+        latencies = []
+        for k in range(1, len(turns)):
+            if turns[k][0] == p and turns[k - 1][0] != p:
+                gap = turns[k][1] - turns[k - 1][2]
+                if 0 < gap < silence_min:
+                    latencies.append(gap)
+        per_party.append({
+            "talk": talk[p],
+            "segments": len(parties[p]),
+            "turns": len(mine),
+            "longest_monologue": max([t[2] - t[1] for t in mine], default=0),
+            "interruptions_made": sum(1 for x in interruptions if x[1] == p),
+            "backchannels": len(backchannel[p]),
+            "reply_latencies": latencies,
+        })
+
+    return {
+        "overlaps": overlaps,
+        "interruptions": interruptions,
+        "silences": silences,
+        "turns": turns,
+        "parties": per_party,
+    }
