@@ -1,0 +1,183 @@
+"""Typed settings: embedded defaults, a TOML file, then environment overrides.
+
+Environment overrides are ``APPLIANCE_<SECTION>__<KEY>`` (double underscore between the
+section and the key), e.g. ``APPLIANCE_CONVERSATION__DEAD_AIR_MIN_S=5``. Every invalid value
+is rejected with the key, the value given and what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ENV_PREFIX = "APPLIANCE_"
+CONFIG_ENV = "APPLIANCE_CONFIG"
+
+
+class ConfigError(ValueError):
+    """A setting is missing, malformed or out of range; the message says which and why."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class VadSettings(_Section):
+    """Per-party voice activity detection."""
+
+    threshold: float = Field(0.5, ge=0.05, le=10.0,
+                             description="band-averaged log likelihood ratio above which a frame is voiced")
+    level_floor_dbfs: float = Field(-55.0, ge=-90.0, le=-10.0,
+                                    description="frames quieter than this are never speech")
+    onset_ms: int = Field(40, ge=20, le=500, description="voiced time before a segment opens")
+    hangover_ms: int = Field(300, ge=0, le=3000, description="pause bridged inside a segment")
+    min_speech_ms: int = Field(100, ge=20, le=2000, description="shorter segments are dropped")
+    noise_window_s: float = Field(1.5, ge=0.5, le=10.0, description="noise-floor tracking window")
+
+
+class ConversationSettings(_Section):
+    """Thresholds of the conversation state machine."""
+
+    backchannel_max_s: float = Field(0.6, ge=0.1, le=3.0,
+                                     description="shorter speech over the other party is a backchannel, not an interruption")
+    overlap_min_s: float = Field(0.2, ge=0.02, le=2.0, description="shorter overlaps are ignored")
+    turn_pause_s: float = Field(1.0, ge=0.2, le=5.0,
+                                description="a pause shorter than this keeps the floor with the speaker")
+    dead_air_min_s: float = Field(3.0, ge=0.5, le=120.0, description="mutual silence counted as dead air")
+
+
+class ChannelSettings(_Section):
+    """Which channel of a stereo recording carries which party."""
+
+    agent_channel: Literal[0, 1] = 0
+
+    @property
+    def client_channel(self) -> int:
+        return 1 - self.agent_channel
+
+
+class FileSettings(_Section):
+    """Limits for imported recordings."""
+
+    max_duration_h: float = Field(12.0, gt=0, le=48.0, description="longer recordings are refused")
+    block_s: float = Field(2.0, ge=0.1, le=30.0, description="decoding block: bounds memory")
+
+
+class PathSettings(_Section):
+    data_dir: Path = Path("data")
+
+    @property
+    def inbox(self) -> Path:
+        return self.data_dir / "inbox"
+
+    @property
+    def calls(self) -> Path:
+        return self.data_dir / "calls"
+
+
+class LogSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class InboxSettings(_Section):
+    """Recordings the PBX writes into the inbox folder are analysed as they appear."""
+
+    enabled: bool = True
+    poll_s: float = Field(2.0, ge=0.2, le=300.0)
+    settle_s: float = Field(3.0, ge=0.0, le=600.0,
+                            description="a file must stop growing this long before it is read")
+
+
+class Settings(_Section):
+    """All settings of the appliance."""
+
+    vad: VadSettings = VadSettings()
+    conversation: ConversationSettings = ConversationSettings()
+    channels: ChannelSettings = ChannelSettings()
+    files: FileSettings = FileSettings()
+    paths: PathSettings = PathSettings()
+    log: LogSettings = LogSettings()
+    inbox: InboxSettings = InboxSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Settings":
+        if self.conversation.overlap_min_s >= self.conversation.backchannel_max_s:
+            raise ValueError("conversation.overlap_min_s must be smaller than "
+                             "conversation.backchannel_max_s")
+        return self
+
+
+def _describe(err: Mapping[str, Any], source: str) -> str:
+    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        return f"{key}: unknown setting (in {source}); check the spelling against docs/configuration.md"
+    given = err.get("input")
+    allowed = err["msg"]
+    ctx = err.get("ctx") or {}
+    if "expected" in ctx:
+        allowed = f"expected {ctx['expected']}"
+    return f"{key} = {given!r}: {allowed} (in {source})"
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        try:  # numbers and booleans as JSON, anything else as a string
+            value: Any = json.loads(raw)
+            if isinstance(value, (dict, list)):
+                value = raw
+        except ValueError:
+            value = raw
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def load_settings(path: str | os.PathLike[str] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from defaults, the TOML file (if any) and the environment.
+
+    ``path`` defaults to ``$APPLIANCE_CONFIG``; with neither, embedded defaults are used.
+    Raises ConfigError with one line per problem.
+    """
+    environ = os.environ if environ is None else environ
+    path = path or environ.get(CONFIG_ENV) or None
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path:
+        source = str(path)
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist; create it or unset "
+                              f"{CONFIG_ENV} to run on embedded defaults") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    env = _env_overrides(environ)
+    try:
+        settings = Settings.model_validate(_merge(data, env))
+    except ValidationError as exc:
+        where = f"{source} or {ENV_PREFIX}* environment" if env else source
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(
+            _describe(e, where) for e in exc.errors())) from None
+    return settings

@@ -1,0 +1,41 @@
+"""Structured, greppable log lines: `ts level logger event key=value ...`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+_RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+def _fmt_value(value: Any) -> str:
+    text = str(value)
+    if not text or any(ch in text for ch in ' "=\n'):
+        text = '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return text
+
+
+class KeyValueFormatter(logging.Formatter):
+    """Formats a record as one line; extra fields become key=value pairs."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = self.formatTime(record, "%Y-%m-%dT%H:%M:%S")
+        parts = [f"{ts}.{int(record.msecs):03d}", record.levelname.lower(), record.name,
+                 record.getMessage()]
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED and not key.startswith("_"):
+                parts.append(f"{key}={_fmt_value(value)}")
+        line = " ".join(parts)
+        if record.exc_info:
+            line += " exc=" + _fmt_value(self.formatException(record.exc_info))
+        return line
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """Route all appliance logs to stderr in key=value form."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(KeyValueFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
