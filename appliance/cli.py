@@ -1,0 +1,85 @@
+"""Command line: `appliance run | analyze | config`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from . import __version__
+from .config import ConfigError, Settings, load_settings
+from .system.logs import setup_logging
+
+log = logging.getLogger("appliance.cli")
+
+
+def _cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
+    from .analysis.summary import render_summary
+    from .sources.files import AudioFileError, analyse_files
+
+    if args.agent_channel is not None:
+        settings.channels.agent_channel = args.agent_channel
+    try:
+        result = analyse_files(args.files, settings)
+    except AudioFileError as exc:
+        print(f"appliance analyze: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        json.dump(result, sys.stdout, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        print(render_summary(result))
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from .app import run
+
+    return run(settings)
+
+
+def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    print(json.dumps(settings.model_dump(mode="json"), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="appliance", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"appliance {__version__}")
+    parser.add_argument("-c", "--config", help="TOML settings file (default: $APPLIANCE_CONFIG, "
+                        "else embedded defaults)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run the appliance daemon")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("analyze", help="analyse a recorded call: one stereo file or two mono "
+                       "files (agent, client)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print the call JSON")
+    p.add_argument("--agent-channel", type=int, choices=(0, 1),
+                   help="stereo channel that carries the agent (default from settings: 0)")
+    p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser("config", help="print the effective settings")
+    p.set_defaults(func=_cmd_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"appliance: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log.level)
+    if args.command == "analyze" and len(args.files) > 2:
+        print("appliance analyze: give one stereo file or two mono files", file=sys.stderr)
+        return 2
+    return args.func(args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

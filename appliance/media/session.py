@@ -1,0 +1,73 @@
+"""One call in progress: per-party PCM in, analysis out. Every source feeds this class."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..analysis.call_metrics import SCHEMA, conversation_metrics
+from ..analysis.dsp import PartyStream
+from ..config import Settings
+from ..media.frames import PIPELINE_RATE, PARTIES, Party
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CallMeta:
+    """What a source knows about a call besides its audio."""
+
+    source: str                      # "file", "sip", "siprec"
+    call_id: str
+    started_at: float = field(default_factory=time.time)
+    direction: str | None = None     # "inbound" / "outbound" when known
+    agent: str | None = None
+    client: str | None = None
+    notes: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class CallSession:
+    """Streams both parties of one call through the DSP; ``finish()`` returns the call JSON.
+
+    ``feed`` accepts any chunk length; results do not depend on how the audio was chunked.
+    """
+
+    def __init__(self, settings: Settings, meta: CallMeta) -> None:
+        self.settings = settings
+        self.meta = meta
+        self.parties: dict[Party, PartyStream] = {p: PartyStream(settings.vad) for p in PARTIES}
+        self._finished = False
+
+    def feed(self, party: Party, pcm: np.ndarray) -> None:
+        """Add 16 kHz int16 samples of one party."""
+        if self._finished:
+            raise RuntimeError(f"call {self.meta.call_id} already finished")
+        for start, end in self.parties[party].feed(pcm):
+            log.debug("segment", extra={"call": self.meta.call_id, "party": party,
+                                        "start_frame": start, "end_frame": end})
+
+    def finish(self) -> dict[str, Any]:
+        """Close the call: flush open segments and compute its metrics."""
+        if not self._finished:
+            for stream in self.parties.values():
+                stream.finish()
+            self._finished = True
+        total = max(s.frames for s in self.parties.values())
+        result: dict[str, Any] = {"schema": SCHEMA, "call": asdict(self.meta)}
+        result.update(conversation_metrics(self.parties["agent"].segments,
+                                           self.parties["client"].segments, total,
+                                           self.settings.conversation))
+        log.info("call analysed", extra={"call": self.meta.call_id,
+                                         "duration_s": result["duration_s"],
+                                         "segments": len(result["segments"]),
+                                         "interruptions": len(result["interruptions"])})
+        return result
+
+    @property
+    def sample_rate(self) -> int:
+        return PIPELINE_RATE

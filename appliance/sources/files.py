@@ -1,0 +1,209 @@
+"""Recordings on disk as a call source: a stereo file (one party per channel) or two mono files.
+
+Decoding (WAV PCM 8/16/24/32-bit, float, A-law, mu-law; FLAC) is libsndfile's; the audio is
+read in blocks and resampled as a stream, so memory stays bounded whatever the length.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from ..config import Settings
+from ..media.frames import PIPELINE_RATE
+from ..media.session import CallMeta, CallSession
+
+log = logging.getLogger(__name__)
+
+MIN_RATE, MAX_RATE = 8000, 192000
+
+
+class AudioFileError(ValueError):
+    """A recording cannot be analysed; the message says what is wrong and what to do."""
+
+
+@dataclass
+class TrackInfo:
+    path: Path
+    channel: int                # channel of the file that carries this party
+    sample_rate: int
+    frames: int                 # as announced by the header
+    format: str
+    subtype: str
+
+
+@dataclass
+class FileCall:
+    """The two parties' tracks of one recorded call."""
+
+    agent: TrackInfo
+    client: TrackInfo
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float:
+        return max(t.frames / t.sample_rate for t in (self.agent, self.client))
+
+
+def _probe(path: Path) -> sf._SoundFileInfo:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise AudioFileError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise AudioFileError(f"{path}: cannot be read ({exc.strerror})") from None
+    if not path.is_file():
+        raise AudioFileError(f"{path}: not a regular file")
+    if size == 0:
+        raise AudioFileError(f"{path}: the file is empty (0 bytes); the recording was not written")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioFileError(
+            f"{path}: not a readable WAV or FLAC recording ({exc}); check that the PBX writes "
+            "WAV (PCM, A-law or mu-law) or FLAC") from None
+    if not MIN_RATE <= info.samplerate <= MAX_RATE:
+        raise AudioFileError(f"{path}: sample rate {info.samplerate} Hz is outside "
+                             f"{MIN_RATE}-{MAX_RATE} Hz")
+    if info.frames <= 0:
+        raise AudioFileError(f"{path}: the file holds no audio (0 samples)")
+    return info
+
+
+def open_call_files(paths: list[str | os.PathLike[str]], settings: Settings) -> FileCall:
+    """Check one stereo file or two mono files (agent first) and describe their tracks."""
+    if not 1 <= len(paths) <= 2:
+        raise AudioFileError(f"give one stereo file or two mono files, not {len(paths)}")
+    infos = [(Path(p), _probe(Path(p))) for p in paths]
+    max_s = settings.files.max_duration_h * 3600
+    for path, info in infos:
+        if info.frames / info.samplerate > max_s:
+            raise AudioFileError(
+                f"{path}: {info.frames / info.samplerate / 3600:.1f} h is longer than "
+                f"files.max_duration_h = {settings.files.max_duration_h}; split the recording "
+                "or raise the limit")
+
+    def track(path: Path, info: Any, channel: int) -> TrackInfo:
+        return TrackInfo(path, channel, info.samplerate, info.frames, info.format, info.subtype)
+
+    if len(infos) == 1:
+        path, info = infos[0]
+        if info.channels != 2:
+            what = "mono" if info.channels == 1 else f"{info.channels}-channel"
+            raise AudioFileError(
+                f"{path}: a {what} recording; the analysis needs each party on its own channel: "
+                "give a stereo file (agent and client channels) or two mono files")
+        a = settings.channels.agent_channel
+        return FileCall(track(path, info, a), track(path, info, 1 - a))
+    for path, info in infos:
+        if info.channels != 1:
+            raise AudioFileError(f"{path}: has {info.channels} channels; with two files, "
+                                 "each must be mono (first agent, then client)")
+    return FileCall(track(*infos[0], 0), track(*infos[1], 0))
+
+
+def _file_blocks(track: TrackInfo, channels: list[int], block_s: float,
+                 notes: list[str]) -> Iterator[np.ndarray]:
+    """Yield float32 blocks (samples x len(channels)) of one file at the pipeline rate."""
+    block = max(256, int(track.sample_rate * block_s))
+    resampler = (None if track.sample_rate == PIPELINE_RATE else
+                 soxr.ResampleStream(track.sample_rate, PIPELINE_RATE, len(channels),
+                                     dtype="float32"))
+    read = 0
+    try:
+        fh = sf.SoundFile(str(track.path))
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise AudioFileError(f"{track.path}: cannot be opened for reading ({exc})") from None
+    with fh:
+        while True:
+            try:
+                data = fh.read(block, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                notes.append(f"{track.path.name}: unreadable after "
+                             f"{read / track.sample_rate:.2f} s ({exc}); analysed up to there")
+                break
+            if data.shape[0] == 0:
+                break
+            read += data.shape[0]
+            data = np.ascontiguousarray(data[:, channels])
+            if not np.isfinite(data).all():
+                data = np.nan_to_num(data, nan=0.0, posinf=1.0, neginf=-1.0)
+            yield data if resampler is None else resampler.resample_chunk(data)
+    if resampler is not None:
+        yield resampler.resample_chunk(np.zeros((0, len(channels)), np.float32), last=True)
+    if read < track.frames:
+        notes.append(f"{track.path.name}: truncated: header announced "
+                     f"{track.frames / track.sample_rate:.2f} s, read "
+                     f"{read / track.sample_rate:.2f} s")
+
+
+def to_int16(x: np.ndarray) -> np.ndarray:
+    """Float samples in [-1, 1] to int16 with saturation."""
+    return np.clip(np.rint(x * 32767.0), -32768, 32767).astype(np.int16)
+
+
+def _aligned(a: Iterator[np.ndarray], b: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """Zip two mono block streams into stereo blocks; the shorter is padded with silence."""
+    its, pending, alive = [a, b], [np.zeros(0, np.float32)] * 2, [True, True]
+    while any(alive):
+        for i in (0, 1):
+            while alive[i] and len(pending[i]) <= len(pending[1 - i]):
+                try:
+                    pending[i] = np.concatenate([pending[i], next(its[i])[:, 0]])
+                except StopIteration:
+                    alive[i] = False
+        n = min(map(len, pending)) if all(alive) else max(map(len, pending))
+        if n == 0:
+            continue
+        out = np.zeros((n, 2), np.float32)
+        for i in (0, 1):
+            take = pending[i][:n]
+            out[: len(take), i] = take
+            pending[i] = pending[i][n:]
+        yield out
+
+
+def iter_call_blocks(call: FileCall, settings: Settings) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (agent, client) int16 blocks of equal length at the pipeline rate."""
+    block_s = settings.files.block_s
+    if call.agent.path == call.client.path:
+        blocks = _file_blocks(call.agent, [call.agent.channel, call.client.channel], block_s,
+                              call.notes)
+    else:
+        blocks = _aligned(_file_blocks(call.agent, [0], block_s, call.notes),
+                          _file_blocks(call.client, [0], block_s, call.notes))
+    for block in blocks:
+        if len(block):
+            pcm = to_int16(block)
+            yield pcm[:, 0], pcm[:, 1]
+
+
+def analyse_files(paths: list[str | os.PathLike[str]], settings: Settings,
+                  call_id: str | None = None) -> dict[str, Any]:
+    """Run the whole call pipeline on a recorded call and return the call JSON."""
+    call = open_call_files(paths, settings)
+    meta = CallMeta(source="file", call_id=call_id or Path(paths[0]).stem,
+                    started_at=os.path.getmtime(paths[0]),
+                    extra={"files": [str(p) for p in paths],
+                           "sample_rate": call.agent.sample_rate,
+                           "format": f"{call.agent.format}/{call.agent.subtype}"})
+    session = CallSession(settings, meta)
+    for agent, client in iter_call_blocks(call, settings):
+        session.feed("agent", agent)
+        session.feed("client", client)
+    meta.notes.extend(call.notes)
+    for note in call.notes:
+        log.warning("file note", extra={"call": meta.call_id, "note": note})
+    result = session.finish()
+    if result["duration_s"] == 0 or math.isclose(result["duration_s"], 0.0):
+        raise AudioFileError(f"{paths[0]}: shorter than one 20 ms frame; nothing to analyse")
+    return result

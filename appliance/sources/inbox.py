@@ -1,0 +1,101 @@
+"""Recordings the PBX already wrote: a folder watched for stereo files.
+
+A file is taken once it has stopped growing for ``inbox.settle_s``; its analysis is written
+to ``calls/<name>.json`` and the recording moved to ``calls/``; a file that cannot be
+analysed goes to ``inbox/failed/`` with a ``.error.txt`` beside it saying why. Nothing is
+deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from ..config import Settings
+from .files import AudioFileError, analyse_files
+
+log = logging.getLogger(__name__)
+
+AUDIO_SUFFIXES = {".wav", ".flac"}
+
+
+def write_json_atomic(path: Path, data: object) -> None:
+    """Write JSON so that a crash leaves either the old file or the new one, never half."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, ensure_ascii=False, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class InboxWatcher:
+    """Polls the inbox and analyses each settled recording through the call pipeline."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.inbox = settings.paths.inbox
+        self.failed = self.inbox / "failed"
+        self.calls = settings.paths.calls
+        for d in (self.inbox, self.failed, self.calls):
+            d.mkdir(parents=True, exist_ok=True)
+        self._seen: dict[Path, tuple[int, float]] = {}
+
+    def _settled(self, path: Path, now: float) -> bool:
+        st = path.stat()
+        key = (st.st_size, st.st_mtime)
+        prev = self._seen.get(path)
+        if prev is None or prev[0] != key[0]:
+            self._seen[path] = (st.st_size, now)
+            return False
+        return now - prev[1] >= self.settings.inbox.settle_s
+
+    def poll_once(self, now: float | None = None) -> list[Path]:
+        """Analyse every settled file; return the JSON files written."""
+        now = time.monotonic() if now is None else now
+        written = []
+        for path in sorted(self.inbox.iterdir()):
+            if not path.is_file() or path.suffix.lower() not in AUDIO_SUFFIXES:
+                continue
+            try:
+                if not self._settled(path, now):
+                    continue
+            except FileNotFoundError:
+                continue
+            self._seen.pop(path, None)
+            written.extend(self._process(path))
+        return written
+
+    def _process(self, path: Path) -> list[Path]:
+        try:
+            result = analyse_files([path], self.settings)
+        except AudioFileError as exc:
+            log.error("recording rejected", extra={"file": path.name, "reason": str(exc)})
+            os.replace(path, self.failed / path.name)
+            (self.failed / f"{path.name}.error.txt").write_text(str(exc) + "\n", encoding="utf-8")
+            return []
+        out = self.calls / f"{path.stem}.json"
+        os.replace(path, self.calls / path.name)
+        result["call"]["extra"]["files"] = [str(self.calls / path.name)]
+        write_json_atomic(out, result)
+        log.info("recording analysed", extra={"file": path.name, "json": out.name})
+        return [out]
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll until ``stop`` is set."""
+        log.info("inbox watching", extra={"dir": str(self.inbox)})
+        while not stop.is_set():
+            try:
+                self.poll_once()
+            except OSError as exc:
+                log.error("inbox poll failed", extra={"reason": str(exc)})
+            stop.wait(self.settings.inbox.poll_s)
