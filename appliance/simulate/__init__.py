@@ -1,0 +1,1 @@
+"""Simulated calls and PBX traffic built from real speech recordings (tests, bench, demo)."""
