@@ -36,6 +36,7 @@ class VadSettings(_Section):
                                     description="frames quieter than this are never speech")
     onset_ms: int = Field(40, ge=20, le=500, description="voiced time before a segment opens")
     hangover_ms: int = Field(300, ge=0, le=3000, description="pause bridged inside a segment")
+    tail_ms: int = Field(40, ge=0, le=500, description="kept after the last voiced frame")
     min_speech_ms: int = Field(100, ge=20, le=2000, description="shorter segments are dropped")
     noise_window_s: float = Field(1.5, ge=0.5, le=10.0, description="noise-floor tracking window")
 

@@ -50,7 +50,7 @@ cdef class Segmenter:
     cdef list _segments
 
     def __cinit__(self, int onset_frames=2, int hangover_frames=15, int min_speech_frames=5,
-                  int tail_frames=1):
+                  int tail_frames=2):
         if onset_frames < 1 or hangover_frames < 0 or min_speech_frames < 1 or tail_frames < 0:
             raise ValueError("onset_frames and min_speech_frames must be >= 1; hangover_frames "
                              "and tail_frames must be >= 0")
@@ -150,7 +150,7 @@ cdef class PartyDetector:
 
     def __cinit__(self, int sample_rate=16000, double threshold=0.5, double level_floor_db=-55.0,
                   int onset_frames=2, int hangover_frames=15, int min_speech_frames=5,
-                  int tail_frames=1, double noise_bias=1.6, double noise_window_s=1.5):
+                  int tail_frames=2, double noise_bias=1.6, double noise_window_s=1.5):
         if sample_rate not in (8000, 16000):
             raise ValueError(f"sample_rate must be 8000 or 16000, got {sample_rate}")
         self.segmenter = Segmenter(onset_frames, hangover_frames, min_speech_frames, tail_frames)
@@ -258,6 +258,8 @@ cdef class PartyDetector:
         """Score the frame now complete in history; returns the band-averaged log LR."""
         cdef int n = self.fft_len, i, k, b, nb = self.n_bands
         cdef double p, total = 0.0, gamma, x, llr = 0.0, floor_k, wmin
+        cdef double power[MAX_BANDS]
+        cdef int learn
         for i in range(n):
             self.re[i] = self.history[i] * self.window[i]
             self.im[i] = 0.0
@@ -266,19 +268,28 @@ cdef class PartyDetector:
             p = 0.0
             for b in range(self.band_lo[k], self.band_hi[k]):
                 p += self.re[b] * self.re[b] + self.im[b] * self.im[b]
-            p *= self.power_norm
-            total += p
-            # Minimum statistics on the smoothed band power.
-            if self.frames_done == 0:
-                self.smooth[k] = p
-            else:
-                self.smooth[k] = 0.7 * self.smooth[k] + 0.3 * p
-            if self.smooth[k] < self.cur_min[k]:
-                self.cur_min[k] = self.smooth[k]
+            power[k] = p * self.power_norm
+            total += power[k]
+        level_db[0] = 10.0 * log10(total + 1e-12)
+        # The noise floor learns only from frames whose window is full of real audio and that
+        # are not digital silence (packet loss, muted line): a zero-padded or dropped-out frame
+        # would drag the minimum down and make the next noise window look like speech.
+        learn = self.frames_done * self.frame_len >= n and level_db[0] > self.level_floor_db - 35.0
+        for k in range(nb):
+            p = power[k]
+            if learn:
+                if self.smooth[k] == 0.0:
+                    self.smooth[k] = p
+                else:
+                    self.smooth[k] = 0.7 * self.smooth[k] + 0.3 * p
+                if self.smooth[k] < self.cur_min[k]:
+                    self.cur_min[k] = self.smooth[k]
             wmin = self.cur_min[k]
             for i in range(self.sub_filled):
                 if self.sub_min[i][k] < wmin:
                     wmin = self.sub_min[i][k]
+            if wmin >= BIG:
+                return 0.0              # nothing learnt yet: no decision possible
             floor_k = self.noise_bias * wmin + 1e-14
             gamma = p / floor_k
             if gamma > 1e4:
@@ -292,17 +303,17 @@ cdef class PartyDetector:
             if x < 0.003:
                 x = 0.003
             llr += gamma * x / (1.0 + x) - log(1.0 + x)
-        # Advance the minimum-statistics sub-window.
-        self.sub_count += 1
-        if self.sub_count >= self.sub_len:
-            for k in range(nb):
-                self.sub_min[self.sub_pos][k] = self.cur_min[k]
-                self.cur_min[k] = BIG
-            self.sub_pos = (self.sub_pos + 1) % SUBWINDOWS
-            if self.sub_filled < SUBWINDOWS:
-                self.sub_filled += 1
-            self.sub_count = 0
-        level_db[0] = 10.0 * log10(total + 1e-12)
+        if learn:
+            # Advance the minimum-statistics sub-window.
+            self.sub_count += 1
+            if self.sub_count >= self.sub_len:
+                for k in range(nb):
+                    self.sub_min[self.sub_pos][k] = self.cur_min[k]
+                    self.cur_min[k] = BIG
+                self.sub_pos = (self.sub_pos + 1) % SUBWINDOWS
+                if self.sub_filled < SUBWINDOWS:
+                    self.sub_filled += 1
+                self.sub_count = 0
         return llr / nb
 
     def process(self, const int16_t[::1] pcm):

@@ -20,6 +20,7 @@ def make_detector(vad: VadSettings, sample_rate: int = PIPELINE_RATE) -> PartyDe
         onset_frames=s_to_frames(vad.onset_ms / 1000),
         hangover_frames=int(round(vad.hangover_ms / 20)),
         min_speech_frames=s_to_frames(vad.min_speech_ms / 1000),
+        tail_frames=int(round(vad.tail_ms / 20)),
         noise_window_s=vad.noise_window_s,
     )
 
