@@ -1,0 +1,123 @@
+"""The alternatives the appliance's DSP is measured against, behind one interface.
+
+Each peer turns one party's 16 kHz int16 audio into speech segments (20 ms frames). The
+frame-level VADs (webrtcvad, Silero) go through the appliance's own segmenter with the same
+settings, so a comparison measures the voice detector itself. call-ai-metrics is a whole
+call analyser: its own segments and interruptions are used as it reports them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Any, Callable
+
+import numpy as np
+
+from appliance.analysis.dsp import PartyStream
+from appliance.config import Settings
+from appliance.media.frames import FRAME_S, s_to_frames
+from appliance.native import Segmenter
+
+RATE = 16000
+FRAME = 320
+
+Segments = list[tuple[int, int]]
+
+
+def segment_decisions(flags: np.ndarray, settings: Settings) -> Segments:
+    """Frame decisions through the appliance's segmenter (same onset/hangover/min length)."""
+    v = settings.vad
+    seg = Segmenter(onset_frames=s_to_frames(v.onset_ms / 1000),
+                    hangover_frames=int(round(v.hangover_ms / 20)),
+                    min_speech_frames=s_to_frames(v.min_speech_ms / 1000),
+                    tail_frames=int(round(v.tail_ms / 20)))
+    seg.push_many(np.ascontiguousarray(flags, dtype=np.uint8))
+    seg.flush()
+    return seg.take_segments()
+
+
+def appliance_vad(pcm: np.ndarray, settings: Settings) -> Segments:
+    stream = PartyStream(settings.vad)
+    stream.feed(pcm)
+    stream.finish()
+    return stream.segments
+
+
+def webrtc_flags(pcm: np.ndarray, mode: int) -> np.ndarray:
+    import webrtcvad
+
+    vad = webrtcvad.Vad(mode)
+    raw = pcm.astype("<i2").tobytes()
+    n = len(pcm) // FRAME
+    return np.array([vad.is_speech(raw[i * FRAME * 2:(i + 1) * FRAME * 2], RATE)
+                     for i in range(n)], dtype=np.uint8)
+
+
+class SileroVad:
+    """Silero VAD (the ONNX file shipped in the silero-vad wheel) through onnxruntime."""
+
+    WINDOW, CONTEXT = 512, 64
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        import onnxruntime as ort
+
+        spec = importlib.util.find_spec("silero_vad")
+        if spec is None or spec.origin is None:
+            raise RuntimeError("install silero-vad==6.2.3 with --no-deps for this benchmark")
+        path = os.path.join(os.path.dirname(spec.origin), "data", "silero_vad.onnx")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        self.threshold = threshold
+
+    def probabilities(self, pcm: np.ndarray) -> np.ndarray:
+        x = pcm.astype(np.float32) / 32768.0
+        state = np.zeros((2, 1, 128), np.float32)
+        context = np.zeros((1, self.CONTEXT), np.float32)
+        sr = np.array(RATE, dtype=np.int64)
+        n = len(x) // self.WINDOW
+        probs = np.zeros(n, np.float32)
+        for i in range(n):
+            chunk = x[i * self.WINDOW:(i + 1) * self.WINDOW][None, :]
+            inp = np.concatenate([context, chunk], axis=1)
+            out, state = self.session.run(None, {"input": inp, "state": state, "sr": sr})
+            context = inp[:, -self.CONTEXT:]
+            probs[i] = out[0, 0]
+        return probs
+
+    def flags(self, pcm: np.ndarray) -> np.ndarray:
+        """Per 20 ms frame: the decision of the 32 ms window holding the frame's centre."""
+        probs = self.probabilities(pcm)
+        n = len(pcm) // FRAME
+        centres = (np.arange(n) * FRAME + FRAME // 2) // self.WINDOW
+        centres = np.minimum(centres, max(0, len(probs) - 1))
+        return (probs[centres] >= self.threshold).astype(np.uint8) if len(probs) else np.zeros(n, np.uint8)
+
+
+def call_ai_metrics_call(agent: np.ndarray, client: np.ndarray) -> dict[str, Any]:
+    """call-ai-metrics on the two channels: its segments (as frames) and interruptions."""
+    from call_ai_metrics import analyze
+
+    report = analyze([agent.astype(np.float32) / 32768.0, client.astype(np.float32) / 32768.0],
+                     sample_rate=RATE, speakers=["agent", "client"])
+    segs: dict[str, Segments] = {"agent": [], "client": []}
+    for s in report.segments:
+        segs[s.speaker].append((int(round(s.start_s / FRAME_S)), int(round(s.end_s / FRAME_S))))
+    return {
+        "segments": segs,
+        "interruptions": [(i.by, i.time_s) for i in report.interruption_events],
+        "talk_share": {name: st.talk_share for name, st in report.speakers.items()},
+    }
+
+
+def frame_vads(settings: Settings) -> dict[str, Callable[[np.ndarray], Segments]]:
+    """Per-party segmenters by name, for the accuracy and speed benchmarks."""
+    silero = SileroVad()
+    return {
+        "appliance": lambda pcm: appliance_vad(pcm, settings),
+        "webrtcvad-2": lambda pcm: segment_decisions(webrtc_flags(pcm, 2), settings),
+        "webrtcvad-3": lambda pcm: segment_decisions(webrtc_flags(pcm, 3), settings),
+        "silero": lambda pcm: segment_decisions(silero.flags(pcm), settings),
+    }
