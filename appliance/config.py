@@ -32,7 +32,7 @@ class VadSettings(_Section):
 
     threshold: float = Field(0.5, ge=0.05, le=10.0,
                              description="band-averaged log likelihood ratio above which a frame is voiced")
-    level_floor_dbfs: float = Field(-55.0, ge=-90.0, le=-10.0,
+    level_floor_dbfs: float = Field(-60.0, ge=-90.0, le=-10.0,
                                     description="frames quieter than this are never speech")
     onset_ms: int = Field(40, ge=20, le=500, description="voiced time before a segment opens")
     hangover_ms: int = Field(300, ge=0, le=3000, description="pause bridged inside a segment")
@@ -118,10 +118,11 @@ def _describe(err: Mapping[str, Any], source: str) -> str:
     if err["type"] == "extra_forbidden":
         return f"{key}: unknown setting (in {source}); check the spelling against docs/configuration.md"
     given = err.get("input")
-    allowed = err["msg"]
     ctx = err.get("ctx") or {}
     if "expected" in ctx:
-        allowed = f"expected {ctx['expected']}"
+        allowed = f"must be one of {ctx['expected']}"
+    else:
+        allowed = err["msg"].replace("Input should be", "must be").replace("Value error, ", "")
     return f"{key} = {given!r}: {allowed} (in {source})"
 
 
@@ -178,7 +179,8 @@ def load_settings(path: str | os.PathLike[str] | None = None,
     try:
         settings = Settings.model_validate(_merge(data, env))
     except ValidationError as exc:
-        where = f"{source} or {ENV_PREFIX}* environment" if env else source
+        where = source if not env else (f"{ENV_PREFIX}* environment" if source == "defaults"
+                                        else f"{source} or {ENV_PREFIX}* environment")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(
             _describe(e, where) for e in exc.errors())) from None
     return settings

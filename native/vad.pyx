@@ -148,7 +148,7 @@ cdef class PartyDetector:
     cdef bytearray _voiced
     cdef list _levels
 
-    def __cinit__(self, int sample_rate=16000, double threshold=0.5, double level_floor_db=-55.0,
+    def __cinit__(self, int sample_rate=16000, double threshold=0.5, double level_floor_db=-60.0,
                   int onset_frames=2, int hangover_frames=15, int min_speech_frames=5,
                   int tail_frames=2, double noise_bias=1.6, double noise_window_s=1.5):
         if sample_rate not in (8000, 16000):

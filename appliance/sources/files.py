@@ -79,6 +79,33 @@ def _probe(path: Path) -> sf._SoundFileInfo:
     return info
 
 
+def _wav_shortfall(path: Path) -> tuple[int, int] | None:
+    """(declared, present) bytes of a WAV data chunk cut short, else None.
+
+    libsndfile sizes a truncated WAV by what is on disk, silently; a PBX that crashed while
+    writing leaves exactly that, so it is worth a note on the call.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            size = path.stat().st_size
+            while True:
+                chunk = fh.read(8)
+                if len(chunk) < 8:
+                    return None
+                declared = int.from_bytes(chunk[4:8], "little")
+                if chunk[:4] == b"data":
+                    present = size - fh.tell()
+                    if declared != 0xFFFFFFFF and present < declared:
+                        return declared, present
+                    return None
+                fh.seek(declared + (declared & 1), 1)
+    except OSError:
+        return None
+
+
 def open_call_files(paths: list[str | os.PathLike[str]], settings: Settings) -> FileCall:
     """Check one stereo file or two mono files (agent first) and describe their tracks."""
     if not 1 <= len(paths) <= 2:
@@ -92,6 +119,15 @@ def open_call_files(paths: list[str | os.PathLike[str]], settings: Settings) -> 
                 f"files.max_duration_h = {settings.files.max_duration_h}; split the recording "
                 "or raise the limit")
 
+    notes = []
+    for path, info in infos:
+        cut = _wav_shortfall(path)
+        if cut:
+            bps = cut[1] / max(1, info.frames) or 1
+            notes.append(f"{path.name}: truncated: header announced "
+                         f"{cut[0] / bps / info.samplerate:.2f} s, file holds "
+                         f"{info.frames / info.samplerate:.2f} s; analysed what is there")
+
     def track(path: Path, info: Any, channel: int) -> TrackInfo:
         return TrackInfo(path, channel, info.samplerate, info.frames, info.format, info.subtype)
 
@@ -103,12 +139,12 @@ def open_call_files(paths: list[str | os.PathLike[str]], settings: Settings) -> 
                 f"{path}: a {what} recording; the analysis needs each party on its own channel: "
                 "give a stereo file (agent and client channels) or two mono files")
         a = settings.channels.agent_channel
-        return FileCall(track(path, info, a), track(path, info, 1 - a))
+        return FileCall(track(path, info, a), track(path, info, 1 - a), notes)
     for path, info in infos:
         if info.channels != 1:
             raise AudioFileError(f"{path}: has {info.channels} channels; with two files, "
                                  "each must be mono (first agent, then client)")
-    return FileCall(track(*infos[0], 0), track(*infos[1], 0))
+    return FileCall(track(*infos[0], 0), track(*infos[1], 0), notes)
 
 
 def _file_blocks(track: TrackInfo, channels: list[int], block_s: float,

@@ -1,0 +1,94 @@
+"""`appliance analyze` and the daemon as a user runs them."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import write_wav
+
+CLI = [sys.executable, "-m", "appliance.cli"]
+
+
+def run_cli(*args, env=None, **kw):
+    e = dict(os.environ, **(env or {}))
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, env=e, timeout=120, **kw)
+
+
+@pytest.fixture(scope="module")
+def call_wav(real_call, tmp_path_factory):
+    return write_wav(tmp_path_factory.mktemp("cli") / "call.wav", real_call[0] * 0.8)
+
+
+def test_analyze_json_schema(call_wav):
+    out = run_cli("analyze", "--json", str(call_wav))
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    assert r["schema"] == "call-analysis/1"
+    assert r["duration_s"] > 10
+    for party in ("agent", "client"):
+        p = r["parties"][party]
+        for key in ("talk_s", "talk_share", "turns", "longest_monologue_s", "interruptions_made"):
+            assert key in p
+    assert abs(r["parties"]["agent"]["talk_share"] + r["parties"]["client"]["talk_share"] - 1) < 1e-3
+    assert r["segments"] and {"party", "start", "end"} <= set(r["segments"][0])
+    for item in r["interruptions"]:
+        assert {"by", "at"} <= set(item)
+    for item in r["overlaps"] + r["silences"]:
+        assert item["start"] < item["end"]
+
+
+def test_analyze_readable_summary(call_wav):
+    out = run_cli("analyze", str(call_wav))
+    assert out.returncode == 0, out.stderr
+    assert "agent" in out.stdout and "client" in out.stdout and "dead air" in out.stdout
+
+
+def test_analyze_bad_file_exit_code_and_message(tmp_path):
+    bad = tmp_path / "x.wav"
+    bad.write_bytes(b"not audio at all" * 10)
+    out = run_cli("analyze", str(bad))
+    assert out.returncode == 2
+    assert "not a readable WAV or FLAC" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_invalid_config_is_reported(call_wav, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[conversation]\ndead_air_min_s = -1\n")
+    out = run_cli("-c", str(cfg), "analyze", str(call_wav))
+    assert out.returncode == 2
+    assert "conversation.dead_air_min_s = -1" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_run_analyses_recordings_dropped_into_the_inbox(call_wav, tmp_path):
+    data = tmp_path / "data"
+    env = {"APPLIANCE_PATHS__DATA_DIR": str(data), "APPLIANCE_INBOX__POLL_S": "0.2",
+           "APPLIANCE_INBOX__SETTLE_S": "0.3"}
+    proc = subprocess.Popen(CLI + ["run"], env=dict(os.environ, **env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        inbox = data / "inbox"
+        deadline = time.monotonic() + 30
+        while not inbox.is_dir() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        (inbox / "call.wav").write_bytes(call_wav.read_bytes())
+        (inbox / "broken.wav").write_bytes(b"garbage" * 100)
+        result = data / "calls" / "call.json"
+        failed = inbox / "failed" / "broken.wav.error.txt"
+        while not (result.exists() and failed.exists()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert result.exists() and failed.exists()
+        r = json.loads(result.read_text())
+        assert r["segments"] and (data / "calls" / "call.wav").exists()
+        assert "not a readable WAV or FLAC" in failed.read_text()
+        assert (inbox / "failed" / "broken.wav").exists()      # nothing is deleted
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "recording analysed" in err and "appliance stopped" in err
