@@ -2,9 +2,10 @@
 """Streaming voice activity detection and speech segmentation for one party.
 
 Per 20 ms frame:
-  1. sub-band powers of the telephone band (250-3500 Hz) from a Hann-windowed FFT over the
-     last 32 ms, so 16 kHz wideband and 8 kHz telephone audio are judged on the same band,
-     and mains hum (50/60 Hz and its low harmonics) never enters the decision;
+  1. sub-band powers of the telephone band (250-3500 Hz) from a Hann-windowed 256-point FFT
+     over the last 32 ms at 8 kHz (16 kHz input is first decimated by a half-band FIR), so
+     wideband and telephone audio go through the same analysis, and mains hum (50/60 Hz and
+     its low harmonics) never enters the decision;
   2. a per-band noise floor by minimum statistics (minimum of the smoothed band power over a
      ~1.5 s sliding window, bias-corrected): it follows rising and falling noise without the
      lock-up of "update only when silent" schemes;
@@ -20,11 +21,13 @@ gives identical output. Inner loops run without the GIL.
 """
 from libc.math cimport log, log10, cos, sin, M_PI
 from libc.stdint cimport int16_t, uint8_t
-from libc.stdlib cimport malloc, free
 from libc.string cimport memset, memmove
 
 cdef enum:
-    MAX_FFT = 512
+    FFT_N = 256          # 32 ms at the 8 kHz analysis rate: 31.25 Hz bins
+    HALF_N = 128         # the real FFT runs as a 128-point complex FFT plus a split step
+    FRAME8 = 160         # 20 ms at 8 kHz
+    HB_TAPS = 31         # half-band decimation filter for 16 kHz input
     MAX_BANDS = 32
     SUBWINDOWS = 5
 
@@ -120,23 +123,29 @@ cdef class PartyDetector:
     """Voice activity and speech segments of one party, fed int16 PCM as it arrives.
 
     ``process(pcm)`` consumes any number of samples (partial frames are kept for the next
-    call) and returns the number of frames completed. Per-frame results accumulate in
-    ``levels_db`` / ``voiced`` views until ``take_frames()``; closed segments accumulate
-    until ``take_segments()`` as (start_frame, end_frame) pairs, end exclusive.
+    call) and returns the number of frames completed. Per-frame voiced flags and levels
+    accumulate until ``take_frames()``; closed segments until ``take_segments()`` as
+    (start_frame, end_frame) pairs, end exclusive.
     """
-    cdef readonly int sample_rate, frame_len, fft_len, n_bands
+    cdef readonly int sample_rate, n_bands
     cdef readonly double threshold, level_floor_db, noise_bias
     cdef readonly Segmenter segmenter
     cdef readonly long long frames_done
-    # analysis state
-    cdef double* history          # last fft_len samples
-    cdef int pending              # samples of the current frame already in history
-    cdef double* window
-    cdef double* re
-    cdef double* im
-    cdef double* cos_t
-    cdef double* sin_t
-    cdef int* bitrev
+    # decimation (16 kHz input): doubled circular delay line, so a window is contiguous
+    cdef double dline[2 * HB_TAPS]
+    cdef double hb[HB_TAPS]
+    cdef int dpos, phase
+    # analysis
+    cdef double hist[FFT_N]        # last 32 ms at 8 kHz, newest at the end
+    cdef int pending               # 8 kHz samples of the current frame received
+    cdef double window[FFT_N]
+    cdef double zr[HALF_N]
+    cdef double zi[HALF_N]
+    cdef double tw_re[HALF_N]      # twiddles of the 128-point FFT
+    cdef double tw_im[HALF_N]
+    cdef double sp_re[HALF_N + 1]  # split-step twiddles exp(-2 pi i k / 256)
+    cdef double sp_im[HALF_N + 1]
+    cdef int bitrev[HALF_N]
     cdef int band_lo[MAX_BANDS]
     cdef int band_hi[MAX_BANDS]
     cdef double smooth[MAX_BANDS]
@@ -153,50 +162,45 @@ cdef class PartyDetector:
                   int tail_frames=2, double noise_bias=1.6, double noise_window_s=1.5):
         if sample_rate not in (8000, 16000):
             raise ValueError(f"sample_rate must be 8000 or 16000, got {sample_rate}")
-        self.segmenter = Segmenter(onset_frames, hangover_frames, min_speech_frames, tail_frames)
         if not noise_window_s > 0.1:
             raise ValueError(f"noise_window_s must be > 0.1 s, got {noise_window_s}")
+        self.segmenter = Segmenter(onset_frames, hangover_frames, min_speech_frames, tail_frames)
         self.sample_rate = sample_rate
-        self.frame_len = sample_rate // 50
-        self.fft_len = 512 if sample_rate == 16000 else 256
         self.threshold = threshold
         self.level_floor_db = level_floor_db
         self.noise_bias = noise_bias
         self.sub_len = max(1, <int>(noise_window_s * 50.0 / SUBWINDOWS + 0.5))
 
-        cdef int n = self.fft_len
-        self.history = <double*>malloc(n * sizeof(double))
-        self.window = <double*>malloc(n * sizeof(double))
-        self.re = <double*>malloc(n * sizeof(double))
-        self.im = <double*>malloc(n * sizeof(double))
-        self.cos_t = <double*>malloc((n // 2) * sizeof(double))
-        self.sin_t = <double*>malloc((n // 2) * sizeof(double))
-        self.bitrev = <int*>malloc(n * sizeof(int))
-        if not (self.history and self.window and self.re and self.im and self.cos_t
-                and self.sin_t and self.bitrev):
-            raise MemoryError()
-        memset(self.history, 0, n * sizeof(double))
-        cdef int i, j, bits = 0, m = n
-        cdef double wsum = 0.0
-        while m > 1:
-            bits += 1
-            m >>= 1
-        for i in range(n):
-            self.window[i] = 0.5 - 0.5 * cos(2.0 * M_PI * i / n)
+        cdef int i, j, m, bits = 7
+        cdef double wsum = 0.0, x, c = (HB_TAPS - 1) / 2.0, gain = 0.0
+        for i in range(FFT_N):
+            self.window[i] = 0.5 - 0.5 * cos(2.0 * M_PI * i / FFT_N)
             wsum += self.window[i] * self.window[i]
+        for i in range(HALF_N):
             j = 0
             m = i
             for _ in range(bits):
                 j = (j << 1) | (m & 1)
                 m >>= 1
             self.bitrev[i] = j
-        for i in range(n // 2):
-            self.cos_t[i] = cos(2.0 * M_PI * i / n)
-            self.sin_t[i] = -sin(2.0 * M_PI * i / n)
-        # Scale so that a full-scale sine in band reads about 0 dBFS.
-        self.power_norm = 1.0 / (wsum * n * 32768.0 * 32768.0 / 2.0)
+            self.tw_re[i] = cos(2.0 * M_PI * i / HALF_N)
+            self.tw_im[i] = -sin(2.0 * M_PI * i / HALF_N)
+        for i in range(HALF_N + 1):
+            self.sp_re[i] = cos(2.0 * M_PI * i / FFT_N)
+            self.sp_im[i] = -sin(2.0 * M_PI * i / FFT_N)
+        # Half-band low-pass (cut-off fs/4), Blackman-windowed sinc; every other tap is zero.
+        for i in range(HB_TAPS):
+            x = i - c
+            self.hb[i] = 0.5 if x == 0 else sin(M_PI * x / 2.0) / (M_PI * x)
+            self.hb[i] *= 0.42 + 0.5 * cos(2.0 * M_PI * x / (HB_TAPS + 1)) \
+                + 0.08 * cos(4.0 * M_PI * x / (HB_TAPS + 1))
+            gain += self.hb[i]
+        for i in range(HB_TAPS):
+            self.hb[i] /= gain
+        # A full-scale sine inside the band reads 0 dBFS.
+        self.power_norm = 4.0 / (wsum * FFT_N * 32768.0 * 32768.0)
 
-        cdef double bin_hz = <double>sample_rate / n
+        cdef double bin_hz = 8000.0 / FFT_N
         edges = BAND_EDGES_HZ
         self.n_bands = len(edges) - 1
         for i in range(self.n_bands):
@@ -204,14 +208,13 @@ cdef class PartyDetector:
             self.band_hi[i] = max(self.band_lo[i] + 1, <int>(edges[i + 1] / bin_hz + 0.5))
         self.reset()
 
-    def __dealloc__(self):
-        free(self.history); free(self.window); free(self.re); free(self.im)
-        free(self.cos_t); free(self.sin_t); free(self.bitrev)
-
     cpdef void reset(self):
         """Forget all state, as for a new call."""
         cdef int i, k
-        memset(self.history, 0, self.fft_len * sizeof(double))
+        memset(self.hist, 0, sizeof(self.hist))
+        memset(self.dline, 0, sizeof(self.dline))
+        self.dpos = 0
+        self.phase = 0
         self.pending = 0
         self.frames_done = 0
         for k in range(MAX_BANDS):
@@ -227,54 +230,63 @@ cdef class PartyDetector:
         self._voiced = bytearray()
         self._levels = []
 
-    cdef void _fft(self) noexcept nogil:
-        cdef int n = self.fft_len, i, j, size, half, step, k, start
+    cdef void _fft128(self) noexcept nogil:
+        cdef int i, j, size, half, step, k, start
         cdef double tr, ti, wr, wi, ur, ui
-        for i in range(n):
+        for i in range(HALF_N):
             j = self.bitrev[i]
             if j > i:
-                tr = self.re[i]; self.re[i] = self.re[j]; self.re[j] = tr
-                ti = self.im[i]; self.im[i] = self.im[j]; self.im[j] = ti
+                tr = self.zr[i]; self.zr[i] = self.zr[j]; self.zr[j] = tr
+                ti = self.zi[i]; self.zi[i] = self.zi[j]; self.zi[j] = ti
         size = 2
-        while size <= n:
+        while size <= HALF_N:
             half = size >> 1
-            step = n // size
+            step = HALF_N // size
             start = 0
-            while start < n:
+            while start < HALF_N:
                 for k in range(half):
-                    wr = self.cos_t[k * step]
-                    wi = self.sin_t[k * step]
+                    wr = self.tw_re[k * step]
+                    wi = self.tw_im[k * step]
                     i = start + k
                     j = i + half
-                    tr = wr * self.re[j] - wi * self.im[j]
-                    ti = wr * self.im[j] + wi * self.re[j]
-                    ur = self.re[i]; ui = self.im[i]
-                    self.re[i] = ur + tr; self.im[i] = ui + ti
-                    self.re[j] = ur - tr; self.im[j] = ui - ti
+                    tr = wr * self.zr[j] - wi * self.zi[j]
+                    ti = wr * self.zi[j] + wi * self.zr[j]
+                    ur = self.zr[i]; ui = self.zi[i]
+                    self.zr[i] = ur + tr; self.zi[i] = ui + ti
+                    self.zr[j] = ur - tr; self.zi[j] = ui - ti
                 start += size
             size <<= 1
 
     cdef double _analyse_frame(self, double* level_db) noexcept nogil:
-        """Score the frame now complete in history; returns the band-averaged log LR."""
-        cdef int n = self.fft_len, i, k, b, nb = self.n_bands
+        """Score the frame now complete in hist; returns the band-averaged log LR."""
+        cdef int i, k, b, m, nb = self.n_bands
         cdef double p, total = 0.0, gamma, x, llr = 0.0, floor_k, wmin
+        cdef double ar, ai, br, bi, er, ei, orr, oi, xr, xim
         cdef double power[MAX_BANDS]
         cdef int learn
-        for i in range(n):
-            self.re[i] = self.history[i] * self.window[i]
-            self.im[i] = 0.0
-        self._fft()
+        # Real 256-point FFT as a 128-point complex FFT of (even, odd) sample pairs.
+        for i in range(HALF_N):
+            self.zr[i] = self.hist[2 * i] * self.window[2 * i]
+            self.zi[i] = self.hist[2 * i + 1] * self.window[2 * i + 1]
+        self._fft128()
         for k in range(nb):
             p = 0.0
             for b in range(self.band_lo[k], self.band_hi[k]):
-                p += self.re[b] * self.re[b] + self.im[b] * self.im[b]
+                m = (HALF_N - b) & (HALF_N - 1)
+                ar = self.zr[b]; ai = self.zi[b]
+                br = self.zr[m]; bi = -self.zi[m]          # conj(Z[N/2 - b])
+                er = 0.5 * (ar + br); ei = 0.5 * (ai + bi)
+                orr = 0.5 * (ai - bi); oi = -0.5 * (ar - br)  # -i/2 (Z - conj)
+                xr = er + self.sp_re[b] * orr - self.sp_im[b] * oi
+                xim = ei + self.sp_re[b] * oi + self.sp_im[b] * orr
+                p += xr * xr + xim * xim
             power[k] = p * self.power_norm
             total += power[k]
         level_db[0] = 10.0 * log10(total + 1e-12)
         # The noise floor learns only from frames whose window is full of real audio and that
         # are not digital silence (packet loss, muted line): a zero-padded or dropped-out frame
         # would drag the minimum down and make the next noise window look like speech.
-        learn = self.frames_done * self.frame_len >= n and level_db[0] > self.level_floor_db - 35.0
+        learn = self.frames_done * FRAME8 >= FFT_N and level_db[0] > self.level_floor_db - 35.0
         for k in range(nb):
             p = power[k]
             if learn:
@@ -316,27 +328,46 @@ cdef class PartyDetector:
                 self.sub_count = 0
         return llr / nb
 
+    cdef inline void _push8(self, double y) noexcept nogil:
+        self.hist[FFT_N - FRAME8 + self.pending] = y
+        self.pending += 1
+
     def process(self, const int16_t[::1] pcm):
         """Consume samples; return how many frames were completed."""
         cdef Py_ssize_t n_in = pcm.shape[0], pos = 0
-        cdef int n = self.fft_len, fl = self.frame_len, take, i, keep, done = 0
-        cdef double score, level
-        cdef int voiced
+        cdef int done = 0, i, voiced
+        cdef double score, level, y, v
+        cdef double* w
         while pos < n_in:
-            take = fl - self.pending
-            if take > n_in - pos:
-                take = <int>(n_in - pos)
-            # history holds the newest samples at its end
-            memmove(self.history, self.history + take, (n - take) * sizeof(double))
-            for i in range(take):
-                self.history[n - take + i] = pcm[pos + i]
-            pos += take
-            self.pending += take
-            if self.pending < fl:
-                break
-            self.pending = 0
             with nogil:
+                # Fill the current frame (8 kHz samples) from the input.
+                while pos < n_in and self.pending < FRAME8:
+                    v = pcm[pos]
+                    pos += 1
+                    if self.sample_rate == 8000:
+                        self._push8(v)
+                        continue
+                    self.dline[self.dpos] = v
+                    self.dline[self.dpos + HB_TAPS] = v
+                    self.dpos += 1
+                    if self.dpos == HB_TAPS:
+                        self.dpos = 0
+                    self.phase ^= 1
+                    if self.phase:
+                        continue
+                    # symmetric half-band: the centre tap plus pairs at odd distances from
+                    # it (taps at even distances are zero)
+                    w = &self.dline[self.dpos]
+                    y = self.hb[(HB_TAPS - 1) // 2] * w[(HB_TAPS - 1) // 2]
+                    for i in range(0, (HB_TAPS - 1) // 2, 2):
+                        y += self.hb[i] * (w[i] + w[HB_TAPS - 1 - i])
+                    self._push8(y)
+                if self.pending < FRAME8:
+                    break
+                self.pending = 0
                 score = self._analyse_frame(&level)
+                # slide: keep the newest FFT_N - FRAME8 samples for the next window
+                memmove(self.hist, self.hist + FRAME8, (FFT_N - FRAME8) * sizeof(double))
             voiced = score > self.threshold and level > self.level_floor_db
             self._voiced.append(voiced)
             self._levels.append(level)

@@ -1,0 +1,114 @@
+"""Speed of the per-party DSP against the alternatives, in one run, as ratios.
+
+    python bench/speed.py [--minutes 10]
+
+One party's audio (real speech calls from appliance.simulate, telephone variant decoded to
+16 kHz) is timed in CPU seconds (process_time, one thread) through:
+- appliance: the native detector + segmenter, whole stream in one call;
+- appliance, live: the same fed 20 ms at a time through PartyStream (what a SIP call does);
+- webrtcvad (mode 3), per 20 ms frame;
+- Silero VAD (ONNX, onnxruntime, 1 thread), per 32 ms window;
+- call-ai-metrics on the two channels (whole-file analyser), halved per party;
+- numpy: a vectorised frame-energy VAD with a percentile threshold (no streaming).
+Reports audio seconds per CPU second (x real time), microseconds per 20 ms frame, and the
+ratio to the appliance. Saves a Markdown table to bench/out/speed.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from accuracy import OUT, decode, make_calls  # noqa: E402
+from peers import SileroVad, call_ai_metrics_call, webrtc_flags  # noqa: E402
+
+from appliance.analysis.dsp import PartyStream  # noqa: E402
+from appliance.config import Settings  # noqa: E402
+from appliance.native import PartyDetector  # noqa: E402
+
+
+def numpy_energy_vad(pcm: np.ndarray) -> np.ndarray:
+    frames = pcm[: len(pcm) // 320 * 320].astype(np.float32).reshape(-1, 320)
+    db = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-9)
+    return db > np.percentile(db, 10) + 10
+
+
+def timed(fn, *args, repeat: int = 1) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.process_time()
+        fn(*args)
+        best = min(best, time.process_time() - t0)
+    return best
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--minutes", type=float, default=10.0, help="audio per party to time")
+    ap.add_argument("--slow-minutes", type=float, default=2.0,
+                    help="audio for the slow peers (Silero, call-ai-metrics)")
+    args = ap.parse_args()
+    settings = Settings()
+    parts_a, parts_c = [], []
+    seconds = 0.0
+    for paths, truth in make_calls(12, 7):
+        a, c = decode(paths["tel8_snr10"], settings)
+        parts_a.append(a)
+        parts_c.append(c)
+        seconds += len(a) / 16000
+        if seconds >= args.minutes * 60:
+            break
+    agent = np.concatenate(parts_a)
+    client = np.concatenate(parts_c)
+    while len(agent) < args.minutes * 60 * 16000:
+        agent = np.concatenate([agent, agent])
+        client = np.concatenate([client, client])
+    n = int(args.minutes * 60 * 16000)
+    agent, client = agent[:n], client[:n]
+    slow = int(args.slow_minutes * 60 * 16000)
+
+    def appliance_once(pcm):
+        d = PartyDetector()
+        d.process(pcm)
+        d.flush()
+
+    def appliance_live(pcm):
+        s = PartyStream(settings.vad)
+        for i in range(0, len(pcm), 320):
+            s.feed(pcm[i:i + 320])
+        s.finish()
+
+    silero = SileroVad()
+    rows = [
+        ("appliance (native, whole stream)", timed(appliance_once, agent, repeat=3), n),
+        ("appliance (live: 20 ms chunks via PartyStream)", timed(appliance_live, agent), n),
+        ("webrtcvad mode 3 (20 ms frames)", timed(webrtc_flags, agent, 3, repeat=3), n),
+        ("Silero VAD (onnxruntime, 1 thread)", timed(silero.flags, agent[:slow]), slow),
+        ("call-ai-metrics (both channels / 2)",
+         timed(call_ai_metrics_call, agent[:slow], client[:slow]) / 2, slow),
+        ("numpy energy VAD (vectorised, not streaming)", timed(numpy_energy_vad, agent, repeat=3), n),
+    ]
+    base = rows[0][1] / rows[0][2]
+    lines = [f"One party, {args.minutes:g} min of telephone speech at 10 dB SNR "
+             f"({args.slow_minutes:g} min for Silero and call-ai-metrics); CPU time, one thread.",
+             "", "| method | x real time | us per 20 ms frame | CPU time vs appliance |",
+             "|---|---|---|---|"]
+    for name, cpu, samples in rows:
+        per_sample = cpu / samples
+        lines.append(f"| {name} | {1 / (per_sample * 16000):,.0f} | {per_sample * 320 * 1e6:.1f} "
+                     f"| {per_sample / base:.2f}x |")
+    text = "\n".join(lines)
+    print(text)
+    OUT.mkdir(exist_ok=True)
+    (OUT / "speed.md").write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
