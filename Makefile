@@ -27,6 +27,7 @@ test: install-test
 
 bench: install-test
 	$(PIP) install -e '.[bench]'
+	$(PIP) install --no-deps silero-vad==6.2.3   # its model file only: the package pulls torch
 	$(PY) bench/accuracy.py
 	$(PY) bench/speed.py
 
