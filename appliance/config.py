@@ -38,6 +38,8 @@ class VadSettings(_Section):
     hangover_ms: int = Field(300, ge=0, le=3000, description="pause bridged inside a segment")
     tail_ms: int = Field(40, ge=0, le=500, description="kept after the last voiced frame")
     min_speech_ms: int = Field(100, ge=20, le=2000, description="shorter segments are dropped")
+    leak_margin_db: float = Field(10.0, ge=0.0, le=30.0,
+                                  description="headroom over the other party's predicted echo/bleed in this party's channel")
     noise_window_s: float = Field(1.5, ge=0.5, le=10.0, description="noise-floor tracking window")
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from peers import call_ai_metrics_call, frame_vads  # noqa: E402
+from peers import appliance_call, call_ai_metrics_call, frame_vads  # noqa: E402
 
 from appliance.analysis.call_metrics import conversation_metrics  # noqa: E402
 from appliance.config import Settings  # noqa: E402
@@ -100,6 +100,12 @@ def main() -> int:
         for variant, path in paths.items():
             agent, client = decode(path, settings)
             n = len(agent) // 320
+            if not wanted or "appliance" in wanted:
+                t0 = time.process_time()
+                segs = appliance_call(agent, client, settings)
+                tallies[(variant, "appliance")].seconds += time.process_time() - t0
+                tallies[(variant, "appliance")].add(
+                    score_result(result_from_segments(segs, n, settings), truth))
             for name, vad in vads.items():
                 t0 = time.process_time()
                 segs = {"agent": vad(agent), "client": vad(client)}

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from appliance.analysis.dsp import PartyStream
+from appliance.analysis.dsp import CallStream, make_detector
 from appliance.config import Settings
 from appliance.media.frames import FRAME_S, s_to_frames
 from appliance.native import Segmenter
@@ -38,10 +38,20 @@ def segment_decisions(flags: np.ndarray, settings: Settings) -> Segments:
 
 
 def appliance_vad(pcm: np.ndarray, settings: Settings) -> Segments:
-    stream = PartyStream(settings.vad)
-    stream.feed(pcm)
+    """The appliance's detector on one party alone (no crosstalk compensation)."""
+    d = make_detector(settings.vad)
+    d.process(np.ascontiguousarray(pcm, dtype=np.int16))
+    d.flush()
+    return d.take_segments()
+
+
+def appliance_call(agent: np.ndarray, client: np.ndarray, settings: Settings) -> dict[str, Segments]:
+    """The appliance's call detector: both parties, with crosstalk compensation."""
+    stream = CallStream(settings.vad)
+    stream.feed("agent", agent)
+    stream.feed("client", client)
     stream.finish()
-    return stream.segments
+    return dict(stream.segments)
 
 
 def webrtc_flags(pcm: np.ndarray, mode: int) -> np.ndarray:
@@ -116,7 +126,6 @@ def frame_vads(settings: Settings) -> dict[str, Callable[[np.ndarray], Segments]
     """Per-party segmenters by name, for the accuracy and speed benchmarks."""
     silero = SileroVad()
     return {
-        "appliance": lambda pcm: appliance_vad(pcm, settings),
         "webrtcvad-2": lambda pcm: segment_decisions(webrtc_flags(pcm, 2), settings),
         "webrtcvad-3": lambda pcm: segment_decisions(webrtc_flags(pcm, 3), settings),
         "silero": lambda pcm: segment_decisions(silero.flags(pcm), settings),

@@ -4,8 +4,10 @@
 
 One party's audio (real speech calls from appliance.simulate, telephone variant decoded to
 16 kHz) is timed in CPU seconds (process_time, one thread) through:
-- appliance: the native detector + segmenter, whole stream in one call;
-- appliance, live: the same fed 20 ms at a time through PartyStream (what a SIP call does);
+- appliance, one party: the native detector + segmenter, whole stream in one call;
+- appliance, call: both parties through the CallDetector (crosstalk compensation), halved;
+- appliance, live: the call fed 20 ms at a time through CallStream (what a SIP call does),
+  halved;
 - webrtcvad (mode 3), per 20 ms frame;
 - Silero VAD (ONNX, onnxruntime, 1 thread), per 32 ms window;
 - call-ai-metrics on the two channels (whole-file analyser), halved per party;
@@ -28,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import OUT, decode, make_calls  # noqa: E402
 from peers import SileroVad, call_ai_metrics_call, webrtc_flags  # noqa: E402
 
-from appliance.analysis.dsp import PartyStream  # noqa: E402
+from appliance.analysis.dsp import CallStream  # noqa: E402
 from appliance.config import Settings  # noqa: E402
-from appliance.native import PartyDetector  # noqa: E402
+from appliance.native import CallDetector, PartyDetector  # noqa: E402
 
 
 def numpy_energy_vad(pcm: np.ndarray) -> np.ndarray:
@@ -78,16 +80,25 @@ def main() -> int:
         d.process(pcm)
         d.flush()
 
-    def appliance_live(pcm):
-        s = PartyStream(settings.vad)
-        for i in range(0, len(pcm), 320):
-            s.feed(pcm[i:i + 320])
+    def appliance_call(a, c):
+        d = CallDetector()
+        d.process(a, c)
+        d.flush()
+
+    def appliance_live(a, c):
+        s = CallStream(settings.vad)
+        for i in range(0, len(a), 320):
+            s.feed("agent", a[i:i + 320])
+            s.feed("client", c[i:i + 320])
         s.finish()
 
     silero = SileroVad()
     rows = [
-        ("appliance (native, whole stream)", timed(appliance_once, agent, repeat=3), n),
-        ("appliance (live: 20 ms chunks via PartyStream)", timed(appliance_live, agent), n),
+        ("appliance, one party (native, whole stream)", timed(appliance_once, agent, repeat=3), n),
+        ("appliance, call with crosstalk compensation (both parties / 2)",
+         timed(appliance_call, agent, client, repeat=3) / 2, n),
+        ("appliance, live call: 20 ms chunks via CallStream (/ 2)",
+         timed(appliance_live, agent, client) / 2, n),
         ("webrtcvad mode 3 (20 ms frames)", timed(webrtc_flags, agent, 3, repeat=3), n),
         ("Silero VAD (onnxruntime, 1 thread)", timed(silero.flags, agent[:slow]), slow),
         ("call-ai-metrics (both channels / 2)",

@@ -257,12 +257,11 @@ cdef class PartyDetector:
                 start += size
             size <<= 1
 
-    cdef double _analyse_frame(self, double* level_db) noexcept nogil:
-        """Score the frame now complete in hist; returns the band-averaged log LR."""
+    cdef void _spectrum(self, double* power, double* level_db) noexcept nogil:
+        """Band powers and level of the frame now complete in hist; learns the noise floor."""
         cdef int i, k, b, m, nb = self.n_bands
-        cdef double p, total = 0.0, gamma, x, llr = 0.0, floor_k, wmin
+        cdef double p, total = 0.0
         cdef double ar, ai, br, bi, er, ei, orr, oi, xr, xim
-        cdef double power[MAX_BANDS]
         cdef int learn
         # Real 256-point FFT as a 128-point complex FFT of (even, odd) sample pairs.
         for i in range(HALF_N):
@@ -287,23 +286,48 @@ cdef class PartyDetector:
         # are not digital silence (packet loss, muted line): a zero-padded or dropped-out frame
         # would drag the minimum down and make the next noise window look like speech.
         learn = self.frames_done * FRAME8 >= FFT_N and level_db[0] > self.level_floor_db - 35.0
+        if not learn:
+            return
         for k in range(nb):
-            p = power[k]
-            if learn:
-                if self.smooth[k] == 0.0:
-                    self.smooth[k] = p
-                else:
-                    self.smooth[k] = 0.7 * self.smooth[k] + 0.3 * p
-                if self.smooth[k] < self.cur_min[k]:
-                    self.cur_min[k] = self.smooth[k]
-            wmin = self.cur_min[k]
-            for i in range(self.sub_filled):
-                if self.sub_min[i][k] < wmin:
-                    wmin = self.sub_min[i][k]
-            if wmin >= BIG:
+            if self.smooth[k] == 0.0:
+                self.smooth[k] = power[k]
+            else:
+                self.smooth[k] = 0.7 * self.smooth[k] + 0.3 * power[k]
+            if self.smooth[k] < self.cur_min[k]:
+                self.cur_min[k] = self.smooth[k]
+        # Advance the minimum-statistics sub-window.
+        self.sub_count += 1
+        if self.sub_count >= self.sub_len:
+            for k in range(nb):
+                self.sub_min[self.sub_pos][k] = self.cur_min[k]
+                self.cur_min[k] = BIG
+            self.sub_pos = (self.sub_pos + 1) % SUBWINDOWS
+            if self.sub_filled < SUBWINDOWS:
+                self.sub_filled += 1
+            self.sub_count = 0
+
+    cdef inline double _floor(self, int k) noexcept nogil:
+        """Current noise floor of band k (BIG until something was learnt)."""
+        cdef int i
+        cdef double wmin = self.cur_min[k]
+        for i in range(self.sub_filled):
+            if self.sub_min[i][k] < wmin:
+                wmin = self.sub_min[i][k]
+        return wmin if wmin >= BIG else self.noise_bias * wmin + 1e-14
+
+    cdef double _score(self, double* power, double* interference) noexcept nogil:
+        """Band-averaged log likelihood ratio of speech vs the noise floor.
+
+        ``interference`` (or NULL) is extra expected power per band that is not this party's
+        speech, such as the other party's predicted echo; it counts as noise.
+        """
+        cdef int k, nb = self.n_bands
+        cdef double gamma, x, llr = 0.0, floor_k
+        for k in range(nb):
+            floor_k = self._floor(k)
+            if floor_k >= BIG:
                 return 0.0              # nothing learnt yet: no decision possible
-            floor_k = self.noise_bias * wmin + 1e-14
-            gamma = p / floor_k
+            gamma = power[k] / (floor_k + (interference[k] if interference != NULL else 0.0))
             if gamma > 1e4:
                 gamma = 1e4
             # Smoothed a-priori SNR (decision-directed flavour), bounded below like Sohn's.
@@ -315,64 +339,71 @@ cdef class PartyDetector:
             if x < 0.003:
                 x = 0.003
             llr += gamma * x / (1.0 + x) - log(1.0 + x)
-        if learn:
-            # Advance the minimum-statistics sub-window.
-            self.sub_count += 1
-            if self.sub_count >= self.sub_len:
-                for k in range(nb):
-                    self.sub_min[self.sub_pos][k] = self.cur_min[k]
-                    self.cur_min[k] = BIG
-                self.sub_pos = (self.sub_pos + 1) % SUBWINDOWS
-                if self.sub_filled < SUBWINDOWS:
-                    self.sub_filled += 1
-                self.sub_count = 0
         return llr / nb
+
+    cdef int _decide(self, double score, double level):
+        """Record the frame's decision and advance the segmenter."""
+        cdef int voiced = score > self.threshold and level > self.level_floor_db
+        self._voiced.append(voiced)
+        self._levels.append(level)
+        self.segmenter.push(voiced)
+        self.frames_done += 1
+        return voiced
 
     cdef inline void _push8(self, double y) noexcept nogil:
         self.hist[FFT_N - FRAME8 + self.pending] = y
         self.pending += 1
 
+    cdef int _next_frame(self, const int16_t[::1] pcm, Py_ssize_t* pos, double* power,
+                         double* level) noexcept nogil:
+        """Consume input from pos[0] until a frame completes (1) or the input ends (0)."""
+        cdef Py_ssize_t n_in = pcm.shape[0]
+        cdef int i
+        cdef double y, v
+        cdef double* w
+        while pos[0] < n_in and self.pending < FRAME8:
+            v = pcm[pos[0]]
+            pos[0] += 1
+            if self.sample_rate == 8000:
+                self._push8(v)
+                continue
+            self.dline[self.dpos] = v
+            self.dline[self.dpos + HB_TAPS] = v
+            self.dpos += 1
+            if self.dpos == HB_TAPS:
+                self.dpos = 0
+            self.phase ^= 1
+            if self.phase:
+                continue
+            # symmetric half-band: the centre tap plus pairs at odd distances from it (taps
+            # at even distances are zero)
+            w = &self.dline[self.dpos]
+            y = self.hb[(HB_TAPS - 1) // 2] * w[(HB_TAPS - 1) // 2]
+            for i in range(0, (HB_TAPS - 1) // 2, 2):
+                y += self.hb[i] * (w[i] + w[HB_TAPS - 1 - i])
+            self._push8(y)
+        if self.pending < FRAME8:
+            return 0
+        self.pending = 0
+        self._spectrum(power, level)
+        # slide: keep the newest FFT_N - FRAME8 samples for the next window
+        memmove(self.hist, self.hist + FRAME8, (FFT_N - FRAME8) * sizeof(double))
+        return 1
+
     def process(self, const int16_t[::1] pcm):
         """Consume samples; return how many frames were completed."""
-        cdef Py_ssize_t n_in = pcm.shape[0], pos = 0
-        cdef int done = 0, i, voiced
-        cdef double score, level, y, v
-        cdef double* w
-        while pos < n_in:
+        cdef Py_ssize_t pos = 0
+        cdef int done = 0, got
+        cdef double score = 0.0, level = 0.0
+        cdef double power[MAX_BANDS]
+        while True:
             with nogil:
-                # Fill the current frame (8 kHz samples) from the input.
-                while pos < n_in and self.pending < FRAME8:
-                    v = pcm[pos]
-                    pos += 1
-                    if self.sample_rate == 8000:
-                        self._push8(v)
-                        continue
-                    self.dline[self.dpos] = v
-                    self.dline[self.dpos + HB_TAPS] = v
-                    self.dpos += 1
-                    if self.dpos == HB_TAPS:
-                        self.dpos = 0
-                    self.phase ^= 1
-                    if self.phase:
-                        continue
-                    # symmetric half-band: the centre tap plus pairs at odd distances from
-                    # it (taps at even distances are zero)
-                    w = &self.dline[self.dpos]
-                    y = self.hb[(HB_TAPS - 1) // 2] * w[(HB_TAPS - 1) // 2]
-                    for i in range(0, (HB_TAPS - 1) // 2, 2):
-                        y += self.hb[i] * (w[i] + w[HB_TAPS - 1 - i])
-                    self._push8(y)
-                if self.pending < FRAME8:
-                    break
-                self.pending = 0
-                score = self._analyse_frame(&level)
-                # slide: keep the newest FFT_N - FRAME8 samples for the next window
-                memmove(self.hist, self.hist + FRAME8, (FFT_N - FRAME8) * sizeof(double))
-            voiced = score > self.threshold and level > self.level_floor_db
-            self._voiced.append(voiced)
-            self._levels.append(level)
-            self.segmenter.push(voiced)
-            self.frames_done += 1
+                got = self._next_frame(pcm, &pos, power, &level)
+                if got:
+                    score = self._score(power, NULL)
+            if not got:
+                break
+            self._decide(score, level)
             done += 1
         return done
 
@@ -395,3 +426,147 @@ cdef class PartyDetector:
         self._voiced = bytearray()
         self._levels = []
         return v, l
+
+
+cdef enum:
+    LEAK_FRAMES = 10     # the other party's recent peak power covers echo delays up to 200 ms
+
+
+cdef class CallDetector:
+    """Both parties of one call, frame by frame, with crosstalk (echo, bleed) compensation.
+
+    Stereo recordings often carry a faint, delayed copy of one party in the other's channel
+    (line or acoustic echo, recorder bleed). Per band and per direction, the leak gain is
+    tracked as a high quantile of (this party's power / the other party's peak power over the
+    last 200 ms) while the other party clearly dominates; that predicted leak (raised by
+    ``leak_margin``) then counts as noise when this party's frame is scored. With no leak the
+    estimate sits at the noise-to-speech ratio, so the expected interference is about this
+    party's own noise floor while the other talks.
+
+    ``process(agent, client)`` takes equal-length int16 chunks at the same rate.
+    """
+    cdef readonly PartyDetector agent, client
+    cdef readonly double leak_margin, leak_quantile, leak_step
+    cdef double recent[2][LEAK_FRAMES][MAX_BANDS]
+    cdef double gain_db[2][MAX_BANDS]   # leak into party i from the other, per band (dB)
+    cdef int ring
+    cdef readonly long long frames_done
+
+    def __cinit__(self, double leak_margin_db=10.0, double leak_quantile=0.8,
+                  double leak_step_db=1.0, **party_kwargs):
+        if not 0.0 < leak_quantile < 1.0:
+            raise ValueError(f"leak_quantile must be in (0, 1), got {leak_quantile}")
+        self.agent = PartyDetector(**party_kwargs)
+        self.client = PartyDetector(**party_kwargs)
+        self.leak_margin = 10.0 ** (leak_margin_db / 10.0)
+        self.leak_quantile = leak_quantile
+        self.leak_step = leak_step_db
+        self.reset()
+
+    cpdef void reset(self):
+        """Forget all state, as for a new call."""
+        cdef int i, j, k
+        self.agent.reset()
+        self.client.reset()
+        for i in range(2):
+            for k in range(MAX_BANDS):
+                self.gain_db[i][k] = -80.0        # no leak assumed until evidence
+                for j in range(LEAK_FRAMES):
+                    self.recent[i][j][k] = 0.0
+        self.ring = 0
+        self.frames_done = 0
+
+    cdef void _compensate(self, int me, PartyDetector det, double* mine, double other_score,
+                          double dominance_db, double* out) noexcept nogil:
+        cdef int j, k, nb = det.n_bands
+        cdef double peak, ratio_db, excess, floor_k
+        for k in range(nb):
+            peak = 0.0
+            for j in range(LEAK_FRAMES):
+                if self.recent[1 - me][j][k] > peak:
+                    peak = self.recent[1 - me][j][k]
+            # the predicted leak is interference: scored as extra noise, not subtracted (a
+            # subtraction leaves spiky residue that towers over a clean line's floor)
+            out[k] = self.leak_margin * 10.0 ** (self.gain_db[me][k] / 10.0) * peak
+            # Quantile tracker of the leak ratio, updated while the other party talks: a high
+            # quantile, because on a clean line any leak left over reads as speech, and this
+            # party's own speech over the other's is a small share of those frames.
+            # Learn only while the other party clearly dominates (a leak is always well below
+            # its source): otherwise this party's own speech, echoed into the other channel,
+            # would make the other look active and be learnt as leak.
+            # Only power clearly above this party's own noise floor is evidence of a leak, so a
+            # noisy line without echo learns no leak at all.
+            if other_score > 2.0 and dominance_db > 10.0 and peak > 0.0:
+                floor_k = det._floor(k)
+                if floor_k >= BIG:
+                    continue
+                excess = mine[k] - 2.0 * floor_k
+                ratio_db = 10.0 * log10(excess / peak) if excess > 0.0 else -200.0
+                if ratio_db < self.gain_db[me][k]:
+                    self.gain_db[me][k] -= self.leak_step * (1.0 - self.leak_quantile)
+                else:
+                    self.gain_db[me][k] += self.leak_step * self.leak_quantile
+                if self.gain_db[me][k] < -80.0:
+                    self.gain_db[me][k] = -80.0
+
+    def process(self, const int16_t[::1] agent, const int16_t[::1] client):
+        """Consume equal-length chunks of both parties; return frames completed."""
+        if agent.shape[0] != client.shape[0]:
+            raise ValueError(f"agent and client chunks differ in length "
+                             f"({agent.shape[0]} != {client.shape[0]})")
+        cdef Py_ssize_t pa = 0, pc = 0
+        cdef int got, done = 0, k, nb = self.agent.n_bands
+        cdef double pw_a[MAX_BANDS]
+        cdef double pw_c[MAX_BANDS]
+        cdef double comp[MAX_BANDS]
+        cdef double lev_a = 0.0, lev_c = 0.0, raw_a = 0.0, raw_c = 0.0, sa = 0.0, sc = 0.0
+        while True:
+            with nogil:
+                # Both detectors always get equal input, so their frames complete together;
+                # the client must consume its tail of a chunk too, even with no frame to show.
+                got = self.agent._next_frame(agent, &pa, pw_a, &lev_a)
+                self.client._next_frame(client, &pc, pw_c, &lev_c)
+                if got:
+                    for k in range(nb):
+                        self.recent[0][self.ring][k] = pw_a[k]
+                        self.recent[1][self.ring][k] = pw_c[k]
+                    # raw scores say who is clearly talking (they advance each party's SNR
+                    # smoothing, so score the compensated powers on separate copies)
+                    raw_a = _peek_score(self.agent, pw_a)
+                    raw_c = _peek_score(self.client, pw_c)
+                    self._compensate(0, self.agent, pw_a, raw_c, lev_c - lev_a, comp)
+                    sa = self.agent._score(pw_a, comp)
+                    self._compensate(1, self.client, pw_c, raw_a, lev_a - lev_c, comp)
+                    sc = self.client._score(pw_c, comp)
+                    self.ring = (self.ring + 1) % LEAK_FRAMES
+            if not got:
+                break
+            self.agent._decide(sa, lev_a)
+            self.client._decide(sc, lev_c)
+            self.frames_done += 1
+            done += 1
+        return done
+
+    def flush(self):
+        """End of call: close both parties' open segments."""
+        self.agent.flush()
+        self.client.flush()
+
+
+cdef double _peek_score(PartyDetector d, double* power) noexcept nogil:
+    """A party's band-averaged SNR evidence without touching its smoothing state."""
+    cdef int k, nb = d.n_bands
+    cdef double gamma, llr = 0.0, floor_k, x
+    for k in range(nb):
+        floor_k = d._floor(k)
+        if floor_k >= BIG:
+            return 0.0
+        gamma = power[k] / floor_k
+        x = gamma - 1.0 if gamma > 1.0 else 0.0
+        llr += gamma * x / (1.0 + x) - log(1.0 + x) if x > 0.003 else 0.0
+    return llr / nb
+
+
+def _leak_gains(CallDetector d):
+    """Current leak-gain estimates in dB, per party and band (for diagnostics and tests)."""
+    return [[d.gain_db[i][k] for k in range(d.agent.n_bands)] for i in range(2)]

@@ -1,19 +1,20 @@
-"""Per-party streaming DSP: wraps the native voice detector with the configured settings."""
+"""Streaming DSP of a call: wraps the native detectors with the configured settings."""
 
 from __future__ import annotations
 
 from array import array
+from typing import Any
 
 import numpy as np
 
 from ..config import VadSettings
-from ..media.frames import PIPELINE_RATE, s_to_frames
-from ..native import PartyDetector
+from ..media.frames import PARTIES, PIPELINE_RATE, Party, s_to_frames
+from ..native import CallDetector, PartyDetector
 
 
-def make_detector(vad: VadSettings, sample_rate: int = PIPELINE_RATE) -> PartyDetector:
-    """A native detector configured from settings (times converted to 20 ms frames)."""
-    return PartyDetector(
+def detector_params(vad: VadSettings, sample_rate: int = PIPELINE_RATE) -> dict[str, Any]:
+    """Native detector parameters from settings (times converted to 20 ms frames)."""
+    return dict(
         sample_rate=sample_rate,
         threshold=vad.threshold,
         level_floor_db=vad.level_floor_dbfs,
@@ -25,33 +26,69 @@ def make_detector(vad: VadSettings, sample_rate: int = PIPELINE_RATE) -> PartyDe
     )
 
 
-class PartyStream:
-    """One party of one call: feeds PCM to the detector and keeps its segments and levels."""
+def make_detector(vad: VadSettings, sample_rate: int = PIPELINE_RATE) -> PartyDetector:
+    """A single-party detector (no crosstalk compensation: one channel only)."""
+    return PartyDetector(**detector_params(vad, sample_rate))
+
+
+class CallStream:
+    """Both parties of one call through the native CallDetector.
+
+    Each party's PCM may arrive in chunks of any size and at different moments (two RTP
+    streams); samples are buffered until both parties have them, then analysed in lockstep,
+    so the result never depends on the chunking.
+    """
 
     def __init__(self, vad: VadSettings, sample_rate: int = PIPELINE_RATE) -> None:
-        self._detector = make_detector(vad, sample_rate)
-        self.segments: list[tuple[int, int]] = []
-        self.levels_db = array("f")
-        self.voiced = bytearray()
+        self._detector = CallDetector(leak_margin_db=vad.leak_margin_db,
+                                      **detector_params(vad, sample_rate))
+        self._pending: dict[Party, list[np.ndarray]] = {p: [] for p in PARTIES}
+        self._pending_n: dict[Party, int] = {p: 0 for p in PARTIES}
+        self.segments: dict[Party, list[tuple[int, int]]] = {p: [] for p in PARTIES}
+        self.levels_db: dict[Party, array] = {p: array("f") for p in PARTIES}
+        self.voiced: dict[Party, bytearray] = {p: bytearray() for p in PARTIES}
 
     @property
     def frames(self) -> int:
         return self._detector.frames_done
 
-    def feed(self, pcm: np.ndarray) -> list[tuple[int, int]]:
-        """Consume int16 samples; return the segments that closed during this chunk."""
-        self._detector.process(np.ascontiguousarray(pcm, dtype=np.int16))
+    def feed(self, party: Party, pcm: np.ndarray) -> dict[Party, list[tuple[int, int]]]:
+        """Add int16 samples of one party; return segments that closed, per party."""
+        if len(pcm):
+            self._pending[party].append(np.ascontiguousarray(pcm, dtype=np.int16))
+            self._pending_n[party] += len(pcm)
+        n = min(self._pending_n.values())
+        if n == 0:
+            return {p: [] for p in PARTIES}
+        agent, client = (self._take(p, n) for p in PARTIES)
+        self._detector.process(agent, client)
         return self._drain()
 
-    def finish(self) -> list[tuple[int, int]]:
-        """End of the call: close the open segment; return what closed."""
+    def finish(self) -> dict[Party, list[tuple[int, int]]]:
+        """End of call: the party with fewer samples is padded with silence; close segments."""
+        n = max(self._pending_n.values())
+        if n:
+            agent, client = (np.concatenate([self._take(p, self._pending_n[p]),
+                                             np.zeros(n - self._pending_n[p], np.int16)])
+                             for p in PARTIES)
+            self._detector.process(agent, client)
         self._detector.flush()
         return self._drain()
 
-    def _drain(self) -> list[tuple[int, int]]:
-        voiced, levels = self._detector.take_frames()
-        self.voiced += voiced
-        self.levels_db.extend(levels)
-        closed = self._detector.take_segments()
-        self.segments.extend(closed)
+    def _take(self, party: Party, n: int) -> np.ndarray:
+        buf = np.concatenate(self._pending[party]) if len(self._pending[party]) > 1 else (
+            self._pending[party][0] if self._pending[party] else np.zeros(0, np.int16))
+        head, rest = buf[:n], buf[n:]
+        self._pending[party] = [rest] if len(rest) else []
+        self._pending_n[party] = len(rest)
+        return head
+
+    def _drain(self) -> dict[Party, list[tuple[int, int]]]:
+        closed = {}
+        for party, det in zip(PARTIES, (self._detector.agent, self._detector.client)):
+            voiced, levels = det.take_frames()
+            self.voiced[party] += voiced
+            self.levels_db[party].extend(levels)
+            closed[party] = det.take_segments()
+            self.segments[party].extend(closed[party])
         return closed

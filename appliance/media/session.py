@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from ..analysis.call_metrics import SCHEMA, conversation_metrics
-from ..analysis.dsp import PartyStream
+from ..analysis.dsp import CallStream
 from ..config import Settings
-from ..media.frames import PIPELINE_RATE, PARTIES, Party
+from ..media.frames import PIPELINE_RATE, Party
 
 log = logging.getLogger(__name__)
 
@@ -40,27 +40,27 @@ class CallSession:
     def __init__(self, settings: Settings, meta: CallMeta) -> None:
         self.settings = settings
         self.meta = meta
-        self.parties: dict[Party, PartyStream] = {p: PartyStream(settings.vad) for p in PARTIES}
+        self.stream = CallStream(settings.vad)
         self._finished = False
 
     def feed(self, party: Party, pcm: np.ndarray) -> None:
         """Add 16 kHz int16 samples of one party."""
         if self._finished:
             raise RuntimeError(f"call {self.meta.call_id} already finished")
-        for start, end in self.parties[party].feed(pcm):
-            log.debug("segment", extra={"call": self.meta.call_id, "party": party,
-                                        "start_frame": start, "end_frame": end})
+        for who, closed in self.stream.feed(party, pcm).items():
+            for start, end in closed:
+                log.debug("segment", extra={"call": self.meta.call_id, "party": who,
+                                            "start_frame": start, "end_frame": end})
 
     def finish(self) -> dict[str, Any]:
         """Close the call: flush open segments and compute its metrics."""
         if not self._finished:
-            for stream in self.parties.values():
-                stream.finish()
+            self.stream.finish()
             self._finished = True
-        total = max(s.frames for s in self.parties.values())
+        total = self.stream.frames
         result: dict[str, Any] = {"schema": SCHEMA, "call": asdict(self.meta)}
-        result.update(conversation_metrics(self.parties["agent"].segments,
-                                           self.parties["client"].segments, total,
+        result.update(conversation_metrics(self.stream.segments["agent"],
+                                           self.stream.segments["client"], total,
                                            self.settings.conversation))
         log.info("call analysed", extra={"call": self.meta.call_id,
                                          "duration_s": result["duration_s"],

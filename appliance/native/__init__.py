@@ -2,11 +2,12 @@
 
 try:
     from .conversation import analyse_conversation
-    from .vad import BAND_EDGES_HZ, PartyDetector, Segmenter
+    from .vad import BAND_EDGES_HZ, CallDetector, PartyDetector, Segmenter
+    from .vad import _leak_gains as leak_gains
 except ImportError as exc:  # pragma: no cover - only on a broken install
     raise ImportError(
         "the compiled DSP modules are missing: reinstall the package with "
         "`pip install -e .` (it builds native/*.pyx)"
     ) from exc
 
-__all__ = ["PartyDetector", "Segmenter", "analyse_conversation", "BAND_EDGES_HZ"]
+__all__ = ["leak_gains", "CallDetector", "PartyDetector", "Segmenter", "analyse_conversation", "BAND_EDGES_HZ"]

@@ -8,7 +8,9 @@ Ground truth comes from the recordings' phone labels, shifted and cut exactly as
 
 Variants model what a PBX writes: ``clean16`` (16 kHz PCM), ``tel8`` (telephone band,
 8 kHz G.711 A-law), ``tel8_snr10`` / ``tel8_snr5`` (the same with line noise per party at
-10 or 5 dB SNR over active speech: white, pink, brown, or mains hum over pink).
+10 or 5 dB SNR over active speech: white, pink, brown, or mains hum over pink), and
+``tel8_echo`` (each party's channel also carries the other party 20-30 dB down, 30-150 ms
+late: line or acoustic echo, recorder bleed).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from .corpus import Utterance
 
 RATE = 16000
 BRIDGE_S = 0.3          # pauses shorter than this are part of a speech segment in the truth
-VARIANTS = ("clean16", "tel8", "tel8_snr10", "tel8_snr5")
+VARIANTS = ("clean16", "tel8", "tel8_snr10", "tel8_snr5", "tel8_echo")
 NOISES = ("white", "pink", "brown", "hum")
 
 
@@ -218,6 +220,13 @@ def degrade(stereo: np.ndarray, truth: CallTruth, variant: str,
             noises[party] = kind
             p = _active_power(x[:, ch], truth.speech[party])
             x[:, ch] += make_noise(kind, len(x), rng) * np.sqrt(p / 10 ** (snr / 10))
+    if variant == "tel8_echo":
+        clean = x.copy()
+        for ch in (0, 1):
+            delay = int(RATE * float(rng.uniform(0.03, 0.15)))
+            gain = 10 ** (float(rng.uniform(-30.0, -20.0)) / 20)
+            x[delay:, ch] += gain * clean[: len(x) - delay, 1 - ch]
+            noises["agent" if ch == 0 else "client"] = f"echo of the other party"
     peak = float(np.max(np.abs(x))) or 1.0
     if peak > 0.99:
         x *= 0.99 / peak
