@@ -47,6 +47,22 @@ def _spans(list segs, int gap):
     return out
 
 
+def _starts_mid_turn(list segs, list other_spans, int lead):
+    """Indexes of segments that start inside one of the other party's turn spans, more than
+    ``lead`` frames after that span began."""
+    cdef list out = []
+    cdef Py_ssize_t i, j = 0
+    for i in range(len(segs)):
+        start = segs[i][0]
+        while j < len(other_spans) and other_spans[j][1] <= start:
+            j += 1
+        if j >= len(other_spans):
+            break
+        if other_spans[j][0] < start - lead and start < other_spans[j][1]:
+            out.append(i)
+    return out
+
+
 def analyse_conversation(list agent, list client, long long total_frames,
                          int overlap_min=10, int backchannel_max=30, int silence_min=150,
                          int turn_pause=50):
@@ -79,25 +95,29 @@ def analyse_conversation(list agent, list client, long long total_frames,
     # is "mid-turn" inside its span; a segment that starts a span starts a new turn.
     spans = [_spans(parties[0], turn_pause), _spans(parties[1], turn_pause)]
 
-    # Interruptions and backchannels: judged against the other party's turn in progress.
+    # Backchannels: short speech while the other party is mid-turn.
     cdef list backchannel = [set(), set()]
+    for p in range(2):
+        for i in _starts_mid_turn(parties[p], spans[1 - p], overlap_min):
+            start, end = parties[p][i]
+            if end - start < backchannel_max:
+                backchannel[p].add(i)
+
+    # The floor is held by real turns only: a backchannel neither keeps its speaker's turn
+    # open ("ага" and then a real cut-in is still a cut-in) nor gives them a turn to defend.
+    main = [[seg for i, seg in enumerate(parties[p]) if i not in backchannel[p]]
+            for p in range(2)]
+    spans = [_spans(main[0], turn_pause), _spans(main[1], turn_pause)]
+
+    # Interruptions: a new turn started while the other is mid-turn, talked over.
     cdef Py_ssize_t k
     for p in range(2):
         q = 1 - p
-        own, other, other_segs = spans[p], spans[q], parties[q]
-        j = 0
+        own, other_segs = spans[p], main[q]
         k = 0
-        for i in range(len(parties[p])):
-            start, end = parties[p][i]
-            while j < len(other) and other[j][1] <= start:
-                j += 1
-            if j >= len(other):
-                break
-            s1, e1 = other[j]
-            if not (s1 < start - overlap_min and start < e1):
-                continue                    # the other party is not mid-turn
+        for i in _starts_mid_turn(main[p], spans[q], overlap_min):
+            start, end = main[p][i]
             if end - start < backchannel_max:
-                backchannel[p].add(i)
                 continue
             while k < len(own) and own[k][1] <= start:
                 k += 1

@@ -449,6 +449,7 @@ cdef class CallDetector:
     cdef readonly double leak_margin, leak_quantile, leak_step
     cdef double recent[2][LEAK_FRAMES][MAX_BANDS]
     cdef double gain_db[2][MAX_BANDS]   # leak into party i from the other, per band (dB)
+    cdef int learnt[2][MAX_BANDS]       # updates so far: early ones take bigger steps
     cdef int ring
     cdef readonly long long frames_done
 
@@ -471,6 +472,7 @@ cdef class CallDetector:
         for i in range(2):
             for k in range(MAX_BANDS):
                 self.gain_db[i][k] = -80.0        # no leak assumed until evidence
+                self.learnt[i][k] = 0
                 for j in range(LEAK_FRAMES):
                     self.recent[i][j][k] = 0.0
         self.ring = 0
@@ -479,7 +481,7 @@ cdef class CallDetector:
     cdef void _compensate(self, int me, PartyDetector det, double* mine, double other_score,
                           double dominance_db, double* out) noexcept nogil:
         cdef int j, k, nb = det.n_bands
-        cdef double peak, ratio_db, excess, floor_k
+        cdef double peak, ratio_db, excess, floor_k, step
         for k in range(nb):
             peak = 0.0
             for j in range(LEAK_FRAMES):
@@ -502,10 +504,13 @@ cdef class CallDetector:
                     continue
                 excess = mine[k] - 2.0 * floor_k
                 ratio_db = 10.0 * log10(excess / peak) if excess > 0.0 else -200.0
+                # converge within the first second of evidence, then settle
+                step = self.leak_step * (4.0 if self.learnt[me][k] < 50 else 1.0)
+                self.learnt[me][k] += 1
                 if ratio_db < self.gain_db[me][k]:
-                    self.gain_db[me][k] -= self.leak_step * (1.0 - self.leak_quantile)
+                    self.gain_db[me][k] -= step * (1.0 - self.leak_quantile)
                 else:
-                    self.gain_db[me][k] += self.leak_step * self.leak_quantile
+                    self.gain_db[me][k] += step * self.leak_quantile
                 if self.gain_db[me][k] < -80.0:
                     self.gain_db[me][k] = -80.0
 

@@ -5,7 +5,7 @@ import pytest
 from appliance.analysis.call_metrics import conversation_metrics
 from appliance.config import ConversationSettings
 
-CONV = ConversationSettings()   # backchannel 0.6 s, overlap 0.2 s, turn pause 1 s, dead air 3 s
+CONV = ConversationSettings()   # backchannel 0.75 s, overlap 0.2 s, turn pause 1 s, dead air 3 s
 
 
 def s(a: float, b: float) -> tuple[int, int]:
@@ -25,6 +25,25 @@ def test_interruption_vs_backchannel():
     assert r["parties"]["client"]["backchannels"] == 1
     assert r["parties"]["agent"]["interruptions_made"] == 0
     assert {"start": 3.0, "end": 3.4} in r["overlaps"] and {"start": 7.0, "end": 10.0} in r["overlaps"]
+
+
+def test_backchannel_then_real_cut_in_is_an_interruption():
+    # client: "ага" at 3.0-3.4, then 0.6 s later cuts in for real over the agent
+    r = analyse([(0, 10)], [(3, 3.4), (4.0, 7)], 10)
+    assert r["interruptions"] == [{"by": "client", "of": "agent", "at": 4.0}]
+    assert r["parties"]["client"]["backchannels"] == 1
+
+
+def test_backchannels_do_not_hold_the_floor():
+    # agent's "угу" at 2.0 during the client's turn; the client's reply to a later agent
+    # question is not "interrupting" that backchannel
+    r = analyse([(2.0, 2.3), (6, 9)], [(0, 5.5), (8.5, 12)], 12)
+    assert [(i["by"], i["at"]) for i in r["interruptions"]] == [("client", 8.5)]
+
+
+def test_backchannel_of_0_7_s_is_not_an_interruption():
+    r = analyse([(0, 10)], [(4, 4.7)], 10)
+    assert r["interruptions"] == [] and r["parties"]["client"]["backchannels"] == 1
 
 
 def test_backchannel_threshold_is_configurable():

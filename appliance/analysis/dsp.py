@@ -31,6 +31,9 @@ def make_detector(vad: VadSettings, sample_rate: int = PIPELINE_RATE) -> PartyDe
     return PartyDetector(**detector_params(vad, sample_rate))
 
 
+ECHO_DELAY_FRAMES = 9     # echo arrives up to 180 ms after its source
+
+
 class CallStream:
     """Both parties of one call through the native CallDetector.
 
@@ -40,6 +43,8 @@ class CallStream:
     """
 
     def __init__(self, vad: VadSettings, sample_rate: int = PIPELINE_RATE) -> None:
+        self.echo_below_db = vad.echo_below_db
+        self.echoes: dict[Party, int] = {p: 0 for p in PARTIES}
         self._detector = CallDetector(leak_margin_db=vad.leak_margin_db,
                                       **detector_params(vad, sample_rate))
         self._pending: dict[Party, list[np.ndarray]] = {p: [] for p in PARTIES}
@@ -84,11 +89,37 @@ class CallStream:
         return head
 
     def _drain(self) -> dict[Party, list[tuple[int, int]]]:
-        closed = {}
-        for party, det in zip(PARTIES, (self._detector.agent, self._detector.client)):
+        dets = dict(zip(PARTIES, (self._detector.agent, self._detector.client)))
+        for party, det in dets.items():
             voiced, levels = det.take_frames()
             self.voiced[party] += voiced
             self.levels_db[party].extend(levels)
-            closed[party] = det.take_segments()
+        closed: dict[Party, list[tuple[int, int]]] = {}
+        for party, det in dets.items():
+            other: Party = "client" if party == "agent" else "agent"
+            closed[party] = [seg for seg in det.take_segments() if not self._is_echo(seg, party, other)]
             self.segments[party].extend(closed[party])
         return closed
+
+    def _is_echo(self, seg: tuple[int, int], party: Party, other: Party) -> bool:
+        """A segment far below the other party's simultaneous speech is its echo or bleed.
+
+        The CallDetector removes a leak once it has learnt it; this catches the first
+        moments of a call, before the other party has spoken enough to learn from. Both
+        parties' levels are known up to the segment's end (lockstep), so the decision is
+        the same streaming or batch.
+        """
+        start, end = seg
+        if self.echo_below_db <= 0 or end <= start:
+            return False
+        mine = np.frombuffer(self.levels_db[party], dtype=np.float32)[start:end]
+        theirs = np.frombuffer(self.levels_db[other], dtype=np.float32)
+        lo = max(0, start - ECHO_DELAY_FRAMES)
+        before = np.full(ECHO_DELAY_FRAMES - (start - lo), -120.0, np.float32)  # call start
+        window = np.concatenate([before, theirs[lo:end]])
+        peak = np.lib.stride_tricks.sliding_window_view(window, ECHO_DELAY_FRAMES + 1).max(axis=1)
+        below = np.median(mine - peak)
+        if below < -self.echo_below_db:
+            self.echoes[party] += 1
+            return True
+        return False
