@@ -23,6 +23,7 @@ run: install
 	$(VENV)/bin/appliance run
 
 test: install-test
+	$(VENV)/bin/ruff check appliance bench tests
 	$(PY) -m pytest
 
 bench: install-test

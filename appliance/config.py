@@ -38,10 +38,12 @@ class VadSettings(_Section):
     hangover_ms: int = Field(300, ge=0, le=3000, description="pause bridged inside a segment")
     tail_ms: int = Field(40, ge=0, le=500, description="kept after the last voiced frame")
     min_speech_ms: int = Field(100, ge=20, le=2000, description="shorter segments are dropped")
-    leak_margin_db: float = Field(10.0, ge=0.0, le=30.0,
-                                  description="headroom over the other party's predicted echo/bleed in this party's channel")
-    echo_below_db: float = Field(20.0, ge=0.0, le=60.0,
-                                 description="a segment this far below the other party's simultaneous speech is taken as its echo (0: off)")
+    leak_margin_db: float = Field(
+        10.0, ge=0.0, le=30.0,
+        description="headroom over the other party's predicted echo/bleed in this party's channel")
+    echo_below_db: float = Field(
+        20.0, ge=0.0, le=60.0,
+        description="a segment this far below the other party's simultaneous speech is its echo (0: off)")
     noise_window_s: float = Field(1.5, ge=0.5, le=10.0, description="noise-floor tracking window")
 
 
@@ -50,8 +52,9 @@ class ConversationSettings(_Section):
 
     # "ага", "угу", "да-да" last up to ~0.7 s; a detected segment runs ~50 ms longer than the
     # speech (onset back-dating, tail), hence 0.75 s.
-    backchannel_max_s: float = Field(0.75, ge=0.1, le=3.0,
-                                     description="shorter speech over the other party is a backchannel, not an interruption")
+    backchannel_max_s: float = Field(
+        0.75, ge=0.1, le=3.0,
+        description="shorter speech over the other party is a backchannel, not an interruption")
     overlap_min_s: float = Field(0.2, ge=0.02, le=2.0, description="shorter overlaps are ignored")
     turn_pause_s: float = Field(1.0, ge=0.2, le=5.0,
                                 description="a pause shorter than this keeps the floor with the speaker")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -26,7 +25,6 @@ from peers import appliance_call, call_ai_metrics_call, frame_vads  # noqa: E402
 
 from appliance.analysis.call_metrics import conversation_metrics  # noqa: E402
 from appliance.config import Settings  # noqa: E402
-from appliance.media.frames import FRAME_S  # noqa: E402
 from appliance.simulate.calls import (VARIANTS, CallTruth, build_call, degrade,  # noqa: E402
                                       write_call)
 from appliance.simulate.corpus import load_corpus  # noqa: E402
@@ -63,8 +61,15 @@ def decode(path: Path, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
 
 def result_from_segments(segs: dict[str, list[tuple[int, int]]], n_frames: int,
                          settings: Settings) -> dict:
-    out = conversation_metrics(segs["agent"], segs["client"], n_frames, settings.conversation)
-    return out
+    """The conversation metrics the appliance computes, from any method's segments."""
+    return conversation_metrics(segs["agent"], segs["client"], n_frames, settings.conversation)
+
+
+def publish(name: str, text: str) -> None:
+    """Print a report and keep it as bench/out/<name>.md."""
+    print(text)
+    OUT.mkdir(exist_ok=True)
+    (OUT / f"{name}.md").write_text(text + "\n")
 
 
 class Tally:
@@ -73,7 +78,6 @@ class Tally:
         self.intr = Counts()
         self.sil = Counts()
         self.share: list[float] = []
-        self.seconds = 0.0
 
     def add(self, sc: dict) -> None:
         for c in sc["vad"].values():
@@ -101,21 +105,15 @@ def main() -> int:
             agent, client = decode(path, settings)
             n = len(agent) // 320
             if not wanted or "appliance" in wanted:
-                t0 = time.process_time()
                 segs = appliance_call(agent, client, settings)
-                tallies[(variant, "appliance")].seconds += time.process_time() - t0
                 tallies[(variant, "appliance")].add(
                     score_result(result_from_segments(segs, n, settings), truth))
             for name, vad in vads.items():
-                t0 = time.process_time()
                 segs = {"agent": vad(agent), "client": vad(client)}
-                tallies[(variant, name)].seconds += time.process_time() - t0
                 tallies[(variant, name)].add(score_result(result_from_segments(segs, n, settings), truth))
             if wanted and "call-ai-metrics" not in wanted:
                 continue
-            t0 = time.process_time()
             cam = call_ai_metrics_call(agent, client)
-            tallies[(variant, "call-ai-metrics")].seconds += time.process_time() - t0
             res = result_from_segments(cam["segments"], n, settings)
             # its own interruption detector and talk share, not ours
             res["interruptions"] = [{"by": by, "at": at} for by, at in cam["interruptions"]]
@@ -137,10 +135,7 @@ def main() -> int:
             f"| {np.mean(t.share) * 100:.1f} / {np.max(t.share) * 100:.1f} "
             f"| {t.intr.precision:.2f} / {t.intr.recall:.2f} / {t.intr.f1:.2f} "
             f"| {t.sil.recall:.2f} |")
-    text = "\n".join(lines)
-    print(text)
-    OUT.mkdir(exist_ok=True)
-    (OUT / "accuracy.md").write_text(text + "\n")
+    publish("accuracy", "\n".join(lines))
     return 0
 
 

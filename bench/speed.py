@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from accuracy import OUT, decode, make_calls  # noqa: E402
+from accuracy import decode, make_calls, publish  # noqa: E402
 from peers import SileroVad, call_ai_metrics_call, webrtc_flags  # noqa: E402
 
 from appliance.analysis.dsp import CallStream  # noqa: E402
@@ -59,7 +59,7 @@ def main() -> int:
     settings = Settings()
     parts_a, parts_c = [], []
     seconds = 0.0
-    for paths, truth in make_calls(12, 7):
+    for paths, _truth in make_calls(12, 7):
         a, c = decode(paths["tel8_snr10"], settings)
         parts_a.append(a)
         parts_c.append(c)
@@ -114,10 +114,7 @@ def main() -> int:
         per_sample = cpu / samples
         lines.append(f"| {name} | {1 / (per_sample * 16000):,.0f} | {per_sample * 320 * 1e6:.1f} "
                      f"| {per_sample / base:.2f}x |")
-    text = "\n".join(lines)
-    print(text)
-    OUT.mkdir(exist_ok=True)
-    (OUT / "speed.md").write_text(text + "\n")
+    publish("speed", "\n".join(lines))
     return 0
 
 

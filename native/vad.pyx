@@ -449,6 +449,7 @@ cdef class CallDetector:
     cdef readonly double leak_margin, leak_quantile, leak_step
     cdef double recent[2][LEAK_FRAMES][MAX_BANDS]
     cdef double gain_db[2][MAX_BANDS]   # leak into party i from the other, per band (dB)
+    cdef double gain_lin[2][MAX_BANDS]  # the same as a power ratio, times leak_margin
     cdef int learnt[2][MAX_BANDS]       # updates so far: early ones take bigger steps
     cdef int ring
     cdef readonly long long frames_done
@@ -472,6 +473,7 @@ cdef class CallDetector:
         for i in range(2):
             for k in range(MAX_BANDS):
                 self.gain_db[i][k] = -80.0        # no leak assumed until evidence
+                self.gain_lin[i][k] = self.leak_margin * 1e-8
                 self.learnt[i][k] = 0
                 for j in range(LEAK_FRAMES):
                     self.recent[i][j][k] = 0.0
@@ -489,7 +491,7 @@ cdef class CallDetector:
                     peak = self.recent[1 - me][j][k]
             # the predicted leak is interference: scored as extra noise, not subtracted (a
             # subtraction leaves spiky residue that towers over a clean line's floor)
-            out[k] = self.leak_margin * 10.0 ** (self.gain_db[me][k] / 10.0) * peak
+            out[k] = self.gain_lin[me][k] * peak
             # Quantile tracker of the leak ratio, updated while the other party talks: a high
             # quantile, because on a clean line any leak left over reads as speech, and this
             # party's own speech over the other's is a small share of those frames.
@@ -498,7 +500,7 @@ cdef class CallDetector:
             # would make the other look active and be learnt as leak.
             # Only power clearly above this party's own noise floor is evidence of a leak, so a
             # noisy line without echo learns no leak at all.
-            if other_score > 2.0 and dominance_db > 10.0 and peak > 0.0:
+            if other_score > 4.5 and dominance_db > 10.0 and peak > 0.0:
                 floor_k = det._floor(k)
                 if floor_k >= BIG:
                     continue
@@ -513,6 +515,7 @@ cdef class CallDetector:
                     self.gain_db[me][k] += step * self.leak_quantile
                 if self.gain_db[me][k] < -80.0:
                     self.gain_db[me][k] = -80.0
+                self.gain_lin[me][k] = self.leak_margin * 10.0 ** (self.gain_db[me][k] / 10.0)
 
     def process(self, const int16_t[::1] agent, const int16_t[::1] client):
         """Consume equal-length chunks of both parties; return frames completed."""
@@ -535,10 +538,9 @@ cdef class CallDetector:
                     for k in range(nb):
                         self.recent[0][self.ring][k] = pw_a[k]
                         self.recent[1][self.ring][k] = pw_c[k]
-                    # raw scores say who is clearly talking (they advance each party's SNR
-                    # smoothing, so score the compensated powers on separate copies)
-                    raw_a = _peek_score(self.agent, pw_a)
-                    raw_c = _peek_score(self.client, pw_c)
+                    # who is clearly talking: mean band SNR without the smoothing state
+                    raw_a = _mean_snr(self.agent, pw_a)
+                    raw_c = _mean_snr(self.client, pw_c)
                     self._compensate(0, self.agent, pw_a, raw_c, lev_c - lev_a, comp)
                     sa = self.agent._score(pw_a, comp)
                     self._compensate(1, self.client, pw_c, raw_a, lev_a - lev_c, comp)
@@ -558,18 +560,17 @@ cdef class CallDetector:
         self.client.flush()
 
 
-cdef double _peek_score(PartyDetector d, double* power) noexcept nogil:
-    """A party's band-averaged SNR evidence without touching its smoothing state."""
+cdef double _mean_snr(PartyDetector d, double* power) noexcept nogil:
+    """A party's band-averaged a-posteriori SNR (power over noise floor); 4.5 or more means
+    clearly talking (about a log likelihood ratio of 2)."""
     cdef int k, nb = d.n_bands
-    cdef double gamma, llr = 0.0, floor_k, x
+    cdef double floor_k, total = 0.0
     for k in range(nb):
         floor_k = d._floor(k)
         if floor_k >= BIG:
             return 0.0
-        gamma = power[k] / floor_k
-        x = gamma - 1.0 if gamma > 1.0 else 0.0
-        llr += gamma * x / (1.0 + x) - log(1.0 + x) if x > 0.003 else 0.0
-    return llr / nb
+        total += power[k] / floor_k
+    return total / nb
 
 
 def _leak_gains(CallDetector d):

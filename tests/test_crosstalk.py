@@ -26,9 +26,11 @@ def call_segments(agent: np.ndarray, client: np.ndarray, chunks=None):
         pos_a = pos_c = 0
         for i, n in enumerate(chunks):        # the two streams arrive unevenly
             if i % 2:
-                stream.feed("agent", agent[pos_a:pos_a + n]); pos_a += n
+                stream.feed("agent", agent[pos_a:pos_a + n])
+                pos_a += n
             else:
-                stream.feed("client", client[pos_c:pos_c + n]); pos_c += n
+                stream.feed("client", client[pos_c:pos_c + n])
+                pos_c += n
         stream.feed("agent", agent[pos_a:])
         stream.feed("client", client[pos_c:])
     stream.finish()
@@ -97,7 +99,8 @@ def test_double_talk_survives_echo_compensation(monologue, corpus):
     start = len(agent) - RATE * 6
     echoed[start:start + len(own)] += own
     segs = call_segments(to_pcm(agent), to_pcm(echoed))
-    found = [(s, e) for s, e in segs["client"] if e * 0.02 > start / RATE and s * 0.02 < (start + len(own)) / RATE]
+    lo, hi = start / RATE, (start + len(own)) / RATE
+    found = [(s, e) for s, e in segs["client"] if e * 0.02 > lo and s * 0.02 < hi]
     assert found and talk_s(found) > 0.7 * own_speech
 
 

@@ -4,7 +4,6 @@ import json
 import resource
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ import soxr
 from appliance.media.session import CallMeta, CallSession
 from appliance.sources.files import AudioFileError, analyse_files, iter_call_blocks, open_call_files
 
-from conftest import to_pcm, write_wav
+from conftest import write_wav
 
 
 @pytest.fixture(scope="module")

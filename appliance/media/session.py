@@ -12,7 +12,7 @@ import numpy as np
 from ..analysis.call_metrics import SCHEMA, conversation_metrics
 from ..analysis.dsp import CallStream
 from ..config import Settings
-from ..media.frames import PIPELINE_RATE, Party
+from ..media.frames import Party
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,3 @@ class CallSession:
                                          "segments": len(result["segments"]),
                                          "interruptions": len(result["interruptions"])})
         return result
-
-    @property
-    def sample_rate(self) -> int:
-        return PIPELINE_RATE

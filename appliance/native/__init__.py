@@ -10,4 +10,5 @@ except ImportError as exc:  # pragma: no cover - only on a broken install
         "`pip install -e .` (it builds native/*.pyx)"
     ) from exc
 
-__all__ = ["leak_gains", "CallDetector", "PartyDetector", "Segmenter", "analyse_conversation", "BAND_EDGES_HZ"]
+__all__ = ["BAND_EDGES_HZ", "CallDetector", "PartyDetector", "Segmenter", "analyse_conversation",
+           "leak_gains"]

@@ -15,7 +15,6 @@ late: line or acoustic echo, recorder bleed).
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -111,7 +110,6 @@ def build_call(utts: Sequence[Utterance], rng: np.random.Generator, turns: int =
     backchannels: list[tuple[str, float]] = []
     party, other = "agent", "client"
     t = float(rng.uniform(0.3, 1.5))
-    pending_cut: float | None = None
     ends: list[float] = []
     for turn in range(turns):
         u = utts[int(rng.integers(len(utts)))]
@@ -226,7 +224,7 @@ def degrade(stereo: np.ndarray, truth: CallTruth, variant: str,
             delay = int(RATE * float(rng.uniform(0.03, 0.15)))
             gain = 10 ** (float(rng.uniform(-30.0, -20.0)) / 20)
             x[delay:, ch] += gain * clean[: len(x) - delay, 1 - ch]
-            noises["agent" if ch == 0 else "client"] = f"echo of the other party"
+            noises["agent" if ch == 0 else "client"] = "echo of the other party"
     peak = float(np.max(np.abs(x))) or 1.0
     if peak > 0.99:
         x *= 0.99 / peak
@@ -238,11 +236,3 @@ def degrade(stereo: np.ndarray, truth: CallTruth, variant: str,
 def write_call(path: Path, audio: np.ndarray, rate: int, subtype: str) -> None:
     """Write a stereo call recording as the PBX would (WAV, given subtype)."""
     sf.write(str(path), audio, rate, subtype=subtype, format="WAV")
-
-
-def g711_roundtrip(x: np.ndarray, rate: int = 8000, subtype: str = "ALAW") -> np.ndarray:
-    """Encode and decode through G.711 (libsndfile's codec)."""
-    buf = io.BytesIO()
-    sf.write(buf, x, rate, subtype=subtype, format="WAV")
-    buf.seek(0)
-    return sf.read(buf, dtype="float32")[0]
