@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "files (agent, client)")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print the call JSON")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     p.add_argument("--agent-channel", type=int, choices=(0, 1),
                    help="stereo channel that carries the agent (default from settings: 0)")
     p.set_defaults(func=_cmd_analyze)
@@ -74,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"appliance: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings.log.level)
+    level = settings.log.level
+    if args.command == "analyze" and not args.verbose and level in ("DEBUG", "INFO"):
+        level = "WARNING"       # a one-shot report: only problems go to stderr
+    setup_logging(level)
     if args.command == "analyze" and len(args.files) > 2:
         print("appliance analyze: give one stereo file or two mono files", file=sys.stderr)
         return 2

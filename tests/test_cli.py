@@ -46,6 +46,9 @@ def test_analyze_readable_summary(call_wav):
     out = run_cli("analyze", str(call_wav))
     assert out.returncode == 0, out.stderr
     assert "agent" in out.stdout and "client" in out.stdout and "dead air" in out.stdout
+    assert out.stderr == ""                         # progress logs only with -v
+    verbose = run_cli("analyze", "-v", str(call_wav))
+    assert "call analysed" in verbose.stderr
 
 
 def test_analyze_bad_file_exit_code_and_message(tmp_path):
