@@ -482,6 +482,7 @@ cdef class CallDetector:
 
     cdef void _compensate(self, int me, PartyDetector det, double* mine, double other_score,
                           double dominance_db, double* out) noexcept nogil:
+        """Predicted leak into party ``me`` per band (into ``out``); learns the leak gain."""
         cdef int j, k, nb = det.n_bands
         cdef double peak, ratio_db, excess, floor_k, step
         for k in range(nb):
@@ -526,7 +527,7 @@ cdef class CallDetector:
         cdef int got, done = 0, k, nb = self.agent.n_bands
         cdef double pw_a[MAX_BANDS]
         cdef double pw_c[MAX_BANDS]
-        cdef double comp[MAX_BANDS]
+        cdef double leak[MAX_BANDS]
         cdef double lev_a = 0.0, lev_c = 0.0, raw_a = 0.0, raw_c = 0.0, sa = 0.0, sc = 0.0
         while True:
             with nogil:
@@ -541,10 +542,10 @@ cdef class CallDetector:
                     # who is clearly talking: mean band SNR without the smoothing state
                     raw_a = _mean_snr(self.agent, pw_a)
                     raw_c = _mean_snr(self.client, pw_c)
-                    self._compensate(0, self.agent, pw_a, raw_c, lev_c - lev_a, comp)
-                    sa = self.agent._score(pw_a, comp)
-                    self._compensate(1, self.client, pw_c, raw_a, lev_a - lev_c, comp)
-                    sc = self.client._score(pw_c, comp)
+                    self._compensate(0, self.agent, pw_a, raw_c, lev_c - lev_a, leak)
+                    sa = self.agent._score(pw_a, leak)
+                    self._compensate(1, self.client, pw_c, raw_a, lev_a - lev_c, leak)
+                    sc = self.client._score(pw_c, leak)
                     self.ring = (self.ring + 1) % LEAK_FRAMES
             if not got:
                 break

@@ -51,7 +51,6 @@ class CallStream:
         self._pending_n: dict[Party, int] = {p: 0 for p in PARTIES}
         self.segments: dict[Party, list[tuple[int, int]]] = {p: [] for p in PARTIES}
         self.levels_db: dict[Party, array] = {p: array("f") for p in PARTIES}
-        self.voiced: dict[Party, bytearray] = {p: bytearray() for p in PARTIES}
 
     @property
     def frames(self) -> int:
@@ -91,8 +90,7 @@ class CallStream:
     def _drain(self) -> dict[Party, list[tuple[int, int]]]:
         dets = dict(zip(PARTIES, (self._detector.agent, self._detector.client)))
         for party, det in dets.items():
-            voiced, levels = det.take_frames()
-            self.voiced[party] += voiced
+            _, levels = det.take_frames()
             self.levels_db[party].extend(levels)
         closed: dict[Party, list[tuple[int, int]]] = {}
         for party, det in dets.items():
