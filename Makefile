@@ -13,10 +13,12 @@ $(PY):
 
 install: $(PY)
 	$(PIP) install -e .
+	$(VENV)/bin/appliance models build
 
 install-test: $(PY)
 	bash tests/install-system-deps.sh $(TEST_DEBS)
 	$(PIP) install -e '.[test]'
+	$(VENV)/bin/appliance models build
 	bash tests/fetch-speech-data.sh
 
 run: install

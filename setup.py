@@ -1,6 +1,6 @@
 """Builds the Cython DSP in native/ as extension modules of appliance.native."""
 from Cython.Build import cythonize
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 
 COMPILE_ARGS = ["-O3", "-ffast-math", "-fno-finite-math-only"]
 
@@ -10,6 +10,12 @@ extensions = [
 ]
 
 setup(
+    # models/ (manifest + converter) installs as appliance_models, so an installed appliance
+    # can still build its speech model.
+    packages=find_packages(include=["appliance", "appliance.*"]) + ["appliance_models"],
+    package_dir={"appliance_models": "models"},
+    package_data={"appliance": ["py.typed", "dictionaries/*/*.toml"],
+                  "appliance_models": ["manifest.toml"]},
     ext_modules=cythonize(
         extensions,
         language_level=3,

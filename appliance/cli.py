@@ -1,4 +1,4 @@
-"""Command line: `appliance run | analyze | config`."""
+"""Command line: `appliance run | analyze | models | config`."""
 
 from __future__ import annotations
 
@@ -16,15 +16,23 @@ log = logging.getLogger("appliance.cli")
 
 def _cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
     from .analysis.summary import render_summary
+    from .media.session import Stages
     from .sources.files import AudioFileError, analyse_files
 
     if args.agent_channel is not None:
         settings.channels.agent_channel = args.agent_channel
+    if args.no_asr:
+        settings.asr.enabled = False
+    if args.language:
+        settings.asr.language = args.language
+    stages = Stages.load(settings)
     try:
-        result = analyse_files(args.files, settings)
+        result = analyse_files(args.files, settings, stages=stages)
     except AudioFileError as exc:
         print(f"appliance analyze: {exc}", file=sys.stderr)
         return 2
+    finally:
+        stages.close()
     if args.json:
         json.dump(result, sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")
@@ -37,6 +45,23 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from .app import run
 
     return run(settings)
+
+
+def _cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    from .asr.model import ModelError, build, find_model
+
+    model_dir = settings.asr.model_dir
+    try:
+        if args.action == "build":
+            found = build(model_dir, force=args.force,
+                          progress=lambda msg: print(f"models: {msg}", flush=True))
+        else:
+            found = find_model(model_dir)
+            print(f"models: {found.path} (source {found.source}): verified")
+    except ModelError as exc:
+        print(f"appliance models: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
@@ -59,9 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print the call JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    p.add_argument("--no-asr", action="store_true", help="conversation metrics only, no transcript")
+    p.add_argument("--language", choices=("ru", "en", "auto"), help="speech language (default: asr.language)")
     p.add_argument("--agent-channel", type=int, choices=(0, 1),
                    help="stereo channel that carries the agent (default from settings: 0)")
     p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser("models", help="build or check the on-device speech model")
+    p.add_argument("action", choices=("build", "status"))
+    p.add_argument("--force", action="store_true", help="rebuild even if an intact model exists")
+    p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("config", help="print the effective settings")
     p.set_defaults(func=_cmd_config)

@@ -103,6 +103,20 @@ class InboxSettings(_Section):
                             description="a file must stop growing this long before it is read")
 
 
+class AsrSettings(_Section):
+    """On-device speech recognition."""
+
+    enabled: bool = True
+    language: Literal["ru", "en", "auto"] = "ru"
+    model_dir: Path | None = Field(None, description="built models (default: ~/.cache/call-appliance/models)")
+    precision: Literal["int8", "fp32"] = "int8"
+    workers: int = Field(0, ge=0, le=64, description="recognizer threads in all (0: one per core)")
+    max_segment_s: float = Field(25.0, ge=2.0, le=29.0,
+                                 description="longer speech is cut into pieces (Whisper reads 30 s)")
+    min_level_dbfs: float = Field(-50.0, ge=-90.0, le=0.0,
+                                  description="quieter segments are not decoded (hallucination guard)")
+
+
 class Settings(_Section):
     """All settings of the appliance."""
 
@@ -113,6 +127,7 @@ class Settings(_Section):
     paths: PathSettings = PathSettings()
     log: LogSettings = LogSettings()
     inbox: InboxSettings = InboxSettings()
+    asr: AsrSettings = AsrSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> "Settings":

@@ -1,0 +1,1 @@
+"""Speech recognition: the model, the recognizer, and the per-call ASR stage."""
