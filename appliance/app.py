@@ -7,6 +7,7 @@ import signal
 import threading
 
 from .config import Settings
+from .media.session import Stages
 from .sources.inbox import InboxWatcher
 
 log = logging.getLogger(__name__)
@@ -20,9 +21,11 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
             signal.signal(sig, lambda *_: stop.set())
     settings.paths.data_dir.mkdir(parents=True, exist_ok=True)
     log.info("appliance starting", extra={"data_dir": str(settings.paths.data_dir.resolve())})
+    stages = Stages.load(settings)
+    log.info("speech recognition", extra=stages.asr.info() if stages.asr else {"status": "disabled"})
     workers = []
     if settings.inbox.enabled:
-        watcher = InboxWatcher(settings)
+        watcher = InboxWatcher(settings, stages)
         workers.append(threading.Thread(target=watcher.run, args=(stop,), name="inbox",
                                         daemon=True))
     for w in workers:
@@ -30,5 +33,6 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
     stop.wait()
     for w in workers:
         w.join(timeout=30)
+    stages.close()
     log.info("appliance stopped")
     return 0

@@ -56,6 +56,11 @@ class CallStream:
     def frames(self) -> int:
         return self._detector.frames_done
 
+    def open_start(self, party: Party) -> int | None:
+        """Start frame of the party's segment in progress, or None."""
+        det = self._detector.agent if party == "agent" else self._detector.client
+        return det.open_segment_start
+
     def feed(self, party: Party, pcm: np.ndarray) -> dict[Party, list[tuple[int, int]]]:
         """Add int16 samples of one party; return segments that closed, per party."""
         if len(pcm):

@@ -32,4 +32,21 @@ def render_summary(result: dict[str, Any]) -> str:
         lines.append(f"  {_clock(i['at'])}  {i['by']} interrupted {i['of']}")
     for s in result["silences"]:
         lines.append(f"  {_clock(s['start'])}-{_clock(s['end'])}  silence ({s['position']})")
+    asr = result.get("asr", {})
+    if asr.get("status") not in (None, "ok", "disabled"):
+        lines += ["", f"transcript unavailable: {asr.get('reason', asr['status'])}"]
+    if result.get("transcript"):
+        lines += ["", "Transcript"]
+        lines += [f"  {_clock(t['start'])}  {t['party']:<6}  {t['text']}" for t in result["transcript"]]
+    if result.get("tags"):
+        lines += ["", "Tags"]
+        lines += [f"  {_clock(t['at'])}  {t['party']:<6}  {t['tag']:<13} {t['text']}"
+                  for t in result["tags"]]
+    score = result.get("score")
+    if score:
+        total = "-" if score["total"] is None else f"{score['total']}/100"
+        lines += ["", f"Score ({score['checklist']}): {total}"]
+        for item in score["items"]:
+            mark = {True: "ok ", False: "NO ", None: " - "}[item["passed"]]
+            lines.append(f"  {mark} {item['title']}: {item['evidence']}")
     return "\n".join(lines)

@@ -11,8 +11,12 @@ import numpy as np
 
 from ..analysis.call_metrics import SCHEMA, conversation_metrics
 from ..analysis.dsp import CallStream
+from ..analysis.scoring import Checklist, load_checklist, score_call
+from ..analysis.tagger import Tagger, load_tagger
+from ..asr.stage import AsrService, CallTranscriber
 from ..config import Settings
-from ..media.frames import Party
+from ..media.frames import PARTIES, Party
+from .window import AudioWindow
 
 log = logging.getLogger(__name__)
 
@@ -31,39 +35,86 @@ class CallMeta:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class Stages:
+    """The per-process analysis services every call shares (loaded once)."""
+
+    asr: AsrService | None = None
+    tagger: Tagger | None = None
+    checklist: Checklist | None = None
+
+    @classmethod
+    def load(cls, settings: Settings) -> "Stages":
+        user = settings.paths.data_dir / "dictionaries"
+        return cls(asr=AsrService(settings.asr),
+                   tagger=load_tagger(settings.asr.language, user),
+                   checklist=load_checklist("sales", user))
+
+    def close(self) -> None:
+        if self.asr is not None:
+            self.asr.close()
+
+
+KEEP_FRAMES = 50   # audio kept before the oldest frame a segment may still start at (1 s)
+
+
 class CallSession:
-    """Streams both parties of one call through the DSP; ``finish()`` returns the call JSON.
+    """Streams both parties of one call through DSP and ASR; ``finish()`` returns the call
+    JSON (metrics, transcript, tags, score).
 
     ``feed`` accepts any chunk length; results do not depend on how the audio was chunked.
     """
 
-    def __init__(self, settings: Settings, meta: CallMeta) -> None:
+    def __init__(self, settings: Settings, meta: CallMeta, stages: Stages | None = None) -> None:
         self.settings = settings
         self.meta = meta
+        self.stages = stages or Stages()
         self.stream = CallStream(settings.vad)
+        self.windows = {p: AudioWindow() for p in PARTIES}
+        self.transcriber = CallTranscriber(self.stages.asr) if self.stages.asr else None
         self._finished = False
 
     def feed(self, party: Party, pcm: np.ndarray) -> None:
         """Add 16 kHz int16 samples of one party."""
         if self._finished:
             raise RuntimeError(f"call {self.meta.call_id} already finished")
-        for who, closed in self.stream.feed(party, pcm).items():
-            for start, end in closed:
+        self.windows[party].append(pcm)
+        self._segments_closed(self.stream.feed(party, pcm))
+
+    def _segments_closed(self, closed: dict[Party, list[tuple[int, int]]]) -> None:
+        for who, segs in closed.items():
+            for start, end in segs:
                 log.debug("segment", extra={"call": self.meta.call_id, "party": who,
                                             "start_frame": start, "end_frame": end})
+                if self.transcriber is not None:
+                    levels = np.frombuffer(self.stream.levels_db[who], np.float32)[start:end]
+                    self.transcriber.add(who, start, end, self.windows[who].slice(start, end),
+                                         levels)
+        for p in PARTIES:
+            oldest = self.stream.open_start(p)
+            keep = self.stream.frames if oldest is None else oldest
+            self.windows[p].drop_before(keep - KEEP_FRAMES)
 
     def finish(self) -> dict[str, Any]:
-        """Close the call: flush open segments and compute its metrics."""
+        """Close the call: flush open segments, wait for its transcript, tag and score it."""
         if not self._finished:
-            self.stream.finish()
+            self._segments_closed(self.stream.finish())
             self._finished = True
         total = self.stream.frames
         result: dict[str, Any] = {"schema": SCHEMA, "call": asdict(self.meta)}
         result.update(conversation_metrics(self.stream.segments["agent"],
                                            self.stream.segments["client"], total,
                                            self.settings.conversation))
+        asr = self.stages.asr
+        result["asr"] = asr.info() if asr is not None else {"status": "disabled"}
+        result["transcript"] = self.transcriber.transcript() if self.transcriber else []
+        result["tags"] = self.stages.tagger.tag(result["transcript"]) if self.stages.tagger else []
+        if self.stages.checklist is not None:
+            result["score"] = score_call(result, self.stages.checklist)
         log.info("call analysed", extra={"call": self.meta.call_id,
                                          "duration_s": result["duration_s"],
                                          "segments": len(result["segments"]),
-                                         "interruptions": len(result["interruptions"])})
+                                         "interruptions": len(result["interruptions"]),
+                                         "asr": result["asr"]["status"],
+                                         "tags": len(result["tags"])})
         return result

@@ -20,7 +20,7 @@ import soxr
 
 from ..config import Settings
 from ..media.frames import PIPELINE_RATE
-from ..media.session import CallMeta, CallSession
+from ..media.session import CallMeta, CallSession, Stages
 
 log = logging.getLogger(__name__)
 
@@ -224,15 +224,19 @@ def iter_call_blocks(call: FileCall, settings: Settings) -> Iterator[tuple[np.nd
 
 
 def analyse_files(paths: list[str | os.PathLike[str]], settings: Settings,
-                  call_id: str | None = None) -> dict[str, Any]:
-    """Run the whole call pipeline on a recorded call and return the call JSON."""
+                  call_id: str | None = None, stages: Stages | None = None) -> dict[str, Any]:
+    """Run the whole call pipeline on a recorded call and return the call JSON.
+
+    ``stages`` (ASR, tagger, checklist) are shared between calls; without them only the
+    conversation DSP runs.
+    """
     call = open_call_files(paths, settings)
     meta = CallMeta(source="file", call_id=call_id or Path(paths[0]).stem,
                     started_at=os.path.getmtime(paths[0]),
                     extra={"files": [str(p) for p in paths],
                            "sample_rate": call.agent.sample_rate,
                            "format": f"{call.agent.format}/{call.agent.subtype}"})
-    session = CallSession(settings, meta)
+    session = CallSession(settings, meta, stages)
     for agent, client in iter_call_blocks(call, settings):
         session.feed("agent", agent)
         session.feed("client", client)

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from ..config import Settings
+from ..media.session import Stages
 from .files import AudioFileError, analyse_files
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,9 @@ def write_json_atomic(path: Path, data: object) -> None:
 class InboxWatcher:
     """Polls the inbox and analyses each settled recording through the call pipeline."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, stages: Stages | None = None) -> None:
         self.settings = settings
+        self.stages = stages
         self.inbox = settings.paths.inbox
         self.failed = self.inbox / "failed"
         self.calls = settings.paths.calls
@@ -77,7 +79,7 @@ class InboxWatcher:
 
     def _process(self, path: Path) -> list[Path]:
         try:
-            result = analyse_files([path], self.settings)
+            result = analyse_files([path], self.settings, stages=self.stages)
         except AudioFileError as exc:
             log.error("recording rejected", extra={"file": path.name, "reason": str(exc)})
             os.replace(path, self.failed / path.name)

@@ -1,0 +1,45 @@
+"""The recognizer behind a small interface, so a streaming model can replace Whisper."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from .model import ModelFiles
+
+SAMPLE_RATE = 16000
+
+
+class Recognizer(Protocol):
+    """Turns one speech segment (16 kHz float32 mono) into text."""
+
+    name: str
+
+    def transcribe(self, audio: np.ndarray) -> str: ...
+
+
+class WhisperRecognizer:
+    """sherpa-onnx's offline Whisper. Thread-safe: one instance serves every worker."""
+
+    def __init__(self, model: ModelFiles, language: str = "ru", precision: str = "int8",
+                 threads: int = 1) -> None:
+        import sherpa_onnx
+
+        sfx = ".int8.onnx" if precision == "int8" else ".onnx"
+        self.name = f"whisper-base-{precision}"
+        self.language = language
+        self._rec = sherpa_onnx.OfflineRecognizer.from_whisper(
+            encoder=str(model.file(f"encoder{sfx}")),
+            decoder=str(model.file(f"decoder{sfx}")),
+            tokens=str(model.file("tokens.txt")),
+            language="" if language == "auto" else language,
+            task="transcribe",
+            num_threads=threads,
+        )
+
+    def transcribe(self, audio: np.ndarray) -> str:
+        stream = self._rec.create_stream()
+        stream.accept_waveform(SAMPLE_RATE, np.ascontiguousarray(audio, dtype=np.float32))
+        self._rec.decode_stream(stream)
+        return stream.result.text.strip()

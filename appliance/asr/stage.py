@@ -1,0 +1,141 @@
+"""ASR as a pipeline stage: speech segments of each party in, a transcript out.
+
+Segments are queued to a worker pool shared by all calls and bounded to the cores. The
+queue grows rather than drops (the recording is on disk; a call's transcript is complete
+when its last segment is decoded). Long segments are cut at the quietest frame before
+``max_segment_s``, because Whisper reads only the first 30 s of its input.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..config import AsrSettings
+from ..media.frames import FRAME_S, frames_to_s
+from .filters import clean_transcript
+from .model import ModelError, find_model
+from .recognizer import Recognizer, WhisperRecognizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Piece:
+    party: str
+    start: int          # frames
+    end: int
+    future: Future[str] | None      # None: not decoded (too quiet)
+
+
+class AsrService:
+    """The process-wide recognizer and its worker pool."""
+
+    def __init__(self, settings: AsrSettings, recognizer: Recognizer | None = None) -> None:
+        self.settings = settings
+        self.status = "disabled"
+        self.reason = "asr.enabled is false"
+        self.recognizer = recognizer
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending = 0
+        self._lock = threading.Lock()
+        if not settings.enabled:
+            return
+        workers = settings.workers or max(1, os.cpu_count() or 1)
+        if recognizer is None:
+            try:
+                model = find_model(settings.model_dir)
+            except ModelError as exc:
+                self.status, self.reason = "unavailable", str(exc)
+                log.warning("speech recognition unavailable", extra={"reason": str(exc)})
+                return
+            self.recognizer = WhisperRecognizer(model, settings.language, settings.precision,
+                                                threads=1)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="asr")
+        self.status, self.reason = "ok", ""
+
+    @property
+    def available(self) -> bool:
+        return self._pool is not None
+
+    @property
+    def queue_length(self) -> int:
+        """Segments waiting or being decoded, across all calls."""
+        return self._pending
+
+    def submit(self, audio: np.ndarray) -> Future[str]:
+        assert self._pool is not None and self.recognizer is not None
+        with self._lock:
+            self._pending += 1
+        fut = self._pool.submit(self._decode, audio)
+        return fut
+
+    def _decode(self, audio: np.ndarray) -> str:
+        try:
+            return clean_transcript(self.recognizer.transcribe(audio))  # type: ignore[union-attr]
+        finally:
+            with self._lock:
+                self._pending -= 1
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def info(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": self.status}
+        if self.available:
+            out.update(language=self.settings.language, model=self.recognizer.name)  # type: ignore[union-attr]
+        else:
+            out["reason"] = self.reason
+        return out
+
+
+class CallTranscriber:
+    """One call's segments through the shared service."""
+
+    def __init__(self, service: AsrService) -> None:
+        self.service = service
+        self.pieces: list[Piece] = []
+        s = service.settings
+        self.max_frames = int(s.max_segment_s / FRAME_S)
+        self.min_level = s.min_level_dbfs
+
+    def add(self, party: str, start: int, end: int, pcm: np.ndarray, levels: np.ndarray) -> None:
+        """A closed speech segment: ``pcm`` int16 at 16 kHz, ``levels`` its frames' dBFS."""
+        if not self.service.available:
+            return
+        for a, b in _cut(start, end, levels, self.max_frames):
+            lv = levels[a - start: b - start]
+            audio = pcm[(a - start) * 320: (b - start) * 320].astype(np.float32) / 32768.0
+            quiet = len(lv) == 0 or float(np.max(lv)) < self.min_level
+            self.pieces.append(Piece(party, a, b, None if quiet else self.service.submit(audio)))
+
+    def transcript(self) -> list[dict[str, Any]]:
+        """Wait for this call's pieces; return [{party, start, end, text}] in time order."""
+        out = []
+        for p in sorted(self.pieces, key=lambda p: (p.start, p.party)):
+            text = p.future.result() if p.future is not None else ""
+            if text:
+                out.append({"party": p.party, "start": frames_to_s(p.start),
+                            "end": frames_to_s(p.end), "text": text})
+        return out
+
+
+def _cut(start: int, end: int, levels: np.ndarray, max_frames: int) -> list[tuple[int, int]]:
+    """Split [start, end) into pieces of at most max_frames, each cut at the quietest frame
+    of its last quarter. ``levels`` are the frames' dBFS from ``start`` on."""
+    seg0, pieces = start, []
+    while end - start > max_frames:
+        lo, hi = start + max_frames * 3 // 4, start + max_frames
+        window = levels[lo - seg0: hi - seg0]
+        cut = lo + int(np.argmin(window)) if len(window) else hi
+        pieces.append((start, cut))
+        start = cut
+    pieces.append((start, end))
+    return pieces
