@@ -24,11 +24,18 @@ def call_wav(real_call, tmp_path_factory):
     return write_wav(tmp_path_factory.mktemp("cli") / "call.wav", real_call[0] * 0.8)
 
 
+@pytest.mark.slow
 def test_analyze_json_schema(call_wav):
+    """The whole pipeline with the real speech model (make test builds it)."""
     out = run_cli("analyze", "--json", str(call_wav))
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
     assert r["schema"] == "call-analysis/1"
+    assert r["asr"]["status"] == "ok", r["asr"]
+    assert r["transcript"] and {"party", "start", "end", "text"} <= set(r["transcript"][0])
+    assert {t["party"] for t in r["transcript"]} == {"agent", "client"}
+    assert isinstance(r["tags"], list)
+    assert 0 <= r["score"]["total"] <= 100 and r["score"]["checklist"] == "sales"
     assert r["duration_s"] > 10
     for party in ("agent", "client"):
         p = r["parties"][party]
@@ -43,11 +50,11 @@ def test_analyze_json_schema(call_wav):
 
 
 def test_analyze_readable_summary(call_wav):
-    out = run_cli("analyze", str(call_wav))
+    out = run_cli("analyze", "--no-asr", str(call_wav))
     assert out.returncode == 0, out.stderr
     assert "agent" in out.stdout and "client" in out.stdout and "dead air" in out.stdout
     assert out.stderr == ""                         # progress logs only with -v
-    verbose = run_cli("analyze", "-v", str(call_wav))
+    verbose = run_cli("analyze", "--no-asr", "-v", str(call_wav))
     assert "call analysed" in verbose.stderr
 
 
@@ -62,7 +69,7 @@ def test_analyze_bad_file_exit_code_and_message(tmp_path):
 def test_invalid_config_is_reported(call_wav, tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text("[conversation]\ndead_air_min_s = -1\n")
-    out = run_cli("-c", str(cfg), "analyze", str(call_wav))
+    out = run_cli("-c", str(cfg), "analyze", "--no-asr", str(call_wav))
     assert out.returncode == 2
     assert "conversation.dead_air_min_s = -1" in out.stderr and "Traceback" not in out.stderr
 
@@ -70,7 +77,7 @@ def test_invalid_config_is_reported(call_wav, tmp_path):
 def test_run_analyses_recordings_dropped_into_the_inbox(call_wav, tmp_path):
     data = tmp_path / "data"
     env = {"APPLIANCE_PATHS__DATA_DIR": str(data), "APPLIANCE_INBOX__POLL_S": "0.2",
-           "APPLIANCE_INBOX__SETTLE_S": "0.3"}
+           "APPLIANCE_INBOX__SETTLE_S": "0.3", "APPLIANCE_ASR__ENABLED": "false"}
     proc = subprocess.Popen(CLI + ["run"], env=dict(os.environ, **env),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
