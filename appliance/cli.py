@@ -65,7 +65,10 @@ def _cmd_models(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
-    print(json.dumps(settings.model_dump(mode="json"), indent=2))
+    from .config import settings_reference
+
+    print(settings_reference() if args.markdown else
+          json.dumps(settings.model_dump(mode="json"), indent=2))
     return 0
 
 
@@ -96,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("config", help="print the effective settings")
+    p.add_argument("--markdown", action="store_true", help="print the settings reference")
     p.set_defaults(func=_cmd_config)
     return parser
 

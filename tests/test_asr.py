@@ -103,18 +103,40 @@ class Parrot:
         return self.text
 
 
+def fake_audio(quiet_party=None):
+    def audio(party, a, b):
+        level = -70.0 if party == quiet_party else -20.0
+        return np.zeros((b - a) * 320, np.int16), np.full(b - a, level, np.float32)
+    return audio
+
+
 def test_quiet_segments_are_not_decoded_and_long_ones_are_cut():
+    from appliance.asr.stage import CallTranscriber
     parrot = Parrot("Продолжение следует...")
     service = AsrService(AsrSettings(workers=2), recognizer=parrot)
-    from appliance.asr.stage import CallTranscriber
-    tr = CallTranscriber(service)
-    n = 60 * 50                                   # a 60 s segment
-    levels = np.full(n, -20.0, np.float32)
-    tr.add("agent", 0, n, np.zeros(n * 320, np.int16), levels)
-    tr.add("client", 0, 100, np.zeros(100 * 320, np.int16), np.full(100, -70.0, np.float32))
+    tr = CallTranscriber(service, fake_audio(quiet_party="client"))
+    tr.add("agent", 0, 60 * 50)                   # a 60 s segment
+    tr.add("client", 0, 100)
     assert tr.transcript() == []                  # stock subtitle line filtered out
     assert len(parrot.calls) == 3                 # 60 s cut into pieces <= 25 s; quiet skipped
     assert max(parrot.calls) <= 25 * 16000
+    service.close()
+
+
+def test_close_segments_are_recognised_together():
+    from appliance.asr.stage import CallTranscriber
+    parrot = Parrot("Добрый день")
+    service = AsrService(AsrSettings(workers=1), recognizer=parrot)
+    tr = CallTranscriber(service, fake_audio())
+    tr.add("agent", 0, 100)
+    tr.tick(190, {"agent": 130})                  # the next segment (from 130) is still open
+    tr.add("agent", 130, 200)                     # 0.6 s pause: same chunk, pause included
+    tr.tick(205, {"agent": None})
+    tr.add("agent", 300, 400)                     # 2 s later: a new chunk
+    tr.tick(500, {"agent": None})                 # long after: the last chunk is decoded
+    lines = tr.transcript()
+    assert len(parrot.calls) == 2 and sorted(parrot.calls) == [100 * 320, 200 * 320]
+    assert [(t["start"], t["end"]) for t in lines] == [(0.0, 4.0), (6.0, 8.0)]
     service.close()
 
 

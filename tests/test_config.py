@@ -73,3 +73,10 @@ def test_missing_and_malformed_files(tmp_path: Path):
     bad.write_text("[vad\nthreshold = 1\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(bad, environ={})
+
+
+def test_configuration_doc_is_current():
+    from appliance.config import settings_reference
+    doc = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+    assert doc.read_text(encoding="utf-8").rstrip() == settings_reference().rstrip(), \
+        "regenerate with: appliance config --markdown > docs/configuration.md"

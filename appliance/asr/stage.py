@@ -13,7 +13,7 @@ import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -96,28 +96,72 @@ class AsrService:
         return out
 
 
-class CallTranscriber:
-    """One call's segments through the shared service."""
+@dataclass
+class _Chunk:
+    start: int
+    end: int
+    pcm: list[np.ndarray]
+    levels: list[np.ndarray]
 
-    def __init__(self, service: AsrService) -> None:
+
+AudioFn = Callable[[str, int, int], tuple[np.ndarray, np.ndarray]]
+
+
+class CallTranscriber:
+    """One call's speech through the shared service.
+
+    A party's consecutive segments with pauses under ``join_s`` are decoded together (up to
+    ``max_segment_s``, the real pause audio included): Whisper reads a sentence split at
+    every breath much worse than the whole sentence.
+    """
+
+    def __init__(self, service: AsrService, audio: AudioFn) -> None:
         self.service = service
+        self.audio = audio
         self.pieces: list[Piece] = []
+        self._open: dict[str, _Chunk] = {}
         s = service.settings
         self.max_frames = int(s.max_segment_s / FRAME_S)
+        self.join_frames = int(s.join_s / FRAME_S)
         self.min_level = s.min_level_dbfs
 
-    def add(self, party: str, start: int, end: int, pcm: np.ndarray, levels: np.ndarray) -> None:
-        """A closed speech segment: ``pcm`` int16 at 16 kHz, ``levels`` its frames' dBFS."""
+    def add(self, party: str, start: int, end: int) -> None:
+        """A closed speech segment of ``party`` (frames); its audio is read at once."""
         if not self.service.available:
             return
-        for a, b in _cut(start, end, levels, self.max_frames):
-            lv = levels[a - start: b - start]
-            audio = pcm[(a - start) * 320: (b - start) * 320].astype(np.float32) / 32768.0
+        chunk = self._open.get(party)
+        if chunk and start - chunk.end <= self.join_frames and end - chunk.start <= self.max_frames:
+            for a, b in ((chunk.end, start), (start, end)):
+                pcm, lv = self.audio(party, a, b)
+                chunk.pcm.append(pcm)
+                chunk.levels.append(lv)
+            chunk.end = end
+            return
+        if chunk:
+            self._submit(party, chunk)
+        pcm, lv = self.audio(party, start, end)
+        self._open[party] = _Chunk(start, end, [pcm], [lv])
+
+    def tick(self, frame: int, open_starts: dict[str, int | None]) -> None:
+        """The call has reached ``frame`` (``open_starts``: each party's segment in progress):
+        decode the chunks that no segment can join any more."""
+        for party, chunk in list(self._open.items()):
+            nxt = open_starts.get(party)
+            if (nxt if nxt is not None else frame) - chunk.end > self.join_frames:
+                self._submit(party, self._open.pop(party))
+
+    def _submit(self, party: str, chunk: _Chunk) -> None:
+        pcm, levels = np.concatenate(chunk.pcm), np.concatenate(chunk.levels)
+        for a, b in _cut(chunk.start, chunk.end, levels, self.max_frames):
+            lv = levels[a - chunk.start: b - chunk.start]
+            audio = pcm[(a - chunk.start) * 320: (b - chunk.start) * 320].astype(np.float32) / 32768.0
             quiet = len(lv) == 0 or float(np.max(lv)) < self.min_level
             self.pieces.append(Piece(party, a, b, None if quiet else self.service.submit(audio)))
 
     def transcript(self) -> list[dict[str, Any]]:
-        """Wait for this call's pieces; return [{party, start, end, text}] in time order."""
+        """Decode what is left, wait for this call's pieces; [{party, start, end, text}]."""
+        for party in list(self._open):
+            self._submit(party, self._open.pop(party))
         out = []
         for p in sorted(self.pieces, key=lambda p: (p.start, p.party)):
             text = p.future.result() if p.future is not None else ""

@@ -55,7 +55,9 @@ class Stages:
             self.asr.close()
 
 
-KEEP_FRAMES = 50   # audio kept before the oldest frame a segment may still start at (1 s)
+# Audio kept before the oldest frame a segment may still start at: covers the onset and a
+# pause that joins two segments for ASR (asr.join_s <= 1 s).
+KEEP_FRAMES = 50
 
 
 class CallSession:
@@ -71,7 +73,8 @@ class CallSession:
         self.stages = stages or Stages()
         self.stream = CallStream(settings.vad)
         self.windows = {p: AudioWindow() for p in PARTIES}
-        self.transcriber = CallTranscriber(self.stages.asr) if self.stages.asr else None
+        self.transcriber = (CallTranscriber(self.stages.asr, self._audio)
+                            if self.stages.asr else None)
         self._finished = False
 
     def feed(self, party: Party, pcm: np.ndarray) -> None:
@@ -87,13 +90,19 @@ class CallSession:
                 log.debug("segment", extra={"call": self.meta.call_id, "party": who,
                                             "start_frame": start, "end_frame": end})
                 if self.transcriber is not None:
-                    levels = np.frombuffer(self.stream.levels_db[who], np.float32)[start:end]
-                    self.transcriber.add(who, start, end, self.windows[who].slice(start, end),
-                                         levels)
+                    self.transcriber.add(who, start, end)
+        if self.transcriber is not None:
+            self.transcriber.tick(self.stream.frames, {p: self.stream.open_start(p) for p in PARTIES})
         for p in PARTIES:
             oldest = self.stream.open_start(p)
             keep = self.stream.frames if oldest is None else oldest
             self.windows[p].drop_before(keep - KEEP_FRAMES)
+
+    def _audio(self, party: str, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+        """PCM and per-frame levels of frames [start, end) of a party."""
+        # a copy: a view would pin the growing level array (it cannot resize while exported)
+        levels = np.frombuffer(self.stream.levels_db[party], np.float32)[start:end].copy()
+        return self.windows[party].slice(start, end), levels  # type: ignore[index]
 
     def finish(self) -> dict[str, Any]:
         """Close the call: flush open segments, wait for its transcript, tag and score it."""

@@ -39,6 +39,7 @@ class CallTruth:
     interruptions: list[tuple[str, float]] = field(default_factory=list)   # (by, at)
     backchannels: list[tuple[str, float]] = field(default_factory=list)    # (party, at)
     dead_air: list[tuple[float, float]] = field(default_factory=list)      # inner, >= 3 s
+    utterances: list[tuple[str, str, bool]] = field(default_factory=list)  # (party, id, whole)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -48,7 +49,8 @@ class CallTruth:
         d = json.loads(text)
         return cls(d["duration"], {k: [tuple(x) for x in v] for k, v in d["speech"].items()},
                    [tuple(x) for x in d["interruptions"]], [tuple(x) for x in d["backchannels"]],
-                   [tuple(x) for x in d["dead_air"]])
+                   [tuple(x) for x in d["dead_air"]],
+                   [tuple(x) for x in d.get("utterances", [])])
 
 
 def _fade(x: np.ndarray, ms: float = 15.0) -> np.ndarray:
@@ -111,6 +113,7 @@ def build_call(utts: Sequence[Utterance], rng: np.random.Generator, turns: int =
     party, other = "agent", "client"
     t = float(rng.uniform(0.3, 1.5))
     ends: list[float] = []
+    used: list[tuple[str, str, bool]] = []
     for turn in range(turns):
         u = utts[int(rng.integers(len(utts)))]
         s0, s1 = u.speech[0][0], u.speech[-1][1]
@@ -139,6 +142,7 @@ def build_call(utts: Sequence[Utterance], rng: np.random.Generator, turns: int =
         audio = _fade(u.audio[int(lo * RATE): int(hi * RATE)])
         speech = _clip(u.speech, lo, hi, start_at)
         tracks[party].put(start_at, audio, speech)
+        used.append((party, u.uid, kind != "interrupt"))      # an interrupted turn is cut
         end = speech[-1][1]
         ends.append(end)
         # A backchannel from the other party over the middle of this turn.
@@ -166,7 +170,7 @@ def build_call(utts: Sequence[Utterance], rng: np.random.Generator, turns: int =
     stereo = np.stack([tracks["agent"].render(n), tracks["client"].render(n)], axis=1)
     speech = {p: _bridge(tr.speech, BRIDGE_S) for p, tr in tracks.items()}
     truth = CallTruth(round(n / RATE, 3), speech, interruptions, backchannels,
-                      mutual_silences(speech, n / RATE))
+                      mutual_silences(speech, n / RATE), used)
     return stereo, truth
 
 
