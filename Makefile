@@ -33,6 +33,7 @@ bench: install-test
 	$(PIP) install --no-deps silero-vad==6.2.3   # its model file only: the package pulls torch
 	$(PY) bench/accuracy.py
 	$(PY) bench/speed.py
+	$(PY) bench/asr.py
 
 clean:
 	rm -rf $(VENV) build appliance/native/*.so native/*.c

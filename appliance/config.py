@@ -112,7 +112,8 @@ class AsrSettings(_Section):
     model_dir: Path | None = Field(None, description="built models (default: ~/.cache/call-appliance/models)")
     precision: Literal["int8", "fp32"] = Field(
         "int8", description="int8: faster, smaller; fp32: ~1 point better WER")
-    workers: int = Field(0, ge=0, le=64, description="recognizer threads in all (0: one per core)")
+    workers: int = Field(1, ge=1, le=64,
+                         description="decoders in parallel, sharing the cores (each adds memory)")
     max_segment_s: float = Field(25.0, ge=2.0, le=29.0,
                                  description="longer speech is cut into pieces (Whisper reads 30 s)")
     join_s: float = Field(1.0, ge=0.0, le=1.0,

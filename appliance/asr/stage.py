@@ -47,7 +47,10 @@ class AsrService:
         self._lock = threading.Lock()
         if not settings.enabled:
             return
-        workers = settings.workers or max(1, os.cpu_count() or 1)
+        # Decoders run in parallel, each on cores // workers threads. Memory grows with the
+        # number of decoders (Whisper's encoder on a 25 s chunk holds ~150 MB of activations).
+        cores = max(1, os.cpu_count() or 1)
+        workers = settings.workers
         if recognizer is None:
             try:
                 model = find_model(settings.model_dir)
@@ -56,7 +59,7 @@ class AsrService:
                 log.warning("speech recognition unavailable", extra={"reason": str(exc)})
                 return
             self.recognizer = WhisperRecognizer(model, settings.language, settings.precision,
-                                                threads=1)
+                                                threads=max(1, cores // workers))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="asr")
         self.status, self.reason = "ok", ""
 
