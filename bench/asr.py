@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import re
 import subprocess
 import sys
 import time
@@ -41,34 +40,17 @@ from appliance.asr.model import find_model  # noqa: E402
 from appliance.asr.recognizer import WhisperRecognizer  # noqa: E402
 from appliance.config import Settings  # noqa: E402
 from appliance.media.session import Stages  # noqa: E402
-from appliance.simulate.calls import build_call, degrade, write_call  # noqa: E402
+from appliance.simulate.calls import build_call, degrade, telephone_band, write_call  # noqa: E402
 from appliance.simulate.corpus import load_corpus  # noqa: E402
+from appliance.simulate.scoring import word_errors as edits  # noqa: E402
+from appliance.simulate.scoring import words  # noqa: E402
 from appliance.sources.files import analyse_files  # noqa: E402
-
-
-def words(text: str) -> list[str]:
-    return re.findall(r"\w+", text.lower().replace("ё", "е"))
-
-
-def edits(ref: list[str], hyp: list[str]) -> int:
-    d = list(range(len(hyp) + 1))
-    for i in range(1, len(ref) + 1):
-        prev, d[0] = d[0], i
-        for j in range(1, len(hyp) + 1):
-            cur = d[j]
-            d[j] = min(d[j] + 1, d[j - 1] + 1, prev + (ref[i - 1] != hyp[j - 1]))
-            prev = cur
-    return d[-1]
 
 
 def telephone(x: np.ndarray) -> np.ndarray:
     """16 kHz -> telephone band at 8 kHz through G.711 A-law -> 16 kHz (the pipeline rate)."""
-    spec = np.fft.rfft(x)
-    f = np.fft.rfftfreq(len(x), 1 / 16000)
-    spec *= 1 / np.sqrt(1 + (300 / np.maximum(f, 1)) ** 8) / np.sqrt(1 + (f / 3400) ** 16)
-    x8 = soxr.resample(np.fft.irfft(spec, len(x)).astype(np.float32), 16000, 8000)
     buf = io.BytesIO()
-    sf.write(buf, np.clip(x8, -1, 1), 8000, subtype="ALAW", format="WAV")
+    sf.write(buf, np.clip(telephone_band(x), -1, 1), 8000, subtype="ALAW", format="WAV")
     buf.seek(0)
     return soxr.resample(sf.read(buf, dtype="float32")[0], 8000, 16000)
 

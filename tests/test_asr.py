@@ -1,7 +1,6 @@
 """Speech recognition on real recordings, the model's checks, and the hallucination filter."""
 
 import json
-import re
 
 import numpy as np
 import pytest
@@ -14,22 +13,11 @@ from appliance.asr.stage import AsrService, _cut
 from appliance.config import AsrSettings, Settings
 from appliance.media.session import CallMeta, CallSession, Stages
 from appliance.simulate.calls import make_noise
-
-
-def words(text: str) -> list[str]:
-    return re.findall(r"\w+", text.lower().replace("ё", "е"))
+from appliance.simulate.scoring import word_errors, words
 
 
 def wer(ref: str, hyp: str) -> float:
-    r, h = words(ref), words(hyp)
-    d = list(range(len(h) + 1))
-    for i in range(1, len(r) + 1):
-        prev, d[0] = d[0], i
-        for j in range(1, len(h) + 1):
-            cur = d[j]
-            d[j] = min(d[j] + 1, d[j - 1] + 1, prev + (r[i - 1] != h[j - 1]))
-            prev = cur
-    return d[-1] / max(1, len(r))
+    return word_errors(words(ref), words(hyp)) / max(1, len(words(ref)))
 
 
 @pytest.fixture(scope="module")

@@ -196,10 +196,11 @@ def make_noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
     return (x / np.sqrt(np.mean(x ** 2))).astype(np.float32)
 
 
-def _telephone_band(x: np.ndarray) -> np.ndarray:
-    """300-3400 Hz channel filter (smooth FFT-domain response), then 8 kHz."""
+def telephone_band(x: np.ndarray) -> np.ndarray:
+    """300-3400 Hz channel filter (smooth FFT-domain response), then 8 kHz; mono or stereo."""
     spec = np.fft.rfft(x, axis=0)
-    f = np.fft.rfftfreq(len(x), 1 / RATE)[:, None]
+    f = np.fft.rfftfreq(len(x), 1 / RATE)
+    f = f[:, None] if x.ndim == 2 else f
     hp = 1.0 / np.sqrt(1.0 + (300.0 / np.maximum(f, 1.0)) ** 8)
     lp = 1.0 / np.sqrt(1.0 + (f / 3400.0) ** 16)
     y = np.fft.irfft(spec * hp * lp, len(x), axis=0).astype(np.float32)
@@ -234,7 +235,7 @@ def degrade(stereo: np.ndarray, truth: CallTruth, variant: str,
         x *= 0.99 / peak
     if variant == "clean16":
         return x, RATE, "PCM_16", noises
-    return _telephone_band(x), 8000, "ALAW", noises
+    return telephone_band(x), 8000, "ALAW", noises
 
 
 def write_call(path: Path, audio: np.ndarray, rate: int, subtype: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -106,3 +107,20 @@ def score_result(result: dict[str, Any], truth: CallTruth) -> dict[str, Any]:
         "silences": silence_counts([(s["start"], s["end"]) for s in result["silences"]
                                     if s["position"] == "inner"], truth.dead_air),
     }
+
+
+def words(text: str) -> list[str]:
+    """Words for WER: lower case, ё as е, punctuation dropped."""
+    return re.findall(r"\w+", text.lower().replace("ё", "е"))
+
+
+def word_errors(ref: list[str], hyp: list[str]) -> int:
+    """Word-level edit distance (substitutions + deletions + insertions)."""
+    d = list(range(len(hyp) + 1))
+    for i in range(1, len(ref) + 1):
+        prev, d[0] = d[0], i
+        for j in range(1, len(hyp) + 1):
+            cur = d[j]
+            d[j] = min(d[j] + 1, d[j - 1] + 1, prev + (ref[i - 1] != hyp[j - 1]))
+            prev = cur
+    return d[-1]
