@@ -158,3 +158,23 @@ def test_noise_alone_gives_no_transcript(recognizer, tmp_path):
     noise = make_noise("pink", 16000 * 3, np.random.default_rng(1)) * 0.003
     text = clean_transcript(recognizer.transcribe(noise))
     assert len(words(text)) <= 2, text
+
+
+class Broken:
+    name = "broken"
+
+    def transcribe(self, audio):
+        raise RuntimeError("onnxruntime: out of memory")
+
+
+def test_a_failing_recognizer_costs_only_its_text(real_call):
+    settings = Settings()
+    stages = Stages(asr=AsrService(settings.asr, recognizer=Broken()))
+    session = CallSession(settings, CallMeta(source="file", call_id="x"), stages)
+    pcm = (real_call[0] * 32767).astype(np.int16)
+    session.feed("agent", pcm[:, 0])
+    session.feed("client", pcm[:, 1])
+    r = session.finish()
+    assert r["segments"] and r["transcript"] == []
+    assert r["asr"]["status"] == "ok" and r["asr"]["failed_segments"] > 0
+    stages.close()

@@ -31,7 +31,7 @@ class Piece:
     party: str
     start: int          # frames
     end: int
-    future: Future[str] | None      # None: not decoded (too quiet)
+    future: Future[str | None] | None    # None: not decoded (too quiet)
 
 
 class AsrService:
@@ -44,6 +44,7 @@ class AsrService:
         self.recognizer = recognizer
         self._pool: ThreadPoolExecutor | None = None
         self._pending = 0
+        self.failures = 0
         self._lock = threading.Lock()
         if not settings.enabled:
             return
@@ -72,16 +73,22 @@ class AsrService:
         """Segments waiting or being decoded, across all calls."""
         return self._pending
 
-    def submit(self, audio: np.ndarray) -> Future[str]:
+    def submit(self, audio: np.ndarray) -> Future[str | None]:
         assert self._pool is not None and self.recognizer is not None
         with self._lock:
             self._pending += 1
         fut = self._pool.submit(self._decode, audio)
         return fut
 
-    def _decode(self, audio: np.ndarray) -> str:
+    def _decode(self, audio: np.ndarray) -> str | None:
+        """Text of one piece; None if the recognizer failed (the call's other results stand)."""
         try:
             return clean_transcript(self.recognizer.transcribe(audio))  # type: ignore[union-attr]
+        except Exception:
+            log.exception("speech recognition failed on a segment",
+                          extra={"seconds": round(len(audio) / 16000, 2)})
+            self.failures += 1
+            return None
         finally:
             with self._lock:
                 self._pending -= 1
@@ -123,6 +130,7 @@ class CallTranscriber:
         self.audio = audio
         self.pieces: list[Piece] = []
         self._open: dict[str, _Chunk] = {}
+        self.failed = 0             # pieces the recognizer failed on (after transcript())
         s = service.settings
         self.max_frames = int(s.max_segment_s / FRAME_S)
         self.join_frames = int(s.join_s / FRAME_S)
@@ -166,9 +174,12 @@ class CallTranscriber:
         for party in list(self._open):
             self._submit(party, self._open.pop(party))
         out = []
+        self.failed = 0
         for p in sorted(self.pieces, key=lambda p: (p.start, p.party)):
             text = p.future.result() if p.future is not None else ""
-            if text:
+            if text is None:
+                self.failed += 1
+            elif text:
                 out.append({"party": p.party, "start": frames_to_s(p.start),
                             "end": frames_to_s(p.end), "text": text})
         return out

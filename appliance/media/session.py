@@ -117,6 +117,8 @@ class CallSession:
         asr = self.stages.asr
         result["asr"] = asr.info() if asr is not None else {"status": "disabled"}
         result["transcript"] = self.transcriber.transcript() if self.transcriber else []
+        if self.transcriber is not None and self.transcriber.failed:
+            result["asr"]["failed_segments"] = self.transcriber.failed
         result["tags"] = self.stages.tagger.tag(result["transcript"]) if self.stages.tagger else []
         if self.stages.checklist is not None:
             result["score"] = score_call(result, self.stages.checklist)

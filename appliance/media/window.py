@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 SAMPLES_PER_FRAME = 320
+TRIM_SAMPLES = 10 * 16000
 
 
 class AudioWindow:
@@ -33,10 +34,15 @@ class AudioWindow:
         return out
 
     def drop_before(self, frame: int) -> None:
-        """Forget samples before ``frame`` (whole chunks only, so this stays cheap)."""
+        """Forget samples before ``frame``. Whole chunks go at once; inside a chunk (slice()
+        merges them) the tail is copied out only once 10 s or more can go, so the cost stays
+        linear in the audio."""
         cut = frame * SAMPLES_PER_FRAME
         while self._chunks and self._first + len(self._chunks[0]) <= cut:
             self._first += len(self._chunks.pop(0))
+        if self._chunks and cut - self._first >= TRIM_SAMPLES:
+            self._chunks[0] = self._chunks[0][cut - self._first:].copy()
+            self._first = cut
 
     @property
     def kept_samples(self) -> int:
