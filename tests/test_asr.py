@@ -178,3 +178,16 @@ def test_a_failing_recognizer_costs_only_its_text(real_call):
     assert r["segments"] and r["transcript"] == []
     assert r["asr"]["status"] == "ok" and r["asr"]["failed_segments"] > 0
     stages.close()
+
+
+def test_killed_builds_leave_no_lasting_litter(tmp_path):
+    import os
+    import time
+
+    from appliance.asr.model import _remove_stale_builds
+    old, new = tmp_path / ".build-old", tmp_path / ".build-new"
+    old.mkdir()
+    new.mkdir()
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    _remove_stale_builds(tmp_path)
+    assert not old.exists() and new.exists()      # a build in progress is left alone

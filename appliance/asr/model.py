@@ -152,11 +152,27 @@ def _fetch(source: dict[str, Any], work: Path, progress: Progress) -> dict[str, 
             "vocabulary": unpacked / source["vocabulary"]}
 
 
+def _remove_stale_builds(model_dir: Path, older_than_s: float = 3600.0) -> None:
+    """Work folders of builds that were killed (each holds a ~1 GB build environment)."""
+    import time
+
+    if not model_dir.is_dir():
+        return
+    for d in model_dir.glob(".build-*"):
+        try:
+            if time.time() - d.stat().st_mtime > older_than_s:
+                shutil.rmtree(d, ignore_errors=True)
+                log.info("removed stale model build folder", extra={"dir": str(d)})
+        except OSError:
+            pass
+
+
 def build(model_dir: Path | None = None, force: bool = False,
           progress: Progress = lambda msg: log.info("model build", extra={"step": msg})) -> ModelFiles:
     """Build the model unless an intact one with the same inputs exists; return it."""
     model_dir = model_dir or default_model_dir()
     spec = manifest()
+    _remove_stale_builds(model_dir)
     errors = []
     for source in spec["sources"]:
         final = model_dir / f"{MODEL}-{build_key(source, spec)}"
@@ -182,6 +198,9 @@ def build(model_dir: Path | None = None, force: bool = False,
                 _run([py, str(_converter_files()[0]), "--model-bin", str(inputs["model_bin"]),
                       "--tokenizer", str(inputs["tokenizer"]), "--vocabulary",
                       str(inputs["vocabulary"]), "--out", str(out)], "converting the model")
+            except OSError as exc:           # a full disk, a vanished folder...
+                raise ModelError(f"building in {model_dir} failed: {exc}; free some space "
+                                 "or set asr.model_dir, then run `appliance models build`") from None
             except ModelError as exc:
                 errors.append(f"{source['name']}: {exc}")
                 progress(f"source {source['name']} failed: {exc}")
