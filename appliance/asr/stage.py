@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..config import AsrSettings
-from ..media.frames import FRAME_S, frames_to_s
+from ..media.frames import FRAME_S, SAMPLES_PER_FRAME, frames_to_s
 from .filters import clean_transcript
 from .model import ModelError, find_model
 from .recognizer import Recognizer, WhisperRecognizer
@@ -44,7 +44,6 @@ class AsrService:
         self.recognizer = recognizer
         self._pool: ThreadPoolExecutor | None = None
         self._pending = 0
-        self.failures = 0
         self._lock = threading.Lock()
         if not settings.enabled:
             return
@@ -77,8 +76,7 @@ class AsrService:
         assert self._pool is not None and self.recognizer is not None
         with self._lock:
             self._pending += 1
-        fut = self._pool.submit(self._decode, audio)
-        return fut
+        return self._pool.submit(self._decode, audio)
 
     def _decode(self, audio: np.ndarray) -> str | None:
         """Text of one piece; None if the recognizer failed (the call's other results stand)."""
@@ -87,7 +85,6 @@ class AsrService:
         except Exception:
             log.exception("speech recognition failed on a segment",
                           extra={"seconds": round(len(audio) / 16000, 2)})
-            self.failures += 1
             return None
         finally:
             with self._lock:
@@ -165,7 +162,8 @@ class CallTranscriber:
         pcm, levels = np.concatenate(chunk.pcm), np.concatenate(chunk.levels)
         for a, b in _cut(chunk.start, chunk.end, levels, self.max_frames):
             lv = levels[a - chunk.start: b - chunk.start]
-            audio = pcm[(a - chunk.start) * 320: (b - chunk.start) * 320].astype(np.float32) / 32768.0
+            lo, hi = (a - chunk.start) * SAMPLES_PER_FRAME, (b - chunk.start) * SAMPLES_PER_FRAME
+            audio = pcm[lo:hi].astype(np.float32) / 32768.0
             quiet = len(lv) == 0 or float(np.max(lv)) < self.min_level
             self.pieces.append(Piece(party, a, b, None if quiet else self.service.submit(audio)))
 

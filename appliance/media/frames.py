@@ -11,6 +11,7 @@ FRAME_S = 0.02
 """DSP frame: 20 ms (what pjsua2 delivers per callback)."""
 
 FRAMES_PER_S = 50
+SAMPLES_PER_FRAME = PIPELINE_RATE // FRAMES_PER_S
 
 Party = Literal["agent", "client"]
 PARTIES: tuple[Party, Party] = ("agent", "client")

@@ -91,10 +91,10 @@ class CallSession:
                                             "start_frame": start, "end_frame": end})
                 if self.transcriber is not None:
                     self.transcriber.add(who, start, end)
+        open_starts = {p: self.stream.open_start(p) for p in PARTIES}
         if self.transcriber is not None:
-            self.transcriber.tick(self.stream.frames, {p: self.stream.open_start(p) for p in PARTIES})
-        for p in PARTIES:
-            oldest = self.stream.open_start(p)
+            self.transcriber.tick(self.stream.frames, open_starts)
+        for p, oldest in open_starts.items():
             keep = self.stream.frames if oldest is None else oldest
             self.windows[p].drop_before(keep - KEEP_FRAMES)
 

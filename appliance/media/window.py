@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-SAMPLES_PER_FRAME = 320
-TRIM_SAMPLES = 10 * 16000
+from .frames import PIPELINE_RATE, SAMPLES_PER_FRAME
+
+TRIM_SAMPLES = 10 * PIPELINE_RATE
 
 
 class AudioWindow:

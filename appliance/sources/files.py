@@ -7,7 +7,6 @@ read in blocks and resampled as a stream, so memory stays bounded whatever the l
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -244,6 +243,6 @@ def analyse_files(paths: list[str | os.PathLike[str]], settings: Settings,
     for note in call.notes:
         log.warning("file note", extra={"call": meta.call_id, "note": note})
     result = session.finish()
-    if result["duration_s"] == 0 or math.isclose(result["duration_s"], 0.0):
+    if result["duration_s"] == 0:
         raise AudioFileError(f"{paths[0]}: shorter than one 20 ms frame; nothing to analyse")
     return result
