@@ -14,9 +14,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from appliance.analysis.dsp import CallStream, make_detector
+from appliance.analysis.dsp import CallStream, detector_params, make_detector
 from appliance.config import Settings
-from appliance.media.frames import FRAME_S, s_to_frames
+from appliance.media.frames import FRAME_S
 from appliance.native import Segmenter
 
 RATE = 16000
@@ -27,11 +27,9 @@ Segments = list[tuple[int, int]]
 
 def segment_decisions(flags: np.ndarray, settings: Settings) -> Segments:
     """Frame decisions through the appliance's segmenter (same onset/hangover/min length)."""
-    v = settings.vad
-    seg = Segmenter(onset_frames=s_to_frames(v.onset_ms / 1000),
-                    hangover_frames=int(round(v.hangover_ms / 20)),
-                    min_speech_frames=s_to_frames(v.min_speech_ms / 1000),
-                    tail_frames=int(round(v.tail_ms / 20)))
+    p = detector_params(settings.vad)          # the very conversions the appliance uses
+    seg = Segmenter(**{k: p[k] for k in ("onset_frames", "hangover_frames",
+                                          "min_speech_frames", "tail_frames")})
     seg.push_many(np.ascontiguousarray(flags, dtype=np.uint8))
     seg.flush()
     return seg.take_segments()
