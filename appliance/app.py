@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 
+from .bus import Bus
 from .config import Settings
 from .media.session import Stages
 from .sources.inbox import InboxWatcher
@@ -28,9 +29,23 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
         watcher = InboxWatcher(settings, stages)
         workers.append(threading.Thread(target=watcher.run, args=(stop,), name="inbox",
                                         daemon=True))
+    bus = Bus()
+    endpoint = None
+    if settings.sip.enabled:
+        from .sources.sip.endpoint import SipEndpoint, SipError
+
+        endpoint = SipEndpoint(settings, stages, bus)
+        try:
+            endpoint.start()
+        except SipError as exc:
+            log.error("sip endpoint failed", extra={"reason": str(exc)})
+            stages.close()
+            return 3
     for w in workers:
         w.start()
     stop.wait()
+    if endpoint is not None:
+        endpoint.stop()
     for w in workers:
         w.join(timeout=30)
     stages.close()

@@ -7,8 +7,10 @@ is rejected with the key, the value given and what is allowed.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -122,6 +124,89 @@ class AsrSettings(_Section):
                                   description="quieter segments are not decoded (hallucination guard)")
 
 
+class RecordingSettings(_Section):
+    """Live call recordings (stereo: agent left, client right, 16 kHz)."""
+
+    format: Literal["flac", "wav"] = Field(
+        "flac", description="kept format; calls stream to a crash-safe WAV, FLAC is encoded at call end")
+    sync_s: float = Field(1.0, ge=0.2, le=10.0,
+                          description="audio made durable this often (the most a crash can lose)")
+
+
+class SipAccount(_Section):
+    """One registration on the PBX (`[[sip.accounts]]`)."""
+
+    registrar: str = Field(description="PBX address: host or host:port")
+    user: str = Field(description="extension / user name the box registers as")
+    password: str = Field("", description="digest password (empty: no authentication)")
+    auth_user: str | None = Field(None, description="digest user name if it differs from `user`")
+    realm: str = Field("*", description="digest realm (* accepts the PBX's)")
+    transport: Literal["udp", "tcp"] = Field("udp", description="transport to the registrar")
+    expiry_s: int = Field(60, ge=10, le=3600,
+                          description="registration lifetime; short so a restarted PBX relearns the box soon")
+    retry_s: int = Field(10, ge=2, le=600, description="wait before retrying a failed registration")
+
+    @property
+    def uri(self) -> str:
+        host = self.registrar.split(":")[0]
+        return f"sip:{self.user}@{host}"
+
+
+_PRIVATE_NETS = ["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                 "169.254.0.0/16", "::1/128", "fc00::/7", "fe80::/10"]
+
+
+class SipSettings(_Section):
+    """The SIP endpoint: registration on the PBX, calls and SIPREC sessions it records."""
+
+    enabled: bool = Field(True, description="run the SIP endpoint")
+    bind_address: str = Field("0.0.0.0", description="address SIP and RTP listen on")
+    public_address: str | None = Field(
+        None, description="address announced in SIP/SDP (default: bind address / first interface)")
+    port: int = Field(5060, ge=1, le=65535, description="SIP port (UDP and TCP)")
+    transports: list[Literal["udp", "tcp"]] = Field(["udp", "tcp"], min_length=1,
+                                                     description="SIP transports to listen on")
+    rtp_port: int = Field(40000, ge=1024, le=65000, description="first RTP port")
+    rtp_port_range: int = Field(1000, ge=16, le=20000, description="RTP ports available (2 per stream)")
+    accounts: list[SipAccount] = Field([], description="registrations on the PBX (see below)")
+    direct_calls: bool = Field(True,
+                               description="accept calls sent to the box's address without an account")
+    allowed_sources: list[str] = Field(
+        _PRIVATE_NETS, description="networks (CIDR) whose calls are accepted; others get 403")
+    max_calls: int = Field(32, ge=1, le=32, description="concurrent calls; more get 486 Busy Here")
+    max_streams: int = Field(3, ge=1, le=4, description="audio streams answered per call (2 parties + a mixed one)")
+    codecs: list[str] = Field(["PCMA/8000", "PCMU/8000", "G722/16000"], min_length=1,
+                              description="codecs offered/accepted, best first; others are disabled")
+    rtp_timeout_s: float = Field(30.0, ge=2.0, le=3600.0,
+                                 description="a call whose RTP stops this long is ended and finalized")
+    session_expires_s: int = Field(600, ge=0, le=7200,
+                                   description="SIP session timer (RFC 4028); 0 leaves it to the caller")
+    agent_header: str = Field("X-Agent", description="header naming the agent's number, if the PBX sends one")
+    client_header: str = Field("X-Client", description="header naming the client's number")
+    direction_header: str = Field("X-Direction", description="header with 'inbound' or 'outbound'")
+    agents: list[str] = Field([], description="numbers/extensions that are always the agent")
+    agent_pattern: str = Field(r"\d{2,5}",
+                               description="regex (full match) for internal extensions = agents; empty: off")
+    log_level: int = Field(1, ge=0, le=6, description="pjsip's own log verbosity (to the appliance log)")
+
+    @model_validator(mode="after")
+    def _valid(self) -> "SipSettings":
+        for net in self.allowed_sources:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"sip.allowed_sources: {net!r} is not a network such as "
+                                 "192.168.0.0/16") from None
+        try:
+            re.compile(self.agent_pattern)
+        except re.error as exc:
+            raise ValueError(f"sip.agent_pattern {self.agent_pattern!r} is not a regex: {exc}") from None
+        for codec in self.codecs:
+            if not re.fullmatch(r"[A-Za-z0-9-]+/\d+(/\d)?", codec):
+                raise ValueError(f"sip.codecs: {codec!r} must look like PCMA/8000")
+        return self
+
+
 class Settings(_Section):
     """All settings of the appliance."""
 
@@ -133,6 +218,8 @@ class Settings(_Section):
     log: LogSettings = LogSettings()
     inbox: InboxSettings = InboxSettings()
     asr: AsrSettings = AsrSettings()
+    recording: RecordingSettings = RecordingSettings()
+    sip: SipSettings = SipSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> "Settings":
@@ -215,6 +302,18 @@ def load_settings(path: str | os.PathLike[str] | None = None,
     return settings
 
 
+def _row(key: str, f: Any) -> str:
+    limits = [f"{sym} {getattr(m, attr)}" for m in f.metadata
+              for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+              if getattr(m, attr, None) is not None]
+    args = getattr(f.annotation, "__args__", None)
+    names = [("unset" if a is type(None) else a.__name__) if isinstance(a, type)
+             else str(a) for a in (args or [f.annotation])]
+    allowed = ", ".join(limits) or " / ".join(names)
+    default = "required" if f.is_required() else f"`{f.default}`"
+    return f"| `{key}` | {default} | {allowed} | {f.description or ''} |"
+
+
 def settings_reference() -> str:
     """docs/configuration.md: every setting with its default, bounds and meaning."""
     out = ["# Configuration", "",
@@ -236,14 +335,10 @@ def settings_reference() -> str:
         if section.__doc__:
             out += [section.__doc__.strip(), ""]
         out += ["| key | default | allowed | meaning |", "|---|---|---|---|"]
-        for key, f in section.model_fields.items():
-            limits = [f"{sym} {getattr(m, attr)}" for m in f.metadata
-                      for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
-                      if getattr(m, attr, None) is not None]
-            args = getattr(f.annotation, "__args__", None)
-            names = [("unset" if a is type(None) else a.__name__) if isinstance(a, type)
-                     else str(a) for a in (args or [f.annotation])]
-            allowed = ", ".join(limits) or " / ".join(names)
-            out.append(f"| `{key}` | `{f.default}` | {allowed} | {f.description or ''} |")
+        out += [_row(key, f) for key, f in section.model_fields.items()]
         out.append("")
+        if name == "sip":
+            out += ["### [[sip.accounts]]", "", SipAccount.__doc__ or "", "",
+                    "| key | default | allowed | meaning |", "|---|---|---|---|"]
+            out += [_row(k, f) for k, f in SipAccount.model_fields.items()] + [""]
     return "\n".join(out)

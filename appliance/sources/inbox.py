@@ -8,7 +8,6 @@ deleted.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -17,26 +16,12 @@ from pathlib import Path
 
 from ..config import Settings
 from ..media.session import Stages
+from ..system.atomic import write_json_atomic
 from .files import AudioFileError, analyse_files
 
 log = logging.getLogger(__name__)
 
 AUDIO_SUFFIXES = {".wav", ".flac"}
-
-
-def write_json_atomic(path: Path, data: object) -> None:
-    """Write JSON so that a crash leaves either the old file or the new one, never half."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, ensure_ascii=False, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class InboxWatcher:
