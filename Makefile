@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 # System packages the tests need (real peers and tools, installed once).
-TEST_DEBS :=
+TEST_DEBS := kamailio sip-tester
 
 .PHONY: run test install install-test bench clean
 

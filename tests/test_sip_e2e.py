@@ -1,0 +1,230 @@
+"""End to end on loopback: kamailio as the PBX, the appliance daemon registered on it, a second
+pjsua2 endpoint as a two-stream SIPREC client, sipp as a plain G.711 caller."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from appliance.config import Settings
+from appliance.simulate.scoring import word_errors
+from appliance.sources.files import analyse_files
+from conftest import to_pcm, write_wav
+from siprig import HOST, Box, Kamailio, free_port, start_src, wait_for
+from sipaudio import decode_pcap_alaw, windowed_correlation
+
+pytestmark = pytest.mark.slow
+
+USER = "2000"
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory):
+    work = tmp_path_factory.mktemp("sip-e2e")
+    pbx = Kamailio(work / "pbx", free_port())
+    pbx.start()
+    box = Box(work / "box", free_port(), 42000, asr=True, extra=f"""
+rtp_timeout_s = 4
+[[sip.accounts]]
+registrar = "{HOST}:{pbx.port}"
+user = "{USER}"
+expiry_s = 30
+retry_s = 3
+""")
+    box.start()
+    yield pbx, box
+    rc = box.stop()
+    pbx.stop()
+    log = box.log()
+    assert rc == 0, log[-3000:]
+    assert "Assertion" not in log and "Traceback" not in log, log[-3000:]
+
+
+@pytest.fixture(scope="module")
+def call_audio(real_call, tmp_path_factory):
+    """A real-speech two-party call: one WAV per party, and the same call as a stereo file."""
+    audio, truth = real_call
+    pcm = to_pcm(audio)
+    d = tmp_path_factory.mktemp("call-audio")
+    return {"agent": write_wav(d / "agent.wav", pcm[:, 0]),
+            "client": write_wav(d / "client.wav", pcm[:, 1]),
+            "stereo": write_wav(d / "stereo.wav", pcm), "pcm": pcm}
+
+
+def test_box_registers_on_the_pbx(rig):
+    pbx, box = rig
+    assert wait_for(lambda: pbx.registered(USER), 15), box.log()[-2000:]
+    regs = box.state()["registrations"]
+    assert regs and regs[0]["registered"] and regs[0]["status"] == 200
+
+
+def _src(target, wavs, *args):
+    return start_src(target, wavs, free_port(), 33000, *args)
+
+
+def test_siprec_session_through_the_pbx_is_recorded_per_party_and_analysed(rig, call_audio):
+    pbx, box = rig
+    assert wait_for(lambda: pbx.registered(USER), 15)
+    before = len(box.results())
+    # stream 1 = the caller (client, a mobile number), stream 2 = the callee (extension 101)
+    src = _src(f"sip:{USER}@{HOST}:{pbx.port}", [call_audio["client"], call_audio["agent"]])
+    out = src.communicate(timeout=120)[0]
+    assert src.returncode == 0, out[-2000:]
+    assert wait_for(lambda: len(box.results()) > before, 90), box.log()[-3000:]
+    result = box.results()[-1]
+    call = result["call"]
+    assert call["source"] == "siprec" and call["agent"] == "101" and call["client"] == "79161234567"
+    assert call["extra"]["roles"] == "extension pattern"
+    rec, rate = sf.read(str(box.data / "calls" / _day(call) / call["extra"]["recording"]),
+                        dtype="float32")
+    src_pcm = call_audio["pcm"].astype(np.float32) / 32768
+    for ch, party in enumerate(("agent", "client")):
+        own = windowed_correlation(rec[:, ch], src_pcm[:, ch])
+        other = windowed_correlation(rec[:, ch], src_pcm[:, 1 - ch])
+        assert own >= 0.95, (party, own)
+        assert other < 0.5, (party, other)
+    # the same audio as a file gives the same conversation analysis, within codec tolerance
+    settings = Settings()
+    settings.asr.enabled = False
+    as_file = analyse_files([call_audio["stereo"]], settings)
+    for party in ("agent", "client"):
+        live, ref = result["parties"][party], as_file["parties"][party]
+        assert abs(live["talk_s"] - ref["talk_s"]) <= max(0.8, 0.06 * ref["talk_s"]), (party, live, ref)
+        assert abs(live["turns"] - ref["turns"]) <= 1
+    assert abs(len(result["interruptions"]) - len(as_file["interruptions"])) <= 1
+    assert abs(result["duration_s"] - as_file["duration_s"]) <= 2.0
+    # recognised live, on the box
+    assert result["asr"]["status"] == "ok"
+    words = " ".join(seg["text"] for seg in result["transcript"])
+    assert len(words.split()) >= 10, result["transcript"]
+    capture = call["extra"]["capture"]
+    # both streams arrive on one media clock: at most the last frame of one is missing
+    assert max(capture["padded_frames"].values()) <= 2, capture
+    assert abs(capture["frames"]["agent"] - capture["frames"]["client"]) <= 2, capture
+
+
+def _day(call):
+    return time.strftime("%Y-%m-%d", time.localtime(call["started_at"]))
+
+
+def test_sipp_plain_g711_call_is_recorded(rig, tmp_path):
+    pbx, box = rig
+    pcap = Path("/usr/share/sip-tester/g711a.pcap")
+    before = len(box.results())
+    scenario = tmp_path / "uac_pcap.xml"
+    scenario.write_text(SIPP_UAC)
+    proc = subprocess.run(["sipp", "-sf", str(scenario), "-m", "1", "-i", HOST, "-p",
+                           str(free_port()), "-mp", str(free_port() // 2 * 2), "-s", "79035550000",
+                           f"{HOST}:{box.sip_port}", "-timeout", "60", "-nostdin", "-trace_err",
+                           "-error_file", str(tmp_path / "sipp.err")],
+                          capture_output=True, text=True, timeout=90, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert wait_for(lambda: len(box.results()) > before, 30)
+    result = box.results()[-1]
+    call = result["call"]
+    assert call["source"] == "sip" and call["extra"]["roles"].startswith("single stream")
+    rec, _ = sf.read(str(box.data / "calls" / _day(call) / call["extra"]["recording"]),
+                     dtype="float32")
+    played = decode_pcap_alaw(pcap)
+    party = 1 if call["client"] else 0
+    assert windowed_correlation(rec[:, party], played, rate_in=8000) >= 0.95
+    assert not np.any(rec[:, 1 - party])
+
+
+SIPP_UAC = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="plain call playing G.711 A-law">
+  <send retrans="500"><![CDATA[
+INVITE sip:recorder@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:79035550000@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:recorder@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:79035550000@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 8
+a=rtpmap:8 PCMA/8000
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send><![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:79035550000@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:recorder@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Contact: <sip:79035550000@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <nop><action><exec play_pcap_audio="/usr/share/sip-tester/g711a.pcap"/></action></nop>
+  <pause milliseconds="8000"/>
+  <send retrans="500"><![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:79035550000@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:recorder@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Contact: <sip:79035550000@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200" crlf="true"/>
+</scenario>
+"""
+
+
+def test_caller_killed_without_bye_is_finalized_after_rtp_timeout(rig, call_audio):
+    pbx, box = rig
+    before = len(box.results())
+    src = _src(box.uri, [call_audio["client"], call_audio["agent"]], "--no-bye")
+    assert wait_for(lambda: len(box.state().get("active_calls", [])) == 1, 20), box.log()[-2000:]
+    time.sleep(3)
+    src.send_signal(signal.SIGKILL)
+    src.wait()
+    killed_at = time.monotonic()
+    assert wait_for(lambda: len(box.results()) > before, 30), box.log()[-3000:]
+    finalized_in = time.monotonic() - killed_at
+    result = box.results()[-1]
+    assert result["call"]["extra"]["end_reason"] == "rtp timeout"
+    assert finalized_in < 4 + 10        # rtp_timeout_s (4) + finalizing, never the 30 s BYE timer
+    assert result["duration_s"] >= 3
+    assert not box.state()["active_calls"]
+
+
+def test_box_registers_again_after_the_pbx_restarts(rig):
+    pbx, box = rig
+    assert wait_for(lambda: pbx.registered(USER), 15)
+    pbx.stop()
+    pbx.start()                          # location table lost
+    assert not pbx.registered(USER)
+    restarted = time.monotonic()
+    assert wait_for(lambda: pbx.registered(USER), 30, step=0.5), box.log()[-2000:]
+    assert time.monotonic() - restarted < 30
+    assert box.alive()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tools():
+    for tool in ("kamailio", "sipp"):
+        assert shutil.which(tool), f"{tool} missing: `make test` installs it (tests/install-system-deps.sh)"

@@ -1,0 +1,187 @@
+"""INVITE planning without a SIP stack: SIPREC metadata, stream mapping, roles, bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from appliance.config import SipSettings
+from appliance.sources.sip.account import source_allowed
+from appliance.sources.sip.call import add_labels
+from appliance.sources.sip.message import body_parts, parse_message, sdp_media
+from appliance.sources.sip.metadata import MetadataError, parse_metadata
+from appliance.sources.sip.plan import plan_call, update_from_reinvite
+from siprig import invite, metadata, sdp
+
+TARGET = "sip:recorder@127.0.0.1:5080"
+
+
+def plan(text: str, **settings):
+    return plan_call(parse_message(text), SipSettings(**settings))
+
+
+def test_rfc7865_metadata_maps_labels_to_participants():
+    meta = parse_metadata(metadata("rfc7865-metadata.xml"))
+    assert meta.layout == "rfc7865"
+    assert [p.aor for p in meta.participants] == ["sip:alice@example.com", "sip:bob@example.com"]
+    assert meta.participant_for_label("1").name == "Alice"
+    assert meta.participant_for_label("2").name == "Bob"
+    assert meta.participant_for_label("3") is None
+
+
+def test_legacy_oracle_layout_is_understood():
+    meta = parse_metadata(metadata("legacy-metadata.xml"))
+    assert meta.layout == "legacy"
+    assert meta.participant_for_label("10").aor == "sip:+79031112233@carrier.example"
+    assert meta.participant_for_label("11").name == "Ivanova"
+
+
+def test_siprec_roles_from_extension_pattern_and_labels():
+    text, _ = invite(TARGET, sdp(2, labels=["10", "11"]), metadata("legacy-metadata.xml"))
+    p = plan(text)
+    assert p.accepted and p.source == "siprec" and p.audio_count == 2
+    assert p.parties == {0: "client", 1: "agent"}      # 214 is an extension
+    assert (p.agent, p.client) == ("214", "79031112233")
+    assert p.labels == {0: "10", 1: "11"}
+    assert p.direction == "inbound"                      # the client's stream comes first
+
+
+def test_labels_in_other_order_follow_metadata_not_position():
+    text, _ = invite(TARGET, sdp(2, labels=["11", "10"]), metadata("legacy-metadata.xml"))
+    p = plan(text)
+    assert p.parties == {0: "agent", 1: "client"}
+
+
+def test_agents_list_and_agent_header_win_over_pattern():
+    text, _ = invite(TARGET, sdp(2, labels=["10", "11"]), metadata("legacy-metadata.xml"))
+    assert plan(text, agents=["+79031112233"]).parties == {0: "agent", 1: "client"}
+    text, _ = invite(TARGET, sdp(2, labels=["10", "11"]), metadata("legacy-metadata.xml"),
+                     headers={"X-Agent": "79031112233"})
+    assert plan(text).parties == {0: "agent", 1: "client"}
+
+
+def test_direction_header_decides_when_no_number_rule_matches():
+    text, _ = invite(TARGET, sdp(2), metadata("rfc7865-metadata.xml"),
+                     headers={"X-Direction": "outbound"})
+    p = plan(text, agent_pattern="")
+    assert p.parties == {0: "agent", 1: "client"} and p.extra["roles"] == "direction"
+    text, _ = invite(TARGET, sdp(2), metadata("rfc7865-metadata.xml"),
+                     headers={"X-Direction": "incoming"})
+    assert plan(text, agent_pattern="").parties == {0: "client", 1: "agent"}
+
+
+def test_third_mixed_stream_is_answered_but_not_recorded():
+    text, _ = invite(TARGET, sdp(3, labels=["caller", "callee", "mixed"]),
+                     metadata("three-streams-metadata.xml"))
+    p = plan(text)
+    assert p.audio_count == 3
+    assert p.parties == {0: "agent", 1: "client"}
+    assert p.extra["ignored_streams"] == [2]
+
+
+@pytest.mark.parametrize("boundary", ['"quoted boundary"', "plain42", '"x=y;z"'])
+def test_multipart_boundaries_quoted_or_not(boundary):
+    text, _ = invite(TARGET, sdp(2), metadata("rfc7865-metadata.xml"), boundary=boundary)
+    parts = body_parts(parse_message(text))
+    assert [p.content_type for p in parts] == ["application/sdp", "application/rs-metadata+xml"]
+    assert plan(text).parties == {0: "agent", 1: "client"}
+
+
+XXE = """<?xml version="1.0"?>
+<!DOCTYPE recording [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<recording xmlns="urn:ietf:params:xml:ns:recording:1"><participant participant_id="a">
+<nameID aor="sip:&xxe;@x"/></participant></recording>"""
+
+BOMB = """<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
+<recording xmlns="urn:ietf:params:xml:ns:recording:1"><datamode>&lol3;</datamode></recording>"""
+
+
+@pytest.mark.parametrize("xml,why", [(XXE, "refused"), (BOMB, "refused"),
+                                     ("<recording><participant", "not well-formed"),
+                                     ("<html/>", "expected <recording>")])
+def test_hostile_or_broken_metadata_degrades_to_stream_order(xml, why):
+    with pytest.raises(MetadataError, match=why):
+        parse_metadata(xml)
+    text, _ = invite(TARGET, sdp(2), xml)
+    p = plan(text)
+    assert p.accepted and p.parties == {0: "agent", 1: "client"}
+    assert any("metadata ignored" in n for n in p.notes)
+    assert "passwd" not in repr(p.extra)
+
+
+def test_missing_labels_are_taken_in_order_and_noted():
+    text, _ = invite(TARGET, sdp(2, labels=[None, None]), metadata("rfc7865-metadata.xml"))
+    p = plan(text)
+    assert p.accepted and sorted(p.parties) == [0, 1]
+    assert any("no label" in n for n in p.notes)
+
+
+def test_ten_audio_lines_are_capped():
+    text, _ = invite(TARGET, sdp(10), metadata("rfc7865-metadata.xml"))
+    p = plan(text)
+    assert p.accepted and p.audio_count == 3 and len(p.parties) == 2
+    assert any("10 audio streams" in n for n in p.notes)
+
+
+@pytest.mark.parametrize("body,ctype,status", [
+    ("", "application/sdp", 488),                                   # no offer
+    ("v=0\r\nm=audio x RTP/AVP 8\r\n", "application/sdp", 488),     # malformed m= line
+    ("v=0\r\nm=video 4000 RTP/AVP 96\r\n", "application/sdp", 488),  # no audio
+    ("--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b--", "multipart/mixed", 400),  # no boundary
+])
+def test_unusable_offers_get_a_sip_error(body, ctype, status):
+    text, _ = invite(TARGET, "", None, siprec=False)
+    head = text.split("\r\n\r\n")[0].replace("Content-Type: application/sdp", f"Content-Type: {ctype}")
+    p = plan(f"{head}\r\n\r\n{body}")
+    assert p.status == status and not p.accepted
+
+
+def test_plain_single_stream_call_records_the_caller():
+    text, _ = invite(TARGET, sdp(1, labels=[None], direction="sendrecv"), None, siprec=False,
+                     from_user="79160000000")
+    p = plan(text)
+    assert p.source == "sip" and p.parties == {0: "client"} and p.client == "79160000000"
+    text, _ = invite(TARGET, sdp(1, labels=[None], direction="sendrecv"), None, siprec=False,
+                     from_user="205")
+    assert plan(text).parties == {0: "agent"}
+
+
+def test_reinvite_metadata_update_merges_participants():
+    text, _ = invite(TARGET, sdp(2), metadata("rfc7865-metadata.xml"))
+    p = plan(text)
+    before = dict(p.parties)
+    update = """<recording xmlns="urn:ietf:params:xml:ns:recording:1"><datamode>partial</datamode>
+      <participant participant_id="new1"><nameID aor="sip:carol@example.com"/></participant>
+      </recording>"""
+    re_text, _ = invite(TARGET, sdp(2), update)
+    changes = update_from_reinvite(p, parse_message(re_text))
+    assert changes and "carol" in changes[0]
+    assert p.extra["metadata_updates"] == 1
+    assert len(p.extra["siprec"]["participants"]) == 3
+    assert p.parties == before          # the recording's channels stay as answered
+
+
+def test_compact_and_folded_headers():
+    msg = parse_message("INVITE sip:a@b SIP/2.0\r\nc: application/sdp\r\nX-Agent: 1\r\n 02\r\n\r\nv=0")
+    assert msg.header("content-type") == "application/sdp"
+    assert msg.header("x-agent") == "1 02"
+
+
+def test_sdp_answer_gets_labels_at_the_end_of_each_section():
+    answer = "v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\nc=IN IP4 h\r\n" \
+             "a=recvonly\r\nm=audio 4002 RTP/AVP 8\r\nc=IN IP4 h\r\na=recvonly\r\n"
+    out = add_labels(answer, {0: "10", 1: "11"})
+    media = sdp_media(out)
+    assert [(m.label, m.direction) for m in media] == [("10", "recvonly"), ("11", "recvonly")]
+    assert out.index("a=label:10") > out.index("c=IN IP4 h")
+
+
+def test_source_networks():
+    import ipaddress
+
+    nets = [ipaddress.ip_network("192.168.0.0/16"), ipaddress.ip_network("::1/128")]
+    assert source_allowed("192.168.1.20:5060", nets)
+    assert source_allowed("[::1]:5060", nets)
+    assert not source_allowed("8.8.8.8:5060", nets)
+    assert not source_allowed("garbage", nets)
