@@ -142,7 +142,7 @@ class SipAccount(_Section):
     auth_user: str | None = Field(None, description="digest user name if it differs from `user`")
     realm: str = Field("*", description="digest realm (* accepts the PBX's)")
     transport: Literal["udp", "tcp"] = Field("udp", description="transport to the registrar")
-    expiry_s: int = Field(60, ge=10, le=3600,
+    expiry_s: int = Field(30, ge=10, le=3600,
                           description="registration lifetime; short so a restarted PBX relearns the box soon")
     retry_s: int = Field(10, ge=2, le=600, description="wait before retrying a failed registration")
 
@@ -174,7 +174,8 @@ class SipSettings(_Section):
     allowed_sources: list[str] = Field(
         _PRIVATE_NETS, description="networks (CIDR) whose calls are accepted; others get 403")
     max_calls: int = Field(32, ge=1, le=32, description="concurrent calls; more get 486 Busy Here")
-    max_streams: int = Field(3, ge=1, le=4, description="audio streams answered per call (2 parties + a mixed one)")
+    max_streams: int = Field(3, ge=1, le=4,
+                             description="audio streams answered per call (2 parties + a mixed one)")
     codecs: list[str] = Field(["PCMA/8000", "PCMU/8000", "G722/16000"], min_length=1,
                               description="codecs offered/accepted, best first; others are disabled")
     rtp_timeout_s: float = Field(30.0, ge=2.0, le=3600.0,

@@ -290,8 +290,8 @@ rtp_port_range = 400
         if self.proc is None or self.proc.poll() is not None:
             return False
         ua = RawUA()
-        try:
-            return ua.options(self.addr, timeout=2.0) is not None
+        try:    # a few tries: a flood may have filled the socket buffer (UDP drops, by design)
+            return any(ua.options(self.addr, timeout=2.0) is not None for _ in range(3))
         finally:
             ua.close()
 

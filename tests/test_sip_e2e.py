@@ -14,7 +14,6 @@ import pytest
 import soundfile as sf
 
 from appliance.config import Settings
-from appliance.simulate.scoring import word_errors
 from appliance.sources.files import analyse_files
 from conftest import to_pcm, write_wav
 from siprig import HOST, Box, Kamailio, free_port, start_src, wait_for

@@ -125,7 +125,6 @@ def test_ten_audio_lines_are_capped():
 
 
 @pytest.mark.parametrize("body,ctype,status", [
-    ("", "application/sdp", 488),                                   # no offer
     ("v=0\r\nm=audio x RTP/AVP 8\r\n", "application/sdp", 488),     # malformed m= line
     ("v=0\r\nm=video 4000 RTP/AVP 96\r\n", "application/sdp", 488),  # no audio
     ("--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b--", "multipart/mixed", 400),  # no boundary
@@ -135,6 +134,13 @@ def test_unusable_offers_get_a_sip_error(body, ctype, status):
     head = text.split("\r\n\r\n")[0].replace("Content-Type: application/sdp", f"Content-Type: {ctype}")
     p = plan(f"{head}\r\n\r\n{body}")
     assert p.status == status and not p.accepted
+
+
+def test_invite_without_sdp_is_a_delayed_offer_call():
+    text, _ = invite(TARGET, "", None, siprec=False, from_user="79160000000")
+    p = plan(text)
+    assert p.accepted and p.audio_count == 1 and p.parties == {0: "client"}
+    assert any("delayed offer" in n for n in p.notes)
 
 
 def test_plain_single_stream_call_records_the_caller():

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# SDP for three streams plus metadata is a few kB; far more is abuse or a broken SRC.
+MAX_INVITE_BYTES = 32 * 1024
+
 
 @dataclass
 class Registration:
@@ -82,6 +85,8 @@ def plan_for(raw: str, source: str, endpoint: "SipEndpoint", direct: bool) -> Ca
         return CallPlan(status=403, reason="Forbidden (source not in sip.allowed_sources)")
     if direct and not sip.direct_calls:
         return CallPlan(status=403, reason="Forbidden (direct calls are disabled)")
+    if len(raw) > MAX_INVITE_BYTES:
+        return CallPlan(status=513, reason="Message Too Large")
     try:
         msg = parse_message(raw)
     except SipMessageError as exc:

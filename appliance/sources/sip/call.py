@@ -102,8 +102,14 @@ class RecordedCall(pj.Call):
 
     def onCallSdpCreated(self, prm: pj.OnCallSdpCreatedParam) -> None:  # noqa: N802
         # SIPREC (RFC 7866 s. 8.1.1): the answer repeats each stream's a=label
-        if self.plan.labels:
-            prm.sdp.wholeSdp = add_labels(prm.sdp.wholeSdp, self.plan.labels)
+        if not self.plan.labels:
+            return
+        if not prm.sdp.wholeSdp:
+            # pjsua2 prints the SDP into a ~1 kB buffer; an offer with many m= lines leaves it
+            # empty, and writing back an empty SDP would abort. Answer without labels.
+            self.plan.notes.append("answer SDP too large to add a=label lines")
+            return
+        prm.sdp.wholeSdp = add_labels(prm.sdp.wholeSdp, self.plan.labels)
 
     def onCallRxReinvite(self, prm: pj.OnCallRxReinviteParam) -> None:  # noqa: N802
         try:

@@ -11,6 +11,7 @@ import ctypes
 import gc
 import ipaddress
 import logging
+import queue
 import sys
 import threading
 import time
@@ -84,6 +85,8 @@ class SipEndpoint:
         self._lock = threading.RLock()
         self._writer = _LogWriter()
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._deferred: queue.SimpleQueue[tuple[RecordedCall, pj.CallOpParam]] = queue.SimpleQueue()
         self._maint: threading.Thread | None = None
         self.state_path = settings.paths.data_dir / "run" / "sip.json"
 
@@ -195,6 +198,7 @@ class SipEndpoint:
     def stop(self) -> None:
         """Hang up, finalize every call, release pjsua2 objects, destroy the library."""
         self._stop.set()
+        self._wake.set()
         if self._maint is not None:
             self._maint.join(timeout=10)
         ep = self.ep
@@ -207,6 +211,23 @@ class SipEndpoint:
         deadline = time.monotonic() + 5
         while self.calls and time.monotonic() < deadline:
             time.sleep(0.1)     # DISCONNECTED callbacks arrive on pjsua's worker thread
+        self._release_calls()
+        for acc in self.accounts:
+            try:
+                acc.shutdown()
+            except pj.Error:
+                pass
+        self.accounts.clear()
+        sys.last_type = sys.last_value = sys.last_traceback = None  # type: ignore[assignment]
+        gc.collect()
+        ep.libDestroy()
+        self.ep = None
+        self.write_state(stopped=True)
+        log.info("sip endpoint stopped")
+
+    def _release_calls(self) -> None:
+        """Finalize and drop every call. A separate frame so that no local variable keeps a
+        ``pj.Call`` alive into ``libDestroy`` (which aborts the process)."""
         with self._lock:
             pending = list(self.calls.values()) + self.ended
         for call in pending:
@@ -219,19 +240,6 @@ class SipEndpoint:
                 call.release()
             self.calls.clear()
             self.ended.clear()
-        for acc in self.accounts:
-            try:
-                acc.shutdown()
-            except pj.Error:
-                pass
-        self.accounts.clear()
-        del pending
-        sys.last_type = sys.last_value = sys.last_traceback = None  # type: ignore[assignment]
-        gc.collect()
-        ep.libDestroy()
-        self.ep = None
-        self.write_state(stopped=True)
-        log.info("sip endpoint stopped")
 
     # --- calls (pjsua worker thread) ---
     def incoming(self, acc: SipAccount, call_id: int, raw: str, source: str) -> None:
@@ -246,10 +254,11 @@ class SipEndpoint:
                                                "sip_call_id": plan.extra.get("sip_call_id")})
             op.statusCode = plan.status
             op.reason = plan.reason
-            try:
-                call.answer(op)
-            except pj.Error:
-                pass
+            # Rejected from the maintenance thread, not inside this callback: pjsua 2.15.1
+            # aborts (double free of the cloned INVITE) when a body-less INVITE is rejected
+            # from onIncomingCall.
+            self._deferred.put((call, op))
+            self._wake.set()
             return
         call.start_recording()
         op.statusCode = 200
@@ -289,7 +298,10 @@ class SipEndpoint:
         assert self.ep is not None
         self.ep.libRegisterThread("sip-maint")
         timeout = self.settings.sip.rtp_timeout_s
-        while not self._stop.wait(MAINTENANCE_S):
+        while not self._stop.is_set():
+            self._wake.wait(MAINTENANCE_S)
+            self._wake.clear()
+            self._reject_deferred()
             now = time.monotonic()
             with self._lock:
                 active = list(self.calls.values())
@@ -311,6 +323,19 @@ class SipEndpoint:
             for call in done:
                 call.release()
             del done, active
+
+    def _reject_deferred(self) -> None:
+        while True:
+            try:
+                call, op = self._deferred.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                call.hangup(op)     # an unanswered incoming call: sends the final response
+            except pj.Error as exc:
+                log.warning("reject failed", extra={"reason": exc.info()})
+            call.finish(f"refused {op.statusCode}")
+            del call
 
     # --- state for the rest of the appliance ---
     @property

@@ -43,6 +43,8 @@ def parse_message(raw: str) -> SipMessage:
     head, sep, body = raw.partition("\r\n\r\n")
     if not sep:
         head, sep, body = raw.partition("\n\n")
+    if not sep:
+        raise SipMessageError("message truncated (no end of headers)")
     lines = head.replace("\r\n", "\n").split("\n")
     if not lines or not lines[0].strip():
         raise SipMessageError("empty SIP message")

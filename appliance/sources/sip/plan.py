@@ -50,36 +50,52 @@ def _reject(status: int, reason: str) -> CallPlan:
 
 def plan_call(msg: SipMessage, sip: SipSettings) -> CallPlan:
     """Decide how to answer ``msg`` (an INVITE). Never raises on malformed input."""
+    plan = _plan(msg, sip)
+    plan.extra.setdefault("sip_call_id", msg.header("call-id"))
+    return plan
+
+
+def _plan(msg: SipMessage, sip: SipSettings) -> CallPlan:
+    declared = msg.header("content-length")
+    if declared and declared.strip().isdigit() and int(declared) > len(msg.body.encode()):
+        # pjsip in the pjsua2 wheel receives at most 4000 bytes (PJSIP_MAX_PKT_LEN); the
+        # rest of a larger INVITE is lost before it reaches us
+        return _reject(513, "Message Too Large (over 4000 bytes; trim the SIPREC metadata)")
     try:
         parts = body_parts(msg)
     except SipMessageError as exc:
         return _reject(400, f"Bad Request ({exc})"[:120])
     sdp = find_part(parts, "application/sdp")
     if sdp is None:
-        # pjsua would send an offer in the 200 OK; a recorder has nothing to offer
-        return _reject(488, "Not Acceptable Here (an SDP offer is required)")
+        # Delayed offer (RFC 3261 s. 13.2.1, e.g. Cisco CUCM): the 200 OK carries the box's
+        # offer of one stream, the ACK the answer. Recorded as a plain call.
+        sdp_text = "m=audio 9 RTP/AVP 8\r\n"
+        delayed = True
+    else:
+        sdp_text, delayed = sdp.text, False
     try:
-        media = sdp_media(sdp.text)
+        media = sdp_media(sdp_text)
     except SipMessageError as exc:
         return _reject(488, f"Not Acceptable Here ({exc})"[:120])
     audio = [m for m in media if m.kind == "audio" and m.port != 0]
     if not audio:
         return _reject(488, "Not Acceptable Here (no audio stream)")
     plan = CallPlan(audio_count=min(len([m for m in media if m.kind == "audio"]), sip.max_streams))
-    plan.labels = {m.index: m.label for m in audio if m.label}
+    if delayed:
+        plan.notes.append("INVITE without SDP (delayed offer): the box offered one stream")
     if len(audio) > sip.max_streams:
         plan.notes.append(f"{len(audio)} audio streams offered; the first {sip.max_streams} answered")
     answered = [m for m in audio if m.index < _answered_limit(media, plan.audio_count)]
+    plan.labels = {m.index: m.label for m in answered if m.label}   # echoed in the answer
 
     agent_hint = msg.header(sip.agent_header.lower())
     client_hint = msg.header(sip.client_header.lower())
     direction = normalise_direction(msg.header(sip.direction_header.lower()))
-    plan.extra["sip_call_id"] = msg.header("call-id")
     rules = role_rules(sip)
 
     require = (msg.header("require") or "").lower()
     meta_part = find_part(parts, RS_METADATA)
-    if "siprec" in require or meta_part is not None:
+    if ("siprec" in require or meta_part is not None) and not delayed:
         plan.source = "siprec"
         _plan_siprec(plan, answered, meta_part.text if meta_part else None, rules,
                      agent_hint, direction)
