@@ -29,6 +29,9 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
         watcher = InboxWatcher(settings, stages)
         workers.append(threading.Thread(target=watcher.run, args=(stop,), name="inbox",
                                         daemon=True))
+    from .media.recovery import recover_unfinished
+
+    recover_unfinished(settings, stages)
     bus = Bus()
     endpoint = None
     if settings.sip.enabled:

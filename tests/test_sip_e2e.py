@@ -227,3 +227,22 @@ def test_box_registers_again_after_the_pbx_restarts(rig):
 def _tools():
     for tool in ("kamailio", "sipp"):
         assert shutil.which(tool), f"{tool} missing: `make test` installs it (tests/install-system-deps.sh)"
+
+
+def test_call_cut_by_an_appliance_crash_is_recovered_at_restart(rig, call_audio):
+    pbx, box = rig
+    before = len(box.results())
+    src = _src(box.uri, [call_audio["client"], call_audio["agent"]], "--no-bye")
+    assert wait_for(lambda: len(box.state().get("active_calls", [])) == 1, 20)
+    time.sleep(6)
+    box.proc.send_signal(signal.SIGKILL)        # power cut, as far as the process can tell
+    box.proc.wait()
+    src.kill()
+    src.wait()
+    box.start()
+    assert wait_for(lambda: len(box.results()) > before, 60), box.log()[-3000:]
+    result = box.results()[-1]
+    assert result["call"]["extra"]["end_reason"] == "recovered after an appliance crash"
+    assert result["call"]["source"] == "siprec" and result["call"]["agent"] == "101"
+    assert 4.5 <= result["duration_s"] <= 8, result["duration_s"]   # at most ~1 s lost
+    assert any("cut by a crash" in n for n in result["call"]["notes"])

@@ -42,6 +42,8 @@ class RecordedCall(pj.Call):
         self.taps: dict[int, TapPort] = {}
         self.tap_slots: dict[int, int] = {}
         self.rx_packets: dict[int, int] = {}
+        self.rtp_stats: dict[int, dict[str, Any]] = {}
+        self.media_started: float | None = None
         self.last_rx = time.monotonic()
         self.live: LiveCall | None = None
         self.ended_at: float | None = None
@@ -68,6 +70,11 @@ class RecordedCall(pj.Call):
             return
         self.ended_at = time.monotonic()
         if self.live is not None:
+            media_s = self.ended_at - self.media_started if self.media_started else 0.0
+            self.live.meta.extra["media"] = {
+                "seconds": round(media_s, 2),
+                "streams": {self.plan.parties[i]: dict(st, label=self.plan.labels.get(i))
+                            for i, st in self.rtp_stats.items() if i in self.plan.parties}}
             self.live.end(reason)
         self.endpoint.call_ended(self)
 
@@ -97,6 +104,8 @@ class RecordedCall(pj.Call):
                 self.taps[mi.index] = tap
             aud.startTransmit(tap)
             self.tap_slots[mi.index] = mi.audioConfSlot
+            if self.media_started is None:
+                self.media_started = time.monotonic()
             log.info("stream tapped", extra={"uid": self.uid, "media": mi.index, "party": party,
                                              "label": self.plan.labels.get(mi.index)})
 
@@ -125,14 +134,19 @@ class RecordedCall(pj.Call):
 
     # --- maintenance thread ---
     def rtp_idle_s(self, now: float) -> float:
-        """Seconds since any tapped stream last received an RTP packet."""
+        """Seconds since any tapped stream last received an RTP packet (also keeps each
+        stream's receive statistics for the call record)."""
         for index in list(self.taps):
             try:
-                pkts = self.getStreamStat(index).rtcp.rxStat.pkt
+                stat = self.getStreamStat(index)
             except pj.Error:
                 continue
-            if pkts != self.rx_packets.get(index):
-                self.rx_packets[index] = pkts
+            rx, jb = stat.rtcp.rxStat, stat.jbuf
+            self.rtp_stats[index] = {"packets": rx.pkt, "lost": rx.loss, "discarded": rx.discard,
+                                     "jitter_ms": round(rx.jitterUsec.mean / 1000, 1),
+                                     "jb_lost": jb.lost, "jb_discarded": jb.discard}
+            if rx.pkt != self.rx_packets.get(index):
+                self.rx_packets[index] = rx.pkt
                 self.last_rx = now
         return now - self.last_rx
 
