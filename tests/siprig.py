@@ -154,6 +154,25 @@ class RawUA:
         self.last_dialog = (ruri, hdr["from"].strip(), resp.headers.get("to", ""),
                             hdr["call-id"].strip(), int(hdr["cseq"].split()[0]))
 
+    def reinvite(self, body: str, ctype: str, dest: tuple[str, int]) -> Response | None:
+        """An in-dialog re-INVITE (new SDP/metadata), ACKed."""
+        ruri, frm, to, cid, cseq = self.last_dialog
+        self.last_dialog = (ruri, frm, to, cid, cseq + 1)
+        text = (f"INVITE {ruri} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP {HOST}:{self.port};branch=z9hG4bK{uuid.uuid4().hex[:12]};rport\r\n"
+                f"From: {frm}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cseq + 1} INVITE\r\n"
+                f"Contact: <sip:src@{HOST}:{self.port}>\r\nMax-Forwards: 70\r\n"
+                f"Content-Type: {ctype}\r\nContent-Length: {len(body.encode())}\r\n\r\n{body}")
+        self.send(text, dest)
+        resp = self.final(dest, 5)
+        if resp is not None:
+            ack = (f"ACK {ruri} SIP/2.0\r\n"
+                   f"Via: SIP/2.0/UDP {HOST}:{self.port};branch=z9hG4bK{uuid.uuid4().hex[:12]};rport\r\n"
+                   f"From: {frm}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cseq + 1} ACK\r\n"
+                   f"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+            self.send(ack, dest)
+        return resp
+
     def bye(self, dest: tuple[str, int]) -> Response | None:
         ruri, frm, to, cid, cseq = self.last_dialog
         text = (f"BYE {ruri} SIP/2.0\r\n"
@@ -232,6 +251,7 @@ class Box:
     rtp_port: int
     extra: str = ""
     asr: bool = False
+    rtp_range: int = 400
     proc: subprocess.Popen | None = None
     env: dict[str, str] = field(default_factory=dict)
 
@@ -261,7 +281,7 @@ enabled = {str(self.asr).lower()}
 bind_address = "{HOST}"
 port = {self.sip_port}
 rtp_port = {self.rtp_port}
-rtp_port_range = 400
+rtp_port_range = {self.rtp_range}
 {self.extra}
 """)
         self.log_path = self.workdir / "box.log"

@@ -17,7 +17,7 @@ from appliance.config import Settings
 from appliance.sources.files import analyse_files
 from conftest import to_pcm, write_wav
 from siprig import HOST, Box, Kamailio, free_port, start_src, wait_for
-from sipaudio import decode_pcap_alaw, windowed_correlation
+from appliance.simulate.audiocheck import decode_pcap_alaw, windowed_correlation
 
 pytestmark = pytest.mark.slow
 

@@ -126,6 +126,26 @@ def test_ten_audio_lines_are_answered_up_to_the_limit(box, ua):
     assert result is not None and any("10 audio streams" in n for n in result["call"]["notes"])
 
 
+def test_reinvite_with_new_metadata_updates_the_call(box, ua):
+    text, call_id = invite(box.uri, sdp(2), metadata("rfc7865-metadata.xml"),
+                           headers={"Supported": "timer"})
+    resp = ua.call(text, box.addr)
+    assert resp is not None and resp.status == 200
+    assert resp.headers.get("session-expires", "").startswith("600")     # session timer on
+    transfer = metadata("rfc7865-metadata.xml").replace("sip:bob@example.com", "sip:carol@example.com")
+    b = "re-invite-boundary"
+    body = (f"--{b}\r\nContent-Type: application/sdp\r\n\r\n{sdp(2)}\r\n--{b}\r\n"
+            f"Content-Type: application/rs-metadata+xml\r\n\r\n{transfer}\r\n--{b}--\r\n")
+    re = ua.reinvite(body, f"multipart/mixed;boundary={b}", box.addr)
+    assert re is not None and re.status == 200, re
+    ua.bye(box.addr)
+    result = box.result_for(call_id, 30)
+    assert result is not None
+    extra = result["call"]["extra"]
+    assert extra["metadata_updates"] == 1
+    assert "sip:carol@example.com" in [p["aor"] for p in extra["siprec"]["participants"]]
+
+
 def test_calls_beyond_the_limit_get_busy(box):
     uas = [RawUA() for _ in range(4)]
     try:

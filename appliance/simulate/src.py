@@ -177,7 +177,9 @@ class RecordingClient:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m appliance.simulate.src", description=__doc__)
     p.add_argument("target", help="SIP URI of the appliance, e.g. sip:recorder@127.0.0.1:5080")
-    p.add_argument("wavs", nargs="+", help="16-bit mono WAV per stream (caller first)")
+    p.add_argument("wavs", nargs="*", help="16-bit mono WAV per stream (caller first)")
+    p.add_argument("--call", action="append", default=[], metavar="A.wav,B.wav",
+                   help="one more call with its own recordings (repeatable)")
     p.add_argument("--plain", action="store_true", help="an ordinary call (no SIPREC)")
     p.add_argument("--calls", type=int, default=1, help="simultaneous calls")
     p.add_argument("--port", type=int, default=5090, help="local SIP port")
@@ -191,22 +193,28 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     import soundfile as sf
 
-    longest = max(sf.info(w).duration for w in args.wavs)
+    stream_sets = [args.wavs] * args.calls if args.wavs else []
+    stream_sets += [c.split(",") for c in args.call]
+    if not stream_sets:
+        p.error("give the WAVs of a call, or --call")
+    longest = max(sf.info(w).duration for ws in stream_sets for w in ws)
     headers = dict(h.split(":", 1) for h in args.header)
     headers = {k.strip(): v.strip() for k, v in headers.items()}
     client = RecordingClient(args.port, args.rtp_port)
-    spec = CallSpec(args.target, args.wavs, siprec=not args.plain, caller=args.caller,
-                    callee=args.callee, headers=headers)
-    calls = [client.place(spec, n) for n in range(args.calls)]
+    calls = [client.place(CallSpec(args.target, ws, siprec=not args.plain, caller=args.caller,
+                                   callee=args.callee, headers=headers), n)
+             for n, ws in enumerate(stream_sets)]
     for c in calls:
         if not c.confirmed.wait(10):
             log.error("call not answered (status %s)", c.status)
     print(f"connected {sum(c.confirmed.is_set() for c in calls)}/{len(calls)}", flush=True)
+    started = time.time()
     if args.no_bye:
         while True:
             time.sleep(3600)
     time.sleep(args.duration if args.duration is not None else longest + 1.0)
     client.hangup_all()
+    print(f"hung up at {time.time():.3f} after {time.time() - started:.1f} s", flush=True)
     for c in calls:
         c.disconnected.wait(5)
     failed = [c.status for c in calls if not c.confirmed.is_set()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 
@@ -17,7 +18,8 @@ def fsync_dir(path: Path) -> None:
 
 def write_json_atomic(path: Path, data: object) -> None:
     """Write JSON to a temporary file, fsync it, rename it over ``path``, fsync the folder."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    # unique per writer thread: two threads saving the same file must not share a temp file
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(data, fh, ensure_ascii=False, indent=1)
         fh.flush()

@@ -83,6 +83,7 @@ class SipEndpoint:
         self.ended: list[RecordedCall] = []
         self.finished_results = 0
         self._lock = threading.RLock()
+        self._state_lock = threading.Lock()
         self._writer = _LogWriter()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -351,9 +352,10 @@ class SipEndpoint:
 
     def write_state(self, stopped: bool = False) -> None:
         try:
-            self.state_path.parent.mkdir(parents=True, exist_ok=True)
-            state = self.state()
-            state["running"] = not stopped
-            write_json_atomic(self.state_path, state)
+            with self._state_lock:
+                self.state_path.parent.mkdir(parents=True, exist_ok=True)
+                state = self.state()
+                state["running"] = not stopped
+                write_json_atomic(self.state_path, state)
         except OSError as exc:
             log.error("sip state not written", extra={"reason": str(exc)})

@@ -1,4 +1,5 @@
-"""Audio helpers for SIP tests: windowed correlation under jitter, G.711 from a pcap."""
+"""Checks that captured audio is the audio that was sent: windowed correlation under jitter,
+G.711 audio out of a pcap (what sipp plays). Used by the SIP tests and the capacity bench."""
 
 from __future__ import annotations
 
@@ -41,9 +42,6 @@ def _global_lag(rec: np.ndarray, src: np.ndarray, max_s: float = 3.0) -> int:
     m = min(len(rec), n + int(max_s * 16000))
     f = np.fft.irfft(np.fft.rfft(rec[:m], 2 * m) * np.conj(np.fft.rfft(src[:n], 2 * m)))
     return int(np.argmax(f[: int(max_s * 16000)]))
-
-
-_ALAW = None
 
 
 def _alaw_table() -> np.ndarray:
