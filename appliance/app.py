@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 
 from .bus import Bus
@@ -14,43 +15,103 @@ from .sources.inbox import InboxWatcher
 log = logging.getLogger(__name__)
 
 
-def run(settings: Settings, stop: threading.Event | None = None) -> int:
-    """Run until SIGTERM/SIGINT (or ``stop`` is set); return the exit code."""
-    stop = stop or threading.Event()
+def _stop_on_signals(stop: threading.Event) -> None:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+
+
+def run(settings: Settings, stop: threading.Event | None = None,
+        config_path: str | None = None) -> int:
+    """Run until SIGTERM/SIGINT (or ``stop`` is set); return the exit code."""
+    stop = stop or threading.Event()
+    _stop_on_signals(stop)
     settings.paths.data_dir.mkdir(parents=True, exist_ok=True)
     log.info("appliance starting", extra={"data_dir": str(settings.paths.data_dir.resolve())})
+    from .sources.sip import workers as sip_workers
+
+    n_workers = sip_workers.workers_needed(settings) if settings.sip.enabled else 0
+    # With capture workers the recognizer lives in them; this process only imports files.
     stages = Stages.load(settings)
     log.info("speech recognition", extra=stages.asr.info() if stages.asr else {"status": "disabled"})
-    workers = []
-    if settings.inbox.enabled:
-        watcher = InboxWatcher(settings, stages)
-        workers.append(threading.Thread(target=watcher.run, args=(stop,), name="inbox",
-                                        daemon=True))
     from .media.recovery import recover_unfinished
 
     recover_unfinished(settings, stages)
     bus = Bus()
-    endpoint = None
-    if settings.sip.enabled:
-        from .sources.sip.endpoint import SipEndpoint, SipError
+    threads = []
+    if settings.inbox.enabled:
+        watcher = InboxWatcher(settings, stages)
+        threads.append(threading.Thread(target=watcher.run, args=(stop,), name="inbox",
+                                        daemon=True))
+    endpoint = front = pool = None
+    try:
+        if n_workers == 1:
+            from .sources.sip.endpoint import SipEndpoint
 
-        endpoint = SipEndpoint(settings, stages, bus)
-        try:
+            endpoint = SipEndpoint(settings, stages, bus)
             endpoint.start()
-        except SipError as exc:
-            log.error("sip endpoint failed", extra={"reason": str(exc)})
-            stages.close()
-            return 3
-    for w in workers:
-        w.start()
+        elif n_workers > 1:
+            from .sources.sip.front import SipFront
+
+            front = SipFront(settings, n_workers)
+            front.start()
+            pool = sip_workers.WorkerPool(settings, config_path, n_workers)
+            pool.start()
+    except Exception as exc:    # noqa: BLE001 - SipError and OS errors: say why and stop
+        log.error("sip capture failed to start", extra={"reason": str(exc)})
+        if front is not None:
+            front.stop()
+        stages.close()
+        return 3
+    for t in threads:
+        t.start()
     stop.wait()
     if endpoint is not None:
         endpoint.stop()
-    for w in workers:
-        w.join(timeout=30)
+    if pool is not None:
+        pool.stop()
+    if front is not None:
+        front.stop()
+    for t in threads:
+        t.join(timeout=30)
     stages.close()
     log.info("appliance stopped")
+    return 0
+
+
+def _front_contact(settings: Settings) -> tuple[str, int]:
+    """Where the PBX must send calls: the front's address as the registrar sees it."""
+    sip = settings.sip
+    host = sip.public_address or sip.bind_address
+    if host in ("0.0.0.0", "::") and sip.accounts:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:        # the interface the route to the registrar leaves by (no packet sent)
+                s.connect((sip.accounts[0].registrar.split(":")[0], 5060))
+                host = s.getsockname()[0]
+            except OSError:
+                host = "127.0.0.1"
+    return host, sip.port
+
+
+def run_worker(settings: Settings, index: int, count: int) -> int:
+    """One capture worker behind the SIP front (``appliance run --sip-worker I``)."""
+    from .sources.sip.endpoint import SipEndpoint, SipError
+    from .sources.sip.workers import WORKER_HOST, worker_port, worker_settings
+
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    ws = worker_settings(settings, index, count)
+    stages = Stages.load(ws)
+    endpoint = SipEndpoint(ws, stages, Bus(), sip_address=(WORKER_HOST, worker_port(settings, index)),
+                           contact=_front_contact(settings) if index == 0 else None,
+                           state_name=f"sip-{index}")
+    try:
+        endpoint.start()
+    except SipError as exc:
+        log.error("capture worker failed to start", extra={"worker": index, "reason": str(exc)})
+        stages.close()
+        return 3
+    stop.wait()
+    endpoint.stop()
+    stages.close()
     return 0

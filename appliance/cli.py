@@ -42,9 +42,13 @@ def _cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from .app import run
+    import os
 
-    return run(settings)
+    from .app import run, run_worker
+
+    if args.sip_worker is not None:
+        return run_worker(settings, args.sip_worker, args.sip_workers)
+    return run(settings, config_path=args.config or os.environ.get("APPLIANCE_CONFIG"))
 
 
 def _cmd_models(args: argparse.Namespace, settings: Settings) -> int:
@@ -80,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="run the appliance daemon")
+    p.add_argument("--sip-worker", type=int, help=argparse.SUPPRESS)     # started by the daemon
+    p.add_argument("--sip-workers", type=int, default=1, help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("analyze", help="analyse a recorded call: one stereo file or two mono "

@@ -252,6 +252,7 @@ class Box:
     extra: str = ""
     asr: bool = False
     rtp_range: int = 400
+    max_calls: int = 4
     proc: subprocess.Popen | None = None
     env: dict[str, str] = field(default_factory=dict)
 
@@ -282,16 +283,20 @@ bind_address = "{HOST}"
 port = {self.sip_port}
 rtp_port = {self.rtp_port}
 rtp_port_range = {self.rtp_range}
+max_calls = {self.max_calls}
 {self.extra}
 """)
         self.log_path = self.workdir / "box.log"
         self.proc = subprocess.Popen([sys.executable, "-m", "appliance.cli", "-c", str(cfg), "run"],
                                      stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT,
-                                     env={**os.environ, **self.env})
+                                     env={**os.environ, **self.env}, start_new_session=True)
         ua = RawUA()
-        try:
+        workers = -(-self.max_calls // 4)
+        expected = 1 if workers == 1 else workers
+        try:        # up when SIP answers and every capture process has started
             ok = _wait(lambda: self.proc.poll() is None and
-                       ua.options(self.addr, timeout=0.5) is not None, 60)
+                       ua.options(self.addr, timeout=0.5) is not None and
+                       len(list((self.data / "run").glob("sip*.json"))) >= expected, 120)
         finally:
             ua.close()
         assert ok, f"appliance did not start:\n{self.log_path.read_text()[-3000:]}"
@@ -306,6 +311,12 @@ rtp_port_range = {self.rtp_range}
             self.proc.kill()
             return -9
 
+    def crash(self) -> None:
+        """Power cut: SIGKILL the daemon and every process it started, at once."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        time.sleep(0.5)
+
     def alive(self) -> bool:
         if self.proc is None or self.proc.poll() is not None:
             return False
@@ -316,10 +327,17 @@ rtp_port_range = {self.rtp_range}
             ua.close()
 
     def state(self) -> dict:
-        try:
-            return json.loads((self.data / "run" / "sip.json").read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {}
+        """SIP state of the box: one process, or every capture worker merged."""
+        merged: dict = {"registrations": [], "active_calls": [], "calls_finalized": 0}
+        for path in sorted((self.data / "run").glob("sip*.json")):
+            try:
+                part = json.loads(path.read_text())
+            except (FileNotFoundError, json.JSONDecodeError):
+                continue
+            merged["registrations"] += part.get("registrations", [])
+            merged["active_calls"] += part.get("active_calls", [])
+            merged["calls_finalized"] += part.get("calls_finalized", 0)
+        return merged
 
     def results(self) -> list[dict]:
         out = []

@@ -29,7 +29,8 @@ def rig(tmp_path_factory):
     work = tmp_path_factory.mktemp("sip-e2e")
     pbx = Kamailio(work / "pbx", free_port())
     pbx.start()
-    box = Box(work / "box", free_port(), 42000, asr=True, extra=f"""
+    # max_calls 8: two capture processes behind the kamailio front, as a real box runs
+    box = Box(work / "box", free_port(), 42000, asr=True, max_calls=8, extra=f"""
 rtp_timeout_s = 4
 [[sip.accounts]]
 registrar = "{HOST}:{pbx.port}"
@@ -161,10 +162,11 @@ a=rtpmap:8 PCMA/8000
 ]]></send>
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
-  <recv response="200" rtd="true"/>
+  <recv response="200" rtd="true" rrs="true"/>
   <send><![CDATA[
 ACK [next_url] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+[routes]
 From: <sip:79035550000@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
 To: <sip:recorder@[remote_ip]:[remote_port]>[peer_tag_param]
 Call-ID: [call_id]
@@ -179,6 +181,7 @@ Content-Length: 0
   <send retrans="500"><![CDATA[
 BYE [next_url] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+[routes]
 From: <sip:79035550000@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
 To: <sip:recorder@[remote_ip]:[remote_port]>[peer_tag_param]
 Call-ID: [call_id]
@@ -235,8 +238,7 @@ def test_call_cut_by_an_appliance_crash_is_recovered_at_restart(rig, call_audio)
     src = _src(box.uri, [call_audio["client"], call_audio["agent"]], "--no-bye")
     assert wait_for(lambda: len(box.state().get("active_calls", [])) == 1, 20)
     time.sleep(6)
-    box.proc.send_signal(signal.SIGKILL)        # power cut, as far as the process can tell
-    box.proc.wait()
+    box.crash()                                 # power cut: daemon, front and workers at once
     src.kill()
     src.wait()
     box.start()
@@ -246,3 +248,31 @@ def test_call_cut_by_an_appliance_crash_is_recovered_at_restart(rig, call_audio)
     assert result["call"]["source"] == "siprec" and result["call"]["agent"] == "101"
     assert 4.5 <= result["duration_s"] <= 8, result["duration_s"]   # at most ~1 s lost
     assert any("cut by a crash" in n for n in result["call"]["notes"])
+
+
+def test_calls_beyond_one_process_are_spread_over_capture_workers(rig, call_audio):
+    pbx, box = rig
+    before = len(box.results())
+    # the calling side has the same 4-calls-per-process limit: two callers, three calls each
+    srcs = [_src(box.uri, [call_audio["client"], call_audio["agent"]], "--calls", "3",
+                 "--duration", "4") for _ in range(2)]
+    for src in srcs:
+        out = src.communicate(timeout=90)[0]
+        assert src.returncode == 0 and "connected 3/3" in out, out[-1500:]
+    assert wait_for(lambda: len(box.results()) >= before + 6, 60), box.log()[-3000:]
+    assert {r["call"]["source"] for r in box.results()[-6:]} == {"siprec"}
+    workers = box.log().count("capture workers started")
+    assert workers >= 1
+
+
+def test_workers_stop_when_the_daemon_dies(rig):
+    pbx, box = rig
+    box.proc.kill()                      # the daemon alone; its children must not linger
+    box.proc.wait()
+    assert wait_for(lambda: subprocess.run(["pgrep", "-f", f"--sip-workers.*{box.workdir}|"
+                                            f"{box.workdir}.*--sip-worker"],
+                                           capture_output=True).returncode != 0, 20)
+    assert wait_for(lambda: subprocess.run(["pgrep", "-f", str(box.data / "run" / "front")],
+                                           capture_output=True).returncode != 0, 20)
+    box.start()
+    assert box.alive()

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def box(tmp_path_factory):
-    b = Box(tmp_path_factory.mktemp("sip-bad"), free_port(), 44000, extra="max_calls = 3\nrtp_timeout_s = 20")
+    b = Box(tmp_path_factory.mktemp("sip-bad"), free_port(), 44000, max_calls=3,
+            extra="rtp_timeout_s = 20")
     b.start()
     yield b
     rc = b.stop()

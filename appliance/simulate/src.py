@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--call", action="append", default=[], metavar="A.wav,B.wav",
                    help="one more call with its own recordings (repeatable)")
     p.add_argument("--plain", action="store_true", help="an ordinary call (no SIPREC)")
-    p.add_argument("--calls", type=int, default=1, help="simultaneous calls")
+    p.add_argument("--calls", type=int, default=1,
+                   help="simultaneous calls (at most 4 per process: the wheel's PJSUA_MAX_CALLS)")
     p.add_argument("--port", type=int, default=5090, help="local SIP port")
     p.add_argument("--rtp-port", type=int, default=30000)
     p.add_argument("--duration", type=float, help="hang up after this many seconds")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
+# capture workers log into the same stream as the daemon: tag their lines
+_WORKER = os.environ.get("APPLIANCE_WORKER", "")
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
@@ -23,6 +26,8 @@ class KeyValueFormatter(logging.Formatter):
         ts = self.formatTime(record, "%Y-%m-%dT%H:%M:%S")
         parts = [f"{ts}.{int(record.msecs):03d}", record.levelname.lower(), record.name,
                  record.getMessage()]
+        if _WORKER:
+            parts.append(f"worker={_WORKER}")
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 parts.append(f"{key}={_fmt_value(value)}")

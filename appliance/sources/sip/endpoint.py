@@ -71,8 +71,13 @@ class SipEndpoint:
     """Runs the SIP side of the appliance: ``start()``, then ``stop()`` from the same thread."""
 
     def __init__(self, settings: Settings, stages: Stages | None = None,
-                 bus: Bus | None = None) -> None:
+                 bus: Bus | None = None, *, sip_address: tuple[str, int] | None = None,
+                 contact: tuple[str, int] | None = None, state_name: str = "sip") -> None:
+        """``sip_address`` overrides where SIP listens (a capture worker: loopback, behind the
+        front); ``contact`` is the address registrations announce (the front's)."""
         self.settings = settings
+        self.sip_address = sip_address or (settings.sip.bind_address, settings.sip.port)
+        self.contact = contact
         self.stages = stages
         self.bus = bus or Bus()
         sip = settings.sip
@@ -89,7 +94,7 @@ class SipEndpoint:
         self._wake = threading.Event()
         self._deferred: queue.SimpleQueue[tuple[RecordedCall, pj.CallOpParam]] = queue.SimpleQueue()
         self._maint: threading.Thread | None = None
-        self.state_path = settings.paths.data_dir / "run" / "sip.json"
+        self.state_path = settings.paths.data_dir / "run" / f"{state_name}.json"
 
     # --- start / stop ---
     def start(self) -> None:
@@ -113,10 +118,11 @@ class SipEndpoint:
         cfg.medConfig.maxMediaPorts = sip.max_calls * (sip.max_streams * 2) + 8
         try:
             ep.libInit(cfg)
-            bound = "" if sip.bind_address in ("0.0.0.0", "::") else sip.bind_address
+            host, port = self.sip_address
+            bound = "" if host in ("0.0.0.0", "::") else host
             for name in sip.transports:
                 tc = pj.TransportConfig()
-                tc.port = sip.port
+                tc.port = port
                 tc.boundAddress = bound
                 tc.publicAddress = sip.public_address or ""
                 kind = pj.PJSIP_TRANSPORT_UDP if name == "udp" else pj.PJSIP_TRANSPORT_TCP
@@ -128,12 +134,12 @@ class SipEndpoint:
             self._add_accounts()
         except pj.Error as exc:
             self.stop()
-            raise SipError(f"SIP endpoint failed to start on {sip.bind_address}:{sip.port}: "
+            raise SipError(f"SIP endpoint failed to start on {host}:{port}: "
                            f"{exc.info()}; check sip.bind_address / sip.port (is another SIP "
                            "service using the port?)") from None
         self._maint = threading.Thread(target=self._maintain, name="sip-maint", daemon=True)
         self._maint.start()
-        log.info("sip endpoint started", extra={"address": f"{sip.bind_address}:{sip.port}",
+        log.info("sip endpoint started", extra={"address": f"{host}:{port}",
                                                 "transports": ",".join(sip.transports),
                                                 "accounts": len(sip.accounts),
                                                 "direct_calls": sip.direct_calls})
@@ -166,9 +172,9 @@ class SipEndpoint:
 
     def _add_accounts(self) -> None:
         sip = self.settings.sip
-        host = sip.public_address or (sip.bind_address if sip.bind_address not in ("0.0.0.0", "::")
-                                      else "127.0.0.1")
-        direct = SipAccount(self, f"sip:recorder@{host}:{sip.port}", direct=True)
+        host, port = self.sip_address
+        host = sip.public_address or (host if host not in ("0.0.0.0", "::") else "127.0.0.1")
+        direct = SipAccount(self, f"sip:recorder@{host}:{port}", direct=True)
         acfg = self._account_config()
         acfg.idUri = direct.registration.uri
         direct.create(acfg, True)
@@ -191,6 +197,8 @@ class SipEndpoint:
                 pj.AuthCredInfo("digest", a.realm, a.auth_user or a.user, 0, a.password))
         if a.transport == "tcp":
             acfg.sipConfig.proxies.append(f"sip:{a.registrar};transport=tcp;lr")
+        if self.contact is not None:    # calls must reach the front, not this worker
+            acfg.sipConfig.contactForced = f"<sip:{a.user}@{self.contact[0]}:{self.contact[1]}>"
         acc.create(acfg, False)
         log.info("registering", extra={"account": a.uri, "registrar": a.registrar,
                                        "transport": a.transport, "expiry_s": a.expiry_s})
