@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
+# System packages the appliance needs: kamailio is the SIP front for more than 4 calls.
+RUN_DEBS  := kamailio
 # System packages the tests need (real peers and tools, installed once).
-TEST_DEBS := kamailio sip-tester
+TEST_DEBS := $(RUN_DEBS) sip-tester
 
 .PHONY: run test install install-test bench clean
 
@@ -12,6 +14,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 install: $(PY)
+	bash tests/install-system-deps.sh $(RUN_DEBS)
 	$(PIP) install -e .
 	$(VENV)/bin/appliance models build
 

@@ -173,7 +173,9 @@ class SipSettings(_Section):
                                description="accept calls sent to the box's address without an account")
     allowed_sources: list[str] = Field(
         _PRIVATE_NETS, description="networks (CIDR) whose calls are accepted; others get 403")
-    max_calls: int = Field(32, ge=1, le=32, description="concurrent calls; more get 486 Busy Here")
+    max_calls: int = Field(32, ge=1, le=64,
+                           description="concurrent calls; more get 486 Busy Here. Over 4: one "
+                           "capture process per 4 calls behind a kamailio front")
     max_streams: int = Field(3, ge=1, le=4,
                              description="audio streams answered per call (2 parties + a mixed one)")
     codecs: list[str] = Field(["PCMA/8000", "PCMU/8000", "G722/16000"], min_length=1,

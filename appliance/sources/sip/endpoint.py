@@ -7,14 +7,17 @@ that calls pjsua2 registers itself first; no ``Call`` or ``AudioMediaPort`` may 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import ipaddress
 import logging
+import os
 import queue
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pjsua2 as pj
@@ -45,6 +48,20 @@ class _LogWriter(pj.LogWriter):
     def write(self, entry: pj.LogEntry) -> None:
         level = logging.WARNING if entry.level <= 2 else logging.DEBUG
         pjlog.log(level, entry.msg.rstrip(), extra={"pj_level": entry.level})
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
 
 
 def add_siprec_capability() -> None:
@@ -100,7 +117,8 @@ class SipEndpoint:
     def start(self) -> None:
         sip = self.settings.sip
         ep = pj.Endpoint()
-        ep.libCreate()
+        with _quiet_stdout():       # pjlib prints its start-up chatter before logging is set
+            ep.libCreate()
         self.ep = ep
         cfg = pj.EpConfig()
         cfg.uaConfig.maxCalls = sip.max_calls
