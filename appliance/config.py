@@ -120,6 +120,9 @@ class AsrSettings(_Section):
                                  description="longer speech is cut into pieces (Whisper reads 30 s)")
     join_s: float = Field(1.0, ge=0.0, le=1.0,
                           description="a party's segments this close are recognised together")
+    nice: int = Field(10, ge=0, le=19,
+                      description="scheduling niceness of recognition threads: live capture and "
+                      "DSP get the CPU first, recognition catches up")
     min_level_dbfs: float = Field(-50.0, ge=-90.0, le=0.0,
                                   description="quieter segments are not decoded (hallucination guard)")
 

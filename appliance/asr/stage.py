@@ -34,6 +34,35 @@ class Piece:
     future: Future[str | None] | None    # None: not decoded (too quiet)
 
 
+def _lower_priority(nice: int) -> None:
+    """Renice the calling thread (Linux: niceness is per thread, and inherited by threads it
+    starts), so recognition yields the CPU to capture and DSP."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except OSError as exc:
+        log.warning("recognition priority unchanged", extra={"reason": str(exc)})
+
+
+def _at_low_priority(nice: int, build: Callable[[], Any]) -> Any:
+    """Run ``build`` on a reniced thread: onnxruntime's decoding threads, created with the
+    session, inherit its niceness."""
+    out: dict[str, Any] = {}
+
+    def target() -> None:
+        _lower_priority(nice)
+        try:
+            out["value"] = build()
+        except BaseException as exc:    # noqa: BLE001 - re-raised in the caller's thread
+            out["error"] = exc
+
+    t = threading.Thread(target=target, name="asr-load")
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
 class AsrService:
     """The process-wide recognizer and its worker pool."""
 
@@ -58,9 +87,10 @@ class AsrService:
                 self.status, self.reason = "unavailable", str(exc)
                 log.warning("speech recognition unavailable", extra={"reason": str(exc)})
                 return
-            self.recognizer = WhisperRecognizer(model, settings.language, settings.precision,
-                                                threads=max(1, cores // workers))
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="asr")
+            self.recognizer = _at_low_priority(settings.nice, lambda: WhisperRecognizer(
+                model, settings.language, settings.precision, threads=max(1, cores // workers)))
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="asr",
+                                        initializer=_lower_priority, initargs=(settings.nice,))
         self.status, self.reason = "ok", ""
 
     @property
