@@ -55,7 +55,9 @@ def run(settings: Settings, stop: threading.Event | None = None,
 
             front = SipFront(settings, n_workers)
             front.start()
-            pool = sip_workers.WorkerPool(settings, config_path, n_workers)
+            pool = sip_workers.WorkerPool(
+                settings, config_path, n_workers,
+                on_death=lambda i: recover_unfinished(settings, stages, process=str(i)))
             pool.start()
     except Exception as exc:    # noqa: BLE001 - SipError and OS errors: say why and stop
         log.error("sip capture failed to start", extra={"reason": str(exc)})

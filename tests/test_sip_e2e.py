@@ -3,6 +3,8 @@ pjsua2 endpoint as a two-stream SIPREC client, sipp as a plain G.711 caller."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import signal
 import subprocess
@@ -267,12 +269,38 @@ def test_calls_beyond_one_process_are_spread_over_capture_workers(rig, call_audi
 
 def test_workers_stop_when_the_daemon_dies(rig):
     pbx, box = rig
+
+    def running(pattern: str) -> bool:
+        return subprocess.run(["pgrep", "-f", pattern], capture_output=True).returncode == 0
+
+    workers, front = f"{box.workdir}/box.toml run --sip-worker", str(box.data / "run" / "front")
+    assert running(workers) and running(front)
     box.proc.kill()                      # the daemon alone; its children must not linger
     box.proc.wait()
-    assert wait_for(lambda: subprocess.run(["pgrep", "-f", f"--sip-workers.*{box.workdir}|"
-                                            f"{box.workdir}.*--sip-worker"],
-                                           capture_output=True).returncode != 0, 20)
-    assert wait_for(lambda: subprocess.run(["pgrep", "-f", str(box.data / "run" / "front")],
-                                           capture_output=True).returncode != 0, 20)
+    assert wait_for(lambda: not running(workers), 20)
+    assert wait_for(lambda: not running(front), 20)
     box.start()
     assert box.alive()
+
+
+def test_a_dead_capture_worker_is_restarted_and_its_call_recovered(rig, call_audio):
+    pbx, box = rig
+    before = len(box.results())
+    src = _src(box.uri, [call_audio["client"], call_audio["agent"]], "--no-bye")
+    assert wait_for(lambda: len(box.state().get("active_calls", [])) == 1, 20)
+    time.sleep(4)
+    worker = next(p for p in (box.data / "run").glob("sip-*.json")
+                  if json.loads(p.read_text())["active_calls"])
+    index = worker.stem.split("-")[1]
+    pid = subprocess.run(["pgrep", "-f", f"{box.workdir}/box.toml run --sip-worker {index} "],
+                         capture_output=True, text=True).stdout.split()
+    assert pid
+    os.kill(int(pid[0]), signal.SIGKILL)
+    src.kill()
+    src.wait()
+    assert wait_for(lambda: len(box.results()) > before, 60), box.log()[-3000:]
+    result = box.results()[-1]
+    assert result["call"]["extra"]["end_reason"] == "recovered after an appliance crash"
+    assert result["duration_s"] >= 3
+    assert wait_for(lambda: box.log().count("capture worker died; restarting") >= 1, 5)
+    assert wait_for(box.alive, 30)

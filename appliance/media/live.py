@@ -9,6 +9,7 @@ worker aligns the two parties, appends them to the recording as they stream and 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -26,6 +27,10 @@ from .recorder import StereoRecorder, wav_to_flac
 from .session import CallMeta, CallSession, Stages
 
 log = logging.getLogger(__name__)
+
+# Which capture process records the call ("" for the daemon itself): a worker that dies has
+# its calls recovered by tag while the other workers' calls go on.
+PROCESS_TAG = os.environ.get("APPLIANCE_WORKER", "")
 
 MAX_SKEW_S = 2.0     # a party this far behind the other is padded with silence (stalled stream)
 
@@ -83,6 +88,7 @@ class LiveCall:
         """The metadata beside the recording (who, when, state), rewritten on changes."""
         write_json_atomic(self.meta_path, {"uid": self.uid, "state": state,
                                            "recording": self.wav_path.name,
+                                           "process": PROCESS_TAG,
                                            "call": asdict(self.meta)})
 
     # --- worker ---

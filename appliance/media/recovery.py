@@ -17,23 +17,27 @@ from .session import Stages
 log = logging.getLogger(__name__)
 
 
-def unfinished_calls(calls_dir: Path) -> list[Path]:
-    """Metadata files of live calls that never reached the 'done' state."""
+def unfinished_calls(calls_dir: Path, process: str | None = None) -> list[Path]:
+    """Metadata files of live calls that never reached the 'done' state (only those of one
+    capture process when ``process`` is given)."""
     found = []
     for meta in sorted(calls_dir.glob("*/*.meta.json")):
         try:
-            state = json.loads(meta.read_text(encoding="utf-8")).get("state")
+            doc = json.loads(meta.read_text(encoding="utf-8"))
+            state, tag = doc.get("state"), doc.get("process", "")
         except (OSError, ValueError):
-            state = "unreadable"
-        if state != "done":
+            state, tag = "unreadable", None
+        if state not in ("done", "unrecoverable") and (process is None or tag == process):
             found.append(meta)
     return found
 
 
-def recover_unfinished(settings: Settings, stages: Stages | None = None) -> list[Path]:
-    """Repair and analyse every unfinished live recording; return the result files written."""
+def recover_unfinished(settings: Settings, stages: Stages | None = None,
+                       process: str | None = None) -> list[Path]:
+    """Repair and analyse every unfinished live recording (of one capture process, if given);
+    return the result files written."""
     written = []
-    for meta_path in unfinished_calls(settings.paths.calls):
+    for meta_path in unfinished_calls(settings.paths.calls, process):
         uid = meta_path.name.removesuffix(".meta.json")
         wav = meta_path.with_name(f"{uid}.wav")
         try:

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from ...config import Settings
@@ -62,8 +63,12 @@ def worker_settings(settings: Settings, index: int, count: int) -> Settings:
 class WorkerPool:
     """Starts the capture workers as child processes, restarts one that dies, stops them."""
 
-    def __init__(self, settings: Settings, config_path: str | None, count: int) -> None:
+    def __init__(self, settings: Settings, config_path: str | None, count: int,
+                 on_death: Callable[[int], None] | None = None) -> None:
+        """``on_death(index)`` runs (on the watch thread) after a worker died and before it
+        is restarted: the daemon recovers the calls it was recording."""
         self.settings = settings
+        self.on_death = on_death
         self.config_path = config_path
         self.count = count
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
@@ -95,6 +100,11 @@ class WorkerPool:
                 if rc is not None and not self._stop.is_set():
                     log.error("capture worker died; restarting", extra={"worker": i, "rc": rc})
                     self.restarts += 1
+                    if self.on_death is not None:
+                        try:
+                            self.on_death(i)
+                        except Exception:   # noqa: BLE001 - restarting matters more
+                            log.exception("recovery after worker death failed", extra={"worker": i})
                     self.procs[i] = self._spawn(i)
 
     def stop(self, timeout: float = 150.0) -> None:
