@@ -37,8 +37,17 @@ def run(settings: Settings, stop: threading.Event | None = None,
     from .media.recovery import recover_unfinished
 
     recover_unfinished(settings, stages)
+    from .store.calls import CallStore
+    from .store.ingest import Ingester
+
+    store = CallStore(settings.paths.data_dir)
+    for problem in store.problems:
+        log.error("store problem", extra={"problem": problem})
+    ingester = Ingester(store, settings.paths.calls)
+    ingester.scan()                 # reconcile the store with the calls on disk
     bus = Bus()
-    threads = []
+    threads = [threading.Thread(target=ingester.run, args=(stop,), name="store-ingest",
+                                daemon=True)]
     if settings.inbox.enabled:
         watcher = InboxWatcher(settings, stages)
         threads.append(threading.Thread(target=watcher.run, args=(stop,), name="inbox",
@@ -76,6 +85,8 @@ def run(settings: Settings, stop: threading.Event | None = None,
         front.stop()
     for t in threads:
         t.join(timeout=30)
+    ingester.scan()                 # calls finalized while stopping
+    store.close()
     stages.close()
     log.info("appliance stopped")
     return 0

@@ -1,0 +1,100 @@
+"""Calls on the box: one durable table per month, loaded when a query needs that month.
+
+Memory and write cost follow the months in use, not the history: a write touches one
+month's journal, and only the most recently used months stay in memory. A small index table
+maps each call's uid to its month.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from .records import call_record
+from .table import DurableTable
+
+log = logging.getLogger(__name__)
+
+MONTHS_IN_MEMORY = 3
+
+
+def _doc_id(uid: str) -> int:
+    """A stable document id for a uid (tinydb ids are ints); collisions are resolved by the
+    index, which stores the id actually used."""
+    return zlib.crc32(uid.encode()) & 0x7FFFFFFF or 1
+
+
+class CallStore:
+    """Call records under ``<data_dir>/store/calls/``."""
+
+    def __init__(self, data_dir: Path, months_in_memory: int = MONTHS_IN_MEMORY) -> None:
+        self.root = data_dir / "store" / "calls"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.index = DurableTable(data_dir / "store" / "index")
+        # uid -> (month, id); one id per uid, unique over all months (the index's doc id)
+        self._uid_month: dict[str, tuple[str, int]] = {
+            d["uid"]: (d["month"], d.doc_id) for d in self.index.table.all()}
+        self._ids = {i for _, i in self._uid_month.values()}
+        self._months: OrderedDict[str, DurableTable] = OrderedDict()
+        self.months_in_memory = months_in_memory
+        self._lock = threading.RLock()
+        self.problems = list(self.index.problems)
+
+    def month(self, month: str) -> DurableTable:
+        """The table of one month (``YYYY-MM``), loaded if needed."""
+        with self._lock:
+            table = self._months.get(month)
+            if table is None:
+                table = DurableTable(self.root / month)
+                self.problems += table.problems
+                self._months[month] = table
+                while len(self._months) > self.months_in_memory:
+                    _, old = self._months.popitem(last=False)
+                    old.close()
+            self._months.move_to_end(month)
+            return table
+
+    def months(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir())
+
+    def __contains__(self, uid: str) -> bool:
+        return uid in self._uid_month
+
+    def __len__(self) -> int:
+        return len(self._uid_month)
+
+    def add(self, result: dict[str, Any], path: str | None = None) -> dict[str, Any]:
+        """Store (or replace) a call from its call JSON; durable when this returns."""
+        rec = call_record(result, path)
+        with self._lock:
+            known = self._uid_month.get(rec["uid"])
+            if known is None:
+                doc_id = _doc_id(rec["uid"])
+                while doc_id in self._ids:
+                    doc_id += 1
+            else:
+                doc_id = known[1]
+                if known[0] != rec["month"]:        # its start time moved it to another month
+                    self.month(known[0]).delete(doc_id)
+            self.month(rec["month"]).put(doc_id, rec)
+            self.index.put(doc_id, {"uid": rec["uid"], "month": rec["month"]})
+            self._uid_month[rec["uid"]] = (rec["month"], doc_id)
+            self._ids.add(doc_id)
+        return rec
+
+    def get(self, uid: str) -> dict[str, Any] | None:
+        where = self._uid_month.get(uid)
+        if where is None:
+            return None
+        return self.month(where[0]).get(where[1])
+
+    def close(self) -> None:
+        with self._lock:
+            for table in self._months.values():
+                table.close()
+            self._months.clear()
+            self.index.close()

@@ -1,0 +1,64 @@
+"""The store's one writer path for calls: results written by any source (capture workers,
+the inbox) are picked up from ``calls/`` and indexed. At start-up this reconciles the store
+with the disk: a call whose file exists but whose record is missing (a crash between the
+two) is added."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+
+from .calls import CallStore
+
+log = logging.getLogger(__name__)
+
+
+def result_files(calls_dir: Path) -> list[Path]:
+    """Call JSON files (not metadata, not temporaries), oldest folders first."""
+    files = [p for p in calls_dir.glob("*.json")] + [p for p in calls_dir.glob("*/*.json")]
+    return sorted(p for p in files if not p.name.endswith(".meta.json")
+                  and not p.name.startswith("."))
+
+
+class Ingester:
+    def __init__(self, store: CallStore, calls_dir: Path) -> None:
+        self.store = store
+        self.calls_dir = calls_dir
+        self._seen: set[Path] = set()
+
+    def scan(self) -> int:
+        """Add every call file not yet in the store; return how many were added."""
+        added = 0
+        for path in result_files(self.calls_dir):
+            if path in self._seen:
+                continue
+            try:
+                result = json.loads(path.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError) as exc:
+                log.error("call file unreadable; not stored", extra={"file": str(path),
+                                                                    "reason": str(exc)})
+                self._seen.add(path)
+                continue
+            self._seen.add(path)
+            if "call" not in result:
+                continue
+            uid = result["call"].get("extra", {}).get("uid") or result["call"].get("call_id")
+            if uid in self.store:
+                continue
+            self.store.add(result, str(path.relative_to(self.calls_dir)))
+            added += 1
+        if added:
+            log.info("calls stored", extra={"added": added, "total": len(self.store)})
+        return added
+
+    def run(self, stop: threading.Event, interval_s: float = 2.0) -> None:
+        while not stop.is_set():
+            try:
+                self.scan()
+            except OSError as exc:       # a full disk must not stop recording
+                log.error("store ingest failed", extra={"reason": str(exc)})
+            stop.wait(interval_s)

@@ -1,0 +1,68 @@
+"""Call records: one table per month, an index by uid, reconciliation with the call files."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from appliance.sources.inbox import InboxWatcher
+from appliance.store.calls import CallStore
+from appliance.store.ingest import Ingester
+from conftest import to_pcm, write_wav
+
+
+def _result(uid: str, started: float, agent: str = "101", score: int | None = 80) -> dict:
+    return {"schema": "call-analysis/1",
+            "call": {"source": "sip", "call_id": uid, "started_at": started, "direction": "inbound",
+                     "agent": agent, "client": "79161234567", "notes": [], "extra": {"uid": uid}},
+            "duration_s": 61.0, "parties": {"agent": {"talk_share": 0.6, "interruptions_made": 2},
+                                            "client": {"interruptions_made": 1}},
+            "totals": {"dead_air_share": 0.05},
+            "tags": [{"tag": "greeting"}, {"tag": "profanity"}, {"tag": "greeting"}],
+            "score": {"total": score}, "asr": {"status": "ok"}}
+
+
+def test_calls_are_partitioned_by_month_and_survive_a_reopen(tmp_path):
+    store = CallStore(tmp_path, months_in_memory=1)
+    jan = time.mktime((2026, 1, 15, 10, 0, 0, 0, 0, -1))
+    feb = time.mktime((2026, 2, 3, 10, 0, 0, 0, 0, -1))
+    for i in range(30):
+        store.add(_result(f"a{i}", jan + i))
+        store.add(_result(f"b{i}", feb + i, agent="102"))
+    assert store.months() == ["2026-01", "2026-02"]
+    assert len(store.month("2026-01")) == 30 and len(store._months) == 1   # one month loaded
+    rec = store.get("a3")
+    assert rec["agent"] == "101" and rec["tags"] == {"greeting": 2, "profanity": 1}
+    assert rec["interruptions_by_agent"] == 2 and rec["month"] == "2026-01"
+    store.add(_result("a3", feb, score=40))          # corrected: moves to February
+    store.close()
+    store = CallStore(tmp_path)
+    assert len(store) == 60
+    assert store.get("a3")["score"] == 40 and store.get("a3")["month"] == "2026-02"
+    assert len(store.month("2026-01")) == 29 and len(store.month("2026-02")) == 31
+    assert not store.problems
+
+
+def test_ingester_indexes_inbox_results_once(settings, real_call, tmp_path):
+    audio, _ = real_call
+    settings.inbox.settle_s = 0
+    watcher = InboxWatcher(settings)
+    write_wav(settings.paths.inbox / "call-0001.wav", to_pcm(audio[: 16000 * 5]))
+    watcher.poll_once(now=0.0)
+    watcher.poll_once(now=10.0)
+    store = CallStore(settings.paths.data_dir)
+    ingester = Ingester(store, settings.paths.calls)
+    assert ingester.scan() == 1 and ingester.scan() == 0
+    rec = store.get("call-0001")
+    assert rec["source"] == "file" and rec["result_path"] == "call-0001.json"
+    # a call file whose record was lost (a crash between the two) is found again at start
+    live = settings.paths.calls / "2026-11-25"
+    live.mkdir()
+    (live / "20261125-101010-abcdef.json").write_text(json.dumps(_result("20261125-101010-abcdef",
+                                                                          time.time())))
+    (live / "20261125-101010-abcdef.meta.json").write_text("{}")
+    (live / ".x.json.tmp").write_text("{")
+    store.close()
+    store = CallStore(settings.paths.data_dir)
+    assert Ingester(store, settings.paths.calls).scan() == 1
+    assert "20261125-101010-abcdef" in store and len(store) == 2
