@@ -14,6 +14,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from tinydb import Query
+
 from .records import call_record
 from .table import DurableTable
 
@@ -85,6 +87,36 @@ class CallStore:
             self._uid_month[rec["uid"]] = (rec["month"], doc_id)
             self._ids.add(doc_id)
         return rec
+
+    def add_many(self, results: list[dict[str, Any]]) -> int:
+        """Store many new calls with one durable write per month (imports, reconciliation)."""
+        by_month: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        index: list[tuple[int, dict[str, Any]]] = []
+        with self._lock:
+            for result in results:
+                rec = call_record(result)
+                if rec["uid"] in self._uid_month:
+                    self.add(result)
+                    continue
+                doc_id = _doc_id(rec["uid"])
+                while doc_id in self._ids:
+                    doc_id += 1
+                self._ids.add(doc_id)
+                self._uid_month[rec["uid"]] = (rec["month"], doc_id)
+                by_month.setdefault(rec["month"], []).append((doc_id, rec))
+                index.append((doc_id, {"uid": rec["uid"], "month": rec["month"]}))
+            for month, items in by_month.items():
+                self.month(month).put_many(items)
+            self.index.put_many(index)
+        return len(index)
+
+    def calls(self, month: str, agent: str | None = None) -> list[dict[str, Any]]:
+        """The calls of a month (``YYYY-MM``), of one agent if given, oldest first."""
+        if not (self.root / month).is_dir():
+            return []
+        table = self.month(month)
+        docs = table.table.search(Query().agent == agent) if agent else table.table.all()
+        return sorted((dict(d) for d in docs), key=lambda r: r["started_at"] or 0)
 
     def get(self, uid: str) -> dict[str, Any] | None:
         where = self._uid_month.get(uid)

@@ -75,10 +75,12 @@ class DurableTable:
     def put_many(self, items: list[tuple[int, dict[str, Any]]]) -> None:
         with self._lock:
             self.journal.append([{"op": "put", "id": i, "doc": d} for i, d in items])
-            for doc_id, doc in items:      # replace, not merge (tinydb's upsert merges)
-                if self.table.contains(doc_id=doc_id):
-                    self.table.remove(doc_ids=[doc_id])
-                self.table.insert(Document(doc, doc_id=doc_id))
+            # replace, not merge (tinydb's upsert merges); tinydb rewrites its whole table per
+            # call, so one remove and one insert for the batch
+            present = [i for i, _ in items if self.table.contains(doc_id=i)]
+            if present:
+                self.table.remove(doc_ids=present)
+            self.table.insert_multiple(Document(doc, doc_id=i) for i, doc in items)
             self._journaled += len(items)
             if self._journaled >= self.compact_after:
                 self._compact()

@@ -1,0 +1,1 @@
+"""Sales KPIs computed from the store's call records."""

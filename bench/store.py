@@ -1,0 +1,137 @@
+"""The store at 100k calls: insert rate, the calls list of one manager and month, the monthly
+KPIs, memory. Compared in the same run with tinydb's own JSON storage (the default way to
+use tinydb), on fewer calls since each of its writes rewrites the whole file.
+
+    python bench/store.py [--calls 100000]
+
+Prints Markdown; saves bench/out/store.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from accuracy import publish  # noqa: E402
+
+from appliance.kpi.monthly import manager_kpis  # noqa: E402
+from appliance.store.calls import CallStore  # noqa: E402
+from appliance.store.records import call_record  # noqa: E402
+
+AGENTS = [str(100 + i) for i in range(40)]
+
+
+def fake_results(n: int, rng: np.random.Generator) -> list[dict]:
+    start = time.mktime((2025, 12, 1, 0, 0, 0, 0, 0, -1))
+    out = []
+    for i in range(n):
+        ts = start + float(rng.uniform(0, 365 * 86400))
+        out.append({"call": {"source": "sip", "call_id": f"c{i}", "started_at": ts,
+                             "direction": "inbound" if rng.random() < 0.6 else "outbound",
+                             "agent": AGENTS[int(rng.integers(len(AGENTS)))],
+                             "client": f"7916{int(rng.integers(10**7)):07d}", "notes": [],
+                             "extra": {"uid": f"c{i}", "sip_call_id": f"{i}@pbx"}},
+                    "duration_s": float(rng.uniform(10, 600)),
+                    "parties": {"agent": {"talk_share": float(rng.uniform(0.2, 0.8)),
+                                          "interruptions_made": int(rng.integers(4))},
+                                "client": {"interruptions_made": int(rng.integers(3))}},
+                    "totals": {"dead_air_share": float(rng.uniform(0, 0.2))},
+                    "tags": [{"tag": "greeting"}] * int(rng.integers(2)),
+                    "score": {"total": int(rng.integers(40, 100))}, "asr": {"status": "ok"}})
+    return out
+
+
+def p95(xs: list[float]) -> float:
+    return float(np.percentile(xs, 95))
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--calls", type=int, default=100_000)
+    ap.add_argument("--tinydb-calls", type=int, default=2000)
+    args = ap.parse_args()
+    rng = np.random.default_rng(3)
+    results = fake_results(args.calls, rng)
+    work = Path(tempfile.mkdtemp(prefix="store-bench-"))
+    rows = []
+    try:
+        store = CallStore(work / "a")
+        t0 = time.perf_counter()
+        for k in range(0, len(results), 1000):          # an import: batches of 1000
+            store.add_many(results[k:k + 1000])
+        bulk = len(results) / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        live = fake_results(200, np.random.default_rng(9))
+        for r in live:                                   # live: one durable write per call
+            r["call"]["extra"]["uid"] = r["call"]["call_id"] = "live-" + r["call"]["call_id"]
+            store.add(r)
+        single = len(live) / (time.perf_counter() - t0)
+        store.close()
+        base = rss_mb()
+        store = CallStore(work / "a")                   # a restart: index only
+        months = store.months()
+        lists, kpis, cold = [], [], []
+        for i in range(60):
+            month = months[i % len(months)]
+            agent = AGENTS[i % len(AGENTS)]
+            t0 = time.perf_counter()
+            store.calls(month, agent=agent)
+            dt = time.perf_counter() - t0
+            (cold if i < len(months) else lists).append(dt)
+            t0 = time.perf_counter()
+            manager_kpis(store, month)
+            kpis.append(time.perf_counter() - t0)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rows.append(("appliance store (snapshot + journal, months on demand)",
+                     f"{bulk:,.0f}/s batched, {single:,.0f}/s one by one",
+                     f"{p95(lists) * 1000:.1f} ms (first touch of a month {p95(cold) * 1000:.0f} ms)",
+                     f"{p95(kpis) * 1000:.1f} ms", f"{rss_mb() - base:.0f} MB over the index "
+                     f"({rss_mb():.0f} MB process, peak {peak:.0f} MB incl. generating the data)"))
+        store.close()
+
+        from tinydb import Query, TinyDB
+        db = TinyDB(work / "plain.json")
+        n = args.tinydb_calls
+        t0 = time.perf_counter()
+        for r in results[:n]:
+            db.insert(call_record(r))
+        plain_insert = n / (time.perf_counter() - t0)
+        month = call_record(results[0])["month"]
+        times = []
+        for i in range(20):
+            t0 = time.perf_counter()
+            db.search((Query().month == month) & (Query().agent == AGENTS[i % len(AGENTS)]))
+            times.append(time.perf_counter() - t0)
+        rows.append((f"tinydb JSONStorage ({n:,} calls only)", f"{plain_insert:,.0f}/s",
+                     f"{p95(times) * 1000:.1f} ms at {n:,} calls", "-", "-"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    lines = [f"## Store at {args.calls:,} calls (`bench/store.py`)", "",
+             "| store | insert | calls list, one manager and month (p95) | monthly KPIs (p95) | memory |",
+             "|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += ["", f"{len(AGENTS)} managers, calls spread over 12 months "
+              f"(~{args.calls // 12:,} a month); `python bench/store.py --calls {args.calls}`."]
+    publish("store", "\n".join(lines))
+    _ = statistics
+
+
+if __name__ == "__main__":
+    main()
