@@ -19,7 +19,8 @@ from tinydb import TinyDB
 from tinydb.storages import MemoryStorage
 from tinydb.table import Document, Table
 
-from .journal import Journal, _fsync_dir
+from ..system.atomic import fsync_dir
+from .journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class DurableTable:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.snapshot_path)
-        _fsync_dir(self.folder)
+        fsync_dir(self.folder)
         self.journal.reset()        # a crash before this replays idempotent puts: no loss
         self._journaled = 0
 
