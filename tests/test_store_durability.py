@@ -105,3 +105,17 @@ def test_torn_tail_is_cut_and_later_writes_are_kept(tmp_path):
     t = DurableTable(tmp_path / "t")
     assert sorted(d["n"] for d in t.table.all()) == [1, 3] and not t.problems
     assert json.loads((tmp_path / "t" / "journal.log").read_text().split(" ", 1)[1].split("\n")[0])
+
+
+def test_durable_map_replaces_compacts_and_reloads(tmp_path):
+    from appliance.store.table import DurableMap
+
+    m = DurableMap(tmp_path / "m", compact_after=4)
+    for i in range(10):
+        m.put(i % 6, {"v": i})           # ids 0-3 written twice: the later value wins
+    m.delete(5)
+    m.close()
+    assert (tmp_path / "m" / "snapshot.json").exists()
+    m = DurableMap(tmp_path / "m", compact_after=4)
+    assert m.docs == {0: {"v": 6}, 1: {"v": 7}, 2: {"v": 8}, 3: {"v": 9}, 4: {"v": 4}}
+    assert not m.problems

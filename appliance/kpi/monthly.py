@@ -16,7 +16,7 @@ def manager_kpis(store: CallStore, month: str) -> dict[str, dict[str, Any]]:
     """For each agent: calls (in/out), average duration, talk share, interruptions per call,
     dead-air share, tag counts and average score over the month's recorded calls."""
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for rec in store.calls(month):
+    for rec in store.records(month):
         groups[rec.get("agent") or "unknown"].append(rec)
     out = {}
     for agent, recs in sorted(groups.items()):

@@ -17,7 +17,7 @@ from typing import Any
 from tinydb import Query
 
 from .records import call_record
-from .table import DurableTable
+from .table import DurableMap, DurableTable
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,10 @@ class CallStore:
     def __init__(self, data_dir: Path, months_in_memory: int = MONTHS_IN_MEMORY) -> None:
         self.root = data_dir / "store" / "calls"
         self.root.mkdir(parents=True, exist_ok=True)
-        self.index = DurableTable(data_dir / "store" / "index")
+        self.index = DurableMap(data_dir / "store" / "index")
         # uid -> (month, id); one id per uid, unique over all months (the index's doc id)
         self._uid_month: dict[str, tuple[str, int]] = {
-            d["uid"]: (d["month"], d.doc_id) for d in self.index.table.all()}
+            d["uid"]: (d["month"], i) for i, d in self.index.docs.items()}
         self._ids = {i for _, i in self._uid_month.values()}
         self._months: OrderedDict[str, DurableTable] = OrderedDict()
         self.months_in_memory = months_in_memory
@@ -117,6 +117,12 @@ class CallStore:
         table = self.month(month)
         docs = table.table.search(Query().agent == agent) if agent else table.table.all()
         return sorted((dict(d) for d in docs), key=lambda r: r["started_at"] or 0)
+
+    def records(self, month: str) -> list[dict[str, Any]]:
+        """The month's records as stored (read-only views: no copy, no order)."""
+        if not (self.root / month).is_dir():
+            return []
+        return self.month(month).table.all()
 
     def get(self, uid: str) -> dict[str, Any] | None:
         where = self._uid_month.get(uid)

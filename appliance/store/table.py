@@ -1,8 +1,11 @@
-"""A durable table: tinydb documents in memory, a snapshot file and a journal on disk.
+"""Durable document collections: a snapshot file and a journal on disk.
 
 Writes are idempotent operations keyed by document id (``put`` replaces the document,
 ``delete`` removes it), so replaying the journal over a snapshot that already holds some of
-them gives the same table: compaction can crash at any point without loss.
+them gives the same contents: compaction can crash at any point without loss.
+``DurableTable`` serves its documents through tinydb (queries); ``DurableMap`` is a plain
+dict, for large, simple maps such as the uid index, where tinydb's per-write conversion of
+the whole table would cost O(n).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +28,11 @@ from .journal import Journal
 
 log = logging.getLogger(__name__)
 
-COMPACT_AFTER = 5000          # journal records before the table is rewritten as a snapshot
+COMPACT_AFTER = 5000          # journal records before the contents are rewritten as a snapshot
 
 
-class DurableTable:
-    """One table under ``folder``: ``snapshot.json`` + ``journal.log``."""
+class _Durable:
+    """Snapshot + journal persistence; subclasses hold the documents."""
 
     def __init__(self, folder: Path, compact_after: int = COMPACT_AFTER) -> None:
         self.folder = folder
@@ -36,13 +40,25 @@ class DurableTable:
         folder.mkdir(parents=True, exist_ok=True)
         self.snapshot_path = folder / "snapshot.json"
         self.journal = Journal(folder / "journal.log")
-        self.db = TinyDB(storage=MemoryStorage)
-        self.table: Table = self.db.table("docs", cache_size=0)
         self._lock = threading.Lock()
         self._journaled = 0
         self.problems: list[str] = []
         self._load()
 
+    # --- to be provided by the holder of the documents ---
+    def _reset(self, docs: dict[int, dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def _apply(self, items: list[tuple[int, dict[str, Any]]]) -> None:
+        raise NotImplementedError
+
+    def _remove(self, doc_id: int) -> None:
+        raise NotImplementedError
+
+    def _items(self) -> Iterable[tuple[int, dict[str, Any]]]:
+        raise NotImplementedError
+
+    # --- persistence ---
     def _load(self) -> None:
         docs: dict[int, dict[str, Any]] = {}
         if self.snapshot_path.exists():
@@ -66,22 +82,19 @@ class DurableTable:
         if self.journal.bad_lines:
             self.problems.append(f"{self.journal.path}: {self.journal.bad_lines} corrupt "
                                  "line(s) skipped")
-        self.table.insert_multiple(Document(doc, doc_id=i) for i, doc in docs.items())
+        self._reset(docs)
 
-    # --- the one writer path ---
     def put(self, doc_id: int, doc: dict[str, Any]) -> None:
         """Insert or replace a document; durable when this returns."""
         self.put_many([(doc_id, doc)])
 
     def put_many(self, items: list[tuple[int, dict[str, Any]]]) -> None:
+        """Insert or replace documents with one durable write."""
+        if not items:
+            return
         with self._lock:
             self.journal.append([{"op": "put", "id": i, "doc": d} for i, d in items])
-            # replace, not merge (tinydb's upsert merges); tinydb rewrites its whole table per
-            # call, so one remove and one insert for the batch
-            present = [i for i, _ in items if self.table.contains(doc_id=i)]
-            if present:
-                self.table.remove(doc_ids=present)
-            self.table.insert_multiple(Document(doc, doc_id=i) for i, doc in items)
+            self._apply(items)
             self._journaled += len(items)
             if self._journaled >= self.compact_after:
                 self._compact()
@@ -89,22 +102,52 @@ class DurableTable:
     def delete(self, doc_id: int) -> None:
         with self._lock:
             self.journal.append([{"op": "del", "id": doc_id}])
-            if self.table.contains(doc_id=doc_id):
-                self.table.remove(doc_ids=[doc_id])
+            self._remove(doc_id)
             self._journaled += 1
 
     def _compact(self) -> None:
-        """Rewrite the table as a snapshot (atomic), then start an empty journal."""
+        """Rewrite the contents as a snapshot (atomic), then start an empty journal."""
         tmp = self.snapshot_path.with_name(".snapshot.json.tmp")
-        data = {"docs": {str(d.doc_id): dict(d) for d in self.table.all()}}
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False, separators=(",", ":"))
+            json.dump({"docs": {str(i): d for i, d in self._items()}}, fh, ensure_ascii=False,
+                      separators=(",", ":"))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.snapshot_path)
         fsync_dir(self.folder)
         self.journal.reset()        # a crash before this replays idempotent puts: no loss
         self._journaled = 0
+
+    def close(self) -> None:
+        self.journal.close()
+
+
+class DurableTable(_Durable):
+    """Documents queried through tinydb (``self.table``), kept in memory."""
+
+    def __init__(self, folder: Path, compact_after: int = COMPACT_AFTER) -> None:
+        self.db = TinyDB(storage=MemoryStorage)
+        self.table: Table = self.db.table("docs", cache_size=0)
+        super().__init__(folder, compact_after)
+
+    def _reset(self, docs: dict[int, dict[str, Any]]) -> None:
+        self.table.truncate()
+        self.table.insert_multiple(Document(doc, doc_id=i) for i, doc in docs.items())
+
+    def _apply(self, items: list[tuple[int, dict[str, Any]]]) -> None:
+        # replace, not merge (tinydb's upsert merges); tinydb rewrites its whole table per
+        # call, so one remove and one insert for the batch
+        present = [i for i, _ in items if self.table.contains(doc_id=i)]
+        if present:
+            self.table.remove(doc_ids=present)
+        self.table.insert_multiple(Document(doc, doc_id=i) for i, doc in items)
+
+    def _remove(self, doc_id: int) -> None:
+        if self.table.contains(doc_id=doc_id):
+            self.table.remove(doc_ids=[doc_id])
+
+    def _items(self) -> Iterable[tuple[int, dict[str, Any]]]:
+        return ((d.doc_id, dict(d)) for d in self.table.all())
 
     def get(self, doc_id: int) -> dict[str, Any] | None:
         doc = self.table.get(doc_id=doc_id)
@@ -113,5 +156,25 @@ class DurableTable:
     def __len__(self) -> int:
         return len(self.table)
 
-    def close(self) -> None:
-        self.journal.close()
+
+class DurableMap(_Durable):
+    """Documents in a plain dict (``self.docs``): O(1) writes at any size."""
+
+    def __init__(self, folder: Path, compact_after: int = COMPACT_AFTER) -> None:
+        self.docs: dict[int, dict[str, Any]] = {}
+        super().__init__(folder, compact_after)
+
+    def _reset(self, docs: dict[int, dict[str, Any]]) -> None:
+        self.docs = docs
+
+    def _apply(self, items: list[tuple[int, dict[str, Any]]]) -> None:
+        self.docs.update(items)
+
+    def _remove(self, doc_id: int) -> None:
+        self.docs.pop(doc_id, None)
+
+    def _items(self) -> Iterable[tuple[int, dict[str, Any]]]:
+        return list(self.docs.items())
+
+    def __len__(self) -> int:
+        return len(self.docs)
