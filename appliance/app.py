@@ -49,7 +49,7 @@ def run(settings: Settings, stop: threading.Event | None = None,
     threads = [threading.Thread(target=ingester.run, args=(stop,), name="store-ingest",
                                 daemon=True)]
     if settings.inbox.enabled:
-        watcher = InboxWatcher(settings, stages)
+        watcher = InboxWatcher(settings, stages, on_result=ingester.ingest_file)
         threads.append(threading.Thread(target=watcher.run, args=(stop,), name="inbox",
                                         daemon=True))
     endpoint = front = pool = None
@@ -85,7 +85,7 @@ def run(settings: Settings, stop: threading.Event | None = None,
         front.stop()
     for t in threads:
         t.join(timeout=30)
-    ingester.scan()                 # calls finalized while stopping
+    ingester.scan(recent_only=True)     # calls finalized while stopping
     store.close()
     stages.close()
     log.info("appliance stopped")

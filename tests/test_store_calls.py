@@ -87,3 +87,15 @@ def test_monthly_manager_kpis_on_hand_made_calls(tmp_path):
     assert k["101"]["avg_score"] == 70.0 and k["205"]["avg_score"] is None
     assert k["101"]["tags"] == {"greeting": 4, "profanity": 2}
     assert manager_kpis(store, "2025-01") == {}
+
+
+def test_periodic_scan_reads_only_the_recent_day_folders(tmp_path):
+    calls = tmp_path / "calls"
+    for day in ("2026-11-01", "2026-11-24", "2026-11-25"):
+        (calls / day).mkdir(parents=True)
+        uid = f"{day}-x"
+        (calls / day / f"{uid}.json").write_text(json.dumps(_result(uid, time.time())))
+    ingester = Ingester(CallStore(tmp_path), calls)
+    assert ingester.scan(recent_only=True) == 2
+    assert "2026-11-01-x" not in ingester.store
+    assert ingester.scan() == 1                      # the start-up reconciliation finds it

@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ..config import Settings
@@ -27,8 +28,11 @@ AUDIO_SUFFIXES = {".wav", ".flac"}
 class InboxWatcher:
     """Polls the inbox and analyses each settled recording through the call pipeline."""
 
-    def __init__(self, settings: Settings, stages: Stages | None = None) -> None:
+    def __init__(self, settings: Settings, stages: Stages | None = None,
+                 on_result: Callable[[Path], object] | None = None) -> None:
+        """``on_result(path)`` is told of each call JSON written (the store indexes it)."""
         self.settings = settings
+        self.on_result = on_result
         self.stages = stages
         self.inbox = settings.paths.inbox
         self.failed = self.inbox / "failed"
@@ -75,6 +79,8 @@ class InboxWatcher:
         result["call"]["extra"]["files"] = [str(self.calls / path.name)]
         write_json_atomic(out, result)
         log.info("recording analysed", extra={"file": path.name, "json": out.name})
+        if self.on_result is not None:
+            self.on_result(out)
         return [out]
 
     def run(self, stop: threading.Event) -> None:

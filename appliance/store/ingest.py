@@ -15,9 +15,17 @@ from .calls import CallStore
 log = logging.getLogger(__name__)
 
 
-def result_files(calls_dir: Path) -> list[Path]:
-    """Call JSON files (not metadata, not temporaries), oldest folders first."""
-    files = [p for p in calls_dir.glob("*.json")] + [p for p in calls_dir.glob("*/*.json")]
+RECENT_DAYS = 2      # live calls land in today's folder (yesterday's, around midnight)
+
+
+def result_files(calls_dir: Path, recent_only: bool = False) -> list[Path]:
+    """Call JSON files (not metadata, not temporaries), oldest folders first. ``recent_only``:
+    just the newest day folders, where capture workers write; a full scan is for start-up."""
+    if recent_only:
+        days = sorted(p for p in calls_dir.iterdir() if p.is_dir())[-RECENT_DAYS:]
+        files = [p for d in days for p in d.glob("*.json")]
+    else:
+        files = [p for p in calls_dir.glob("*.json")] + [p for p in calls_dir.glob("*/*.json")]
     return sorted(p for p in files if not p.name.endswith(".meta.json")
                   and not p.name.startswith("."))
 
@@ -26,39 +34,47 @@ class Ingester:
     def __init__(self, store: CallStore, calls_dir: Path) -> None:
         self.store = store
         self.calls_dir = calls_dir
+        calls_dir.mkdir(parents=True, exist_ok=True)
         self._seen: set[Path] = set()
+        self._lock = threading.Lock()
 
-    def scan(self) -> int:
+    def scan(self, recent_only: bool = False) -> int:
         """Add every call file not yet in the store; return how many were added."""
         added = 0
-        for path in result_files(self.calls_dir):
+        for path in result_files(self.calls_dir, recent_only):
             if path in self._seen:
                 continue
-            try:
-                result = json.loads(path.read_text(encoding="utf-8"))
-            except FileNotFoundError:
-                continue
-            except (OSError, ValueError) as exc:
-                log.error("call file unreadable; not stored", extra={"file": str(path),
-                                                                    "reason": str(exc)})
-                self._seen.add(path)
-                continue
-            self._seen.add(path)
-            if "call" not in result:
-                continue
-            uid = result["call"].get("extra", {}).get("uid") or result["call"].get("call_id")
-            if uid in self.store:
-                continue
-            self.store.add(result, str(path.relative_to(self.calls_dir)))
-            added += 1
+            added += self.ingest_file(path)
         if added:
             log.info("calls stored", extra={"added": added, "total": len(self.store)})
         return added
 
+    def ingest_file(self, path: Path) -> int:
+        """Store the call in one result file (a source in this process calls it directly);
+        return 1 if it was new."""
+        with self._lock:
+            try:
+                result = json.loads(path.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                return 0
+            except (OSError, ValueError) as exc:
+                log.error("call file unreadable; not stored", extra={"file": str(path),
+                                                                    "reason": str(exc)})
+                self._seen.add(path)
+                return 0
+            self._seen.add(path)
+            if "call" not in result:
+                return 0
+            uid = result["call"].get("extra", {}).get("uid") or result["call"].get("call_id")
+            if uid in self.store:
+                return 0
+            self.store.add(result, str(path.relative_to(self.calls_dir)))
+            return 1
+
     def run(self, stop: threading.Event, interval_s: float = 2.0) -> None:
         while not stop.is_set():
             try:
-                self.scan()
+                self.scan(recent_only=True)
             except OSError as exc:       # a full disk must not stop recording
                 log.error("store ingest failed", extra={"reason": str(exc)})
             stop.wait(interval_s)
