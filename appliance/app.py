@@ -31,7 +31,7 @@ def run(settings: Settings, stop: threading.Event | None = None,
     from .sources.sip import workers as sip_workers
 
     n_workers = sip_workers.workers_needed(settings) if settings.sip.enabled else 0
-    # With capture workers the recognizer lives in them; this process only imports files.
+    # Capture workers load their own recognizer; this one serves the inbox and crash recovery.
     stages = Stages.load(settings)
     log.info("speech recognition", extra=stages.asr.info() if stages.asr else {"status": "disabled"})
     from .media.recovery import recover_unfinished
@@ -72,6 +72,7 @@ def run(settings: Settings, stop: threading.Event | None = None,
         log.error("sip capture failed to start", extra={"reason": str(exc)})
         if front is not None:
             front.stop()
+        store.close()
         stages.close()
         return 3
     for t in threads:
