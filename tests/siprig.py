@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -14,6 +13,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from appliance.sources.sip.workers import state_files
 
 HERE = Path(__file__).parent
 DATA = HERE / "data" / "sip"
@@ -296,7 +297,7 @@ max_calls = {self.max_calls}
         try:        # up when SIP answers and every capture process has started
             ok = _wait(lambda: self.proc.poll() is None and
                        ua.options(self.addr, timeout=0.5) is not None and
-                       len(list((self.data / "run").glob("sip*.json"))) >= expected, 120)
+                       len(state_files(self.data)) >= expected, 120)
         finally:
             ua.close()
         assert ok, f"appliance did not start:\n{self.log_path.read_text()[-3000:]}"
@@ -329,7 +330,7 @@ max_calls = {self.max_calls}
     def state(self) -> dict:
         """SIP state of the box: one process, or every capture worker merged."""
         merged: dict = {"registrations": [], "active_calls": [], "calls_finalized": 0}
-        for path in sorted((self.data / "run").glob("sip*.json")):
+        for path in state_files(self.data):
             try:
                 part = json.loads(path.read_text())
             except (FileNotFoundError, json.JSONDecodeError):
@@ -369,7 +370,3 @@ def start_src(target: str, wavs: list[Path], port: int, rtp_port: int, *args: st
 
 def wait_for(pred, timeout: float, step: float = 0.2) -> bool:
     return _wait(pred, timeout, step)
-
-
-def jitter_ports() -> int:
-    return random.randrange(20000, 28000, 100)

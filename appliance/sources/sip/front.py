@@ -124,9 +124,6 @@ class SipFront:
                                                         f"{self.settings.sip.port}",
                                              "workers": self.workers})
 
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return

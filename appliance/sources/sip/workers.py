@@ -74,7 +74,6 @@ class WorkerPool:
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.restarts = 0
 
     def _spawn(self, index: int) -> subprocess.Popen[bytes]:
         cmd = [sys.executable, "-m", "appliance.cli"]
@@ -99,7 +98,6 @@ class WorkerPool:
                 rc = proc.poll()
                 if rc is not None and not self._stop.is_set():
                     log.error("capture worker died; restarting", extra={"worker": i, "rc": rc})
-                    self.restarts += 1
                     if self.on_death is not None:
                         try:
                             self.on_death(i)
