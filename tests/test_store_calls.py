@@ -30,7 +30,7 @@ def test_calls_are_partitioned_by_month_and_survive_a_reopen(tmp_path):
         store.add(_result(f"a{i}", jan + i))
         store.add(_result(f"b{i}", feb + i, agent="102"))
     assert store.months() == ["2026-01", "2026-02"]
-    assert len(store.month("2026-01")) == 30 and len(store._months) == 1   # one month loaded
+    assert len(store.month("2026-01")) == 30 and len(store.partitions._open) == 1   # one month loaded
     rec = store.get("a3")
     assert rec["agent"] == "101" and rec["tags"] == {"greeting": 2, "profanity": 1}
     assert rec["interruptions_by_agent"] == 2 and rec["month"] == "2026-01"

@@ -1,21 +1,17 @@
-"""Calls on the box: one durable table per month, loaded when a query needs that month.
-
-Memory and write cost follow the months in use, not the history: a write touches one
-month's journal, and only the most recently used months stay in memory. A small index table
-maps each call's uid to its month.
-"""
+"""Calls on the box: one durable table per month (``Monthly``), loaded when a query needs
+that month, and an index from each call's uid to its month."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import zlib
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 from tinydb import Query
 
+from .monthly import Monthly
 from .records import call_record
 from .table import DurableMap, DurableTable
 
@@ -35,33 +31,25 @@ class CallStore:
 
     def __init__(self, data_dir: Path, months_in_memory: int = MONTHS_IN_MEMORY) -> None:
         self.root = data_dir / "store" / "calls"
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.partitions: Monthly[DurableTable] = Monthly(
+            self.root, lambda folder: DurableTable(folder, kind="call"), months_in_memory)
         self.index = DurableMap(data_dir / "store" / "index")
         # uid -> (month, id); one id per uid, unique over all months (the index's doc id)
         self._uid_month: dict[str, tuple[str, int]] = {
             d["uid"]: (d["month"], i) for i, d in self.index.docs.items()}
         self._ids = {i for _, i in self._uid_month.values()}
-        self._months: OrderedDict[str, DurableTable] = OrderedDict()
-        self.months_in_memory = months_in_memory
         self._lock = threading.RLock()
-        self.problems = list(self.index.problems)
+
+    @property
+    def problems(self) -> list[str]:
+        return self.index.problems + self.partitions.problems
 
     def month(self, month: str) -> DurableTable:
         """The table of one month (``YYYY-MM``), loaded if needed."""
-        with self._lock:
-            table = self._months.get(month)
-            if table is None:
-                table = DurableTable(self.root / month)
-                self.problems += table.problems
-                self._months[month] = table
-                while len(self._months) > self.months_in_memory:
-                    _, old = self._months.popitem(last=False)
-                    old.close()
-            self._months.move_to_end(month)
-            return table
+        return self.partitions(month)
 
     def months(self) -> list[str]:
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir())
+        return self.partitions.months()
 
     def __contains__(self, uid: str) -> bool:
         return uid in self._uid_month
@@ -82,7 +70,9 @@ class CallStore:
                 doc_id = known[1]
                 if known[0] != rec["month"]:        # its start time moved it to another month
                     self.month(known[0]).delete(doc_id)
+                    self.partitions.touched(known[0])
             self.month(rec["month"]).put(doc_id, rec)
+            self.partitions.touched(rec["month"])
             self.index.put(doc_id, {"uid": rec["uid"], "month": rec["month"]})
             self._uid_month[rec["uid"]] = (rec["month"], doc_id)
             self._ids.add(doc_id)
@@ -107,12 +97,13 @@ class CallStore:
                 index.append((doc_id, {"uid": rec["uid"], "month": rec["month"]}))
             for month, items in by_month.items():
                 self.month(month).put_many(items)
+                self.partitions.touched(month)
             self.index.put_many(index)
         return len(index)
 
     def calls(self, month: str, agent: str | None = None) -> list[dict[str, Any]]:
         """The calls of a month (``YYYY-MM``), of one agent if given, oldest first."""
-        if not (self.root / month).is_dir():
+        if not self.partitions.exists(month):
             return []
         table = self.month(month)
         docs = table.table.search(Query().agent == agent) if agent else table.table.all()
@@ -120,7 +111,7 @@ class CallStore:
 
     def records(self, month: str) -> list[dict[str, Any]]:
         """The month's records as stored (read-only views: no copy, no order)."""
-        if not (self.root / month).is_dir():
+        if not self.partitions.exists(month):
             return []
         return self.month(month).table.all()
 
@@ -132,7 +123,5 @@ class CallStore:
 
     def close(self) -> None:
         with self._lock:
-            for table in self._months.values():
-                table.close()
-            self._months.clear()
+            self.partitions.close()
             self.index.close()

@@ -10,7 +10,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-RECORD_SCHEMA = 1
+from .migrations import CURRENT, digits
+
+RECORD_SCHEMA = CURRENT["call"]
 
 
 def month_of(ts: float) -> str:
@@ -36,6 +38,8 @@ def call_record(result: dict[str, Any], path: str | None = None) -> dict[str, An
         "direction": call.get("direction"),
         "agent": call.get("agent"),
         "client": call.get("client"),
+        "agent_digits": digits(call.get("agent")),
+        "client_digits": digits(call.get("client")),
         "sip_call_id": extra.get("sip_call_id"),
         "duration_s": result.get("duration_s", 0.0),
         "talk_share_agent": parties.get("agent", {}).get("talk_share"),

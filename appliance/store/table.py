@@ -25,6 +25,7 @@ from tinydb.table import Document, Table
 
 from ..system.atomic import fsync_dir
 from .journal import Journal
+from .migrations import upgrade
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +33,20 @@ COMPACT_AFTER = 5000          # journal records before the contents are rewritte
 
 
 class _Durable:
-    """Snapshot + journal persistence; subclasses hold the documents."""
+    """Snapshot + journal persistence; subclasses hold the documents.
 
-    def __init__(self, folder: Path, compact_after: int = COMPACT_AFTER) -> None:
+    ``kind`` names the document schema (see ``migrations``): documents written by an older
+    version are upgraded at load and the upgrade is made durable at once.
+    """
+
+    str_keys = False
+
+    def __init__(self, folder: Path, compact_after: int = COMPACT_AFTER,
+                 kind: str | None = None) -> None:
         self.folder = folder
         self.compact_after = compact_after
+        self.kind = kind
+        self.version = 0            # bumped by every write: lets readers cache derived data
         folder.mkdir(parents=True, exist_ok=True)
         self.snapshot_path = folder / "snapshot.json"
         self.journal = Journal(folder / "journal.log")
@@ -64,7 +74,7 @@ class _Durable:
         if self.snapshot_path.exists():
             try:
                 raw = json.loads(self.snapshot_path.read_text(encoding="utf-8"))
-                docs = {int(k): v for k, v in raw["docs"].items()}
+                docs = {self._key(k): v for k, v in raw["docs"].items()}
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 aside = self.snapshot_path.with_name(f"snapshot.corrupt-{int(time.time())}.json")
                 os.replace(self.snapshot_path, aside)
@@ -76,13 +86,27 @@ class _Durable:
         for rec in self.journal.replay():
             self._journaled += 1
             if rec.get("op") == "put":
-                docs[int(rec["id"])] = rec["doc"]
+                docs[self._key(rec["id"])] = rec["doc"]
             elif rec.get("op") == "del":
-                docs.pop(int(rec["id"]), None)
+                docs.pop(self._key(rec["id"]), None)
         if self.journal.bad_lines:
             self.problems.append(f"{self.journal.path}: {self.journal.bad_lines} corrupt "
                                  "line(s) skipped")
+        migrated = 0
+        if self.kind is not None:
+            for key, doc in docs.items():
+                new = upgrade(self.kind, doc)
+                if new is not doc:
+                    docs[key] = new
+                    migrated += 1
         self._reset(docs)
+        if migrated:
+            self._compact()
+            log.info("store migrated", extra={"table": str(self.folder), "kind": self.kind,
+                                              "documents": migrated})
+
+    def _key(self, raw: Any) -> Any:
+        return str(raw) if self.str_keys else int(raw)
 
     def put(self, doc_id: int, doc: dict[str, Any]) -> None:
         """Insert or replace a document; durable when this returns."""
@@ -95,15 +119,24 @@ class _Durable:
         with self._lock:
             self.journal.append([{"op": "put", "id": i, "doc": d} for i, d in items])
             self._apply(items)
+            self.version += 1
             self._journaled += len(items)
             if self._journaled >= self.compact_after:
                 self._compact()
 
-    def delete(self, doc_id: int) -> None:
+    def delete(self, doc_id: Any) -> None:
+        self.delete_many([doc_id])
+
+    def delete_many(self, doc_ids: list[Any]) -> None:
+        """Remove documents with one durable write."""
+        if not doc_ids:
+            return
         with self._lock:
-            self.journal.append([{"op": "del", "id": doc_id}])
-            self._remove(doc_id)
-            self._journaled += 1
+            self.journal.append([{"op": "del", "id": i} for i in doc_ids])
+            for i in doc_ids:
+                self._remove(i)
+            self.version += 1
+            self._journaled += len(doc_ids)
 
     def _compact(self) -> None:
         """Rewrite the contents as a snapshot (atomic), then start an empty journal."""
@@ -125,10 +158,11 @@ class _Durable:
 class DurableTable(_Durable):
     """Documents queried through tinydb (``self.table``), kept in memory."""
 
-    def __init__(self, folder: Path, compact_after: int = COMPACT_AFTER) -> None:
+    def __init__(self, folder: Path, compact_after: int = COMPACT_AFTER,
+                 kind: str | None = None) -> None:
         self.db = TinyDB(storage=MemoryStorage)
         self.table: Table = self.db.table("docs", cache_size=0)
-        super().__init__(folder, compact_after)
+        super().__init__(folder, compact_after, kind)
 
     def _reset(self, docs: dict[int, dict[str, Any]]) -> None:
         self.table.truncate()
@@ -158,11 +192,14 @@ class DurableTable(_Durable):
 
 
 class DurableMap(_Durable):
-    """Documents in a plain dict (``self.docs``): O(1) writes at any size."""
+    """Documents in a plain dict (``self.docs``): O(1) writes at any size. Keys are ints, or
+    strings with ``str_keys=True``."""
 
-    def __init__(self, folder: Path, compact_after: int = COMPACT_AFTER) -> None:
-        self.docs: dict[int, dict[str, Any]] = {}
-        super().__init__(folder, compact_after)
+    def __init__(self, folder: Path, compact_after: int = COMPACT_AFTER,
+                 kind: str | None = None, str_keys: bool = False) -> None:
+        self.docs: dict[Any, dict[str, Any]] = {}
+        self.str_keys = str_keys
+        super().__init__(folder, compact_after, kind)
 
     def _reset(self, docs: dict[int, dict[str, Any]]) -> None:
         self.docs = docs
@@ -175,6 +212,9 @@ class DurableMap(_Durable):
 
     def _items(self) -> Iterable[tuple[int, dict[str, Any]]]:
         return list(self.docs.items())
+
+    def get(self, key: Any) -> dict[str, Any] | None:
+        return self.docs.get(key)
 
     def __len__(self) -> int:
         return len(self.docs)
