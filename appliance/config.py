@@ -140,15 +140,15 @@ class RetentionSettings(_Section):
     """How long recordings and call data stay on the box, and what a filling disk does."""
 
     audio_days: int = Field(365, ge=0, le=36500,
-                            description="recordings older than this are deleted (0: only the disk watermark deletes)")
+                            description="recordings older than this are deleted (0: by the watermark only)")
     metadata_days: int = Field(1095, ge=1, le=36500,
-                               description="call data (metrics, transcript, tags) kept this long; longer than audio")
+                               description="call data (metrics, transcript, tags) kept this long")
     min_free_percent: float = Field(
         10.0, ge=0.0, le=90.0,
         description="watermark: below this free share of the disk the oldest recordings are deleted")
     stop_recording_free_mb: int = Field(
         256, ge=16, le=1_000_000,
-        description="below this free space new calls are refused (503) and recordings stop; call data is kept")
+        description="below this free space new calls get 503 and recordings stop")
     check_interval_s: float = Field(300.0, ge=1.0, le=86400.0,
                                     description="how often retention and the watermark run")
 
@@ -159,12 +159,13 @@ class CdrSettings(_Section):
     callback_fast_min: int = Field(20, ge=1, le=1440,
                                    description="a missed call called back within this is 'called back fast'")
     callback_slow_h: int = Field(24, ge=1, le=720,
-                                 description="after this with no callback a missed call counts as never called back")
+                                 description="no callback within this: never called back")
     match_window_s: int = Field(120, ge=5, le=3600,
                                 description="a PBX record and a recording match when their times differ less")
     number_digits: int = Field(10, ge=4, le=15,
-                               description="phone numbers compare on their last N digits (+7 916..., 8 916... match)")
-    timezone: str = Field("local", description="time zone of Master.csv times: 'local', 'UTC' or e.g. Europe/Moscow")
+                               description="numbers compare on their last N digits (+7 916... = 8 916...)")
+    timezone: str = Field("local",
+        description="time zone of Master.csv times: 'local', 'UTC' or e.g. Europe/Moscow")
 
     @model_validator(mode="after")
     def _valid(self) -> "CdrSettings":
@@ -181,7 +182,8 @@ class CdrSettings(_Section):
 class KpiSettings(_Section):
     """Managers, teams and the rules behind flags and client lists."""
 
-    teams: dict[str, list[str]] = Field({}, description="team name -> agent numbers, e.g. {sales = [\"101\", \"102\"]}")
+    teams: dict[str, list[str]] = Field({},
+        description="team name -> agent numbers, e.g. {sales = [\"101\", \"102\"]}")
     names: dict[str, str] = Field({}, description="agent number -> display name")
     baseline_periods: int = Field(6, ge=2, le=36,
                                   description="earlier periods a manager's baseline is drawn from")
@@ -190,11 +192,12 @@ class KpiSettings(_Section):
     flag_min_change: float = Field(0.2, ge=0.0, le=10.0,
                                    description="a flag needs at least this relative change from the baseline")
     cooling_days: int = Field(14, ge=1, le=365,
-                              description="a client who showed interest and has had no contact this long is cooling")
+                              description="interest, then no contact this long: a cooling client")
     zombie_contacts: int = Field(5, ge=2, le=1000,
-                                 description="a client with this many contacts and no final outcome is a zombie")
+                                 description="this many contacts and no final outcome: a zombie client")
     client_window_days: int = Field(90, ge=7, le=3650, description="contacts considered for client lists")
-    interest_tags: list[str] = Field(["interest"], description="dictionary tags that mean the client is interested")
+    interest_tags: list[str] = Field(["interest"],
+        description="dictionary tags that mean the client is interested")
 
 
 class WebSettings(_Section):

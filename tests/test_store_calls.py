@@ -68,27 +68,6 @@ def test_ingester_indexes_inbox_results_once(settings, real_call, tmp_path):
     assert "20261125-101010-abcdef" in store and len(store) == 2
 
 
-def test_monthly_manager_kpis_on_hand_made_calls(tmp_path):
-    from appliance.kpi.monthly import manager_kpis
-
-    store = CallStore(tmp_path)
-    t = time.mktime((2026, 3, 10, 9, 0, 0, 0, 0, -1))
-    a = _result("m1", t, agent="101", score=80)
-    b = _result("m2", t + 60, agent="101", score=60)
-    b["duration_s"], b["call"]["direction"] = 121.0, "outbound"
-    b["parties"]["agent"]["interruptions_made"] = 0
-    c = _result("m3", t + 120, agent="205", score=None)
-    assert store.add_many([a, b, c]) == 3
-    assert [r["uid"] for r in store.calls("2026-03", agent="101")] == ["m1", "m2"]
-    k = manager_kpis(store, "2026-03")
-    assert k["101"]["calls"] == 2 and k["101"]["inbound"] == 1 and k["101"]["outbound"] == 1
-    assert k["101"]["avg_duration_s"] == 91.0
-    assert k["101"]["interruptions_per_call"] == 1.0           # (2 + 0) / 2
-    assert k["101"]["avg_score"] == 70.0 and k["205"]["avg_score"] is None
-    assert k["101"]["tags"] == {"greeting": 4, "profanity": 2}
-    assert manager_kpis(store, "2025-01") == {}
-
-
 def test_periodic_scan_reads_only_the_recent_day_folders(tmp_path):
     calls = tmp_path / "calls"
     for day in ("2026-11-01", "2026-11-24", "2026-11-25"):

@@ -29,6 +29,12 @@ STEPS: dict[str, dict[int, Callable[[Doc], Doc]]] = {
     "cdr": {},
     "outcome": {},
     "audit": {},
+    "user": {},
+    "token": {},
+    "setting": {},
+    "dictionary": {},
+    "checklist": {},
+    "outbox": {},
 }
 CURRENT: dict[str, int] = {kind: max(steps, default=0) + 1 for kind, steps in STEPS.items()}
 

@@ -1,0 +1,71 @@
+"""PBX call records on the box, one durable map per month of the call's start."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..store.monthly import Monthly
+from ..store.table import DurableMap
+
+
+def months_between(start: float, end: float) -> list[str]:
+    """``YYYY-MM`` of every month touched by [start, end)."""
+    months: list[str] = []
+    t = start
+    while True:
+        m = time.strftime("%Y-%m", time.localtime(t))
+        if m not in months:
+            months.append(m)
+        if t >= end:
+            break
+        t = min(t + 86400 * 27, end)
+    return months
+
+
+class CdrStore:
+    """Rows from ``cdr.record.normalise`` under ``<data_dir>/store/cdr/``."""
+
+    def __init__(self, data_dir: Path, months_in_memory: int = 3) -> None:
+        self.partitions: Monthly[DurableMap] = Monthly(
+            data_dir / "store" / "cdr",
+            lambda folder: DurableMap(folder, kind="cdr", str_keys=True), months_in_memory)
+        self._lock = threading.Lock()
+
+    @property
+    def problems(self) -> list[str]:
+        return self.partitions.problems
+
+    def add(self, rows: list[dict[str, Any]]) -> int:
+        """Store rows (a row with a known id replaces it); durable when this returns.
+        Returns how many were new."""
+        by_month: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for row in rows:
+            by_month.setdefault(row["month"], []).append((row["id"], row))
+        new = 0
+        with self._lock:
+            for month, items in by_month.items():
+                table = self.partitions(month)
+                new += sum(1 for key, _ in items if key not in table.docs)
+                table.put_many(items)
+                self.partitions.touched(month)
+        return new
+
+    def rows(self, start: float, end: float) -> list[dict[str, Any]]:
+        """Rows whose call started in [start, end), oldest first."""
+        out = []
+        for month in months_between(start, end):
+            if self.partitions.exists(month):
+                out += [r for r in self.partitions(month).docs.values() if start <= r["start"] < end]
+        return sorted(out, key=lambda r: r["start"])
+
+    def version(self, start: float, end: float) -> tuple[int, ...]:
+        return tuple(self.partitions.version(m) for m in months_between(start, end))
+
+    def months(self) -> list[str]:
+        return self.partitions.months()
+
+    def close(self) -> None:
+        self.partitions.close()

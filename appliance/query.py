@@ -1,0 +1,203 @@
+"""The one query API over the store: calls, KPIs, comparisons, flags, missed calls, client
+lists, and the writes that feed them (PBX records, outcomes). The HTTP API, the CLI and
+MQTT all call this; none of them reads the store directly."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+from .cdr.asterisk import read_master_csv
+from .cdr.store import months_between
+from .cdr.record import CdrError, Context, from_freeswitch, normalise
+from .config import Settings
+from .kpi.clients import client_lists
+from .kpi.contacts import Contacts, contacts, version
+from .kpi.periods import Period, current, parse_period
+from .kpi.report import baseline_flags, compare, kpis
+from .store.database import Database
+from .store.outcomes import validate_outcome
+
+log = logging.getLogger(__name__)
+
+MAX_CDR_BATCH = 10000
+CACHE_SIZE = 64
+
+
+class NotFound(KeyError):
+    """No such call (or other object); the message says which."""
+
+
+class Queries:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.ctx = Context.from_settings(settings)
+        self._cache: OrderedDict[Any, tuple[Any, Any]] = OrderedDict()
+        self._lock = threading.RLock()       # kpis() builds on view(), both cached
+
+    # --- cached derived data ---
+    def _cached(self, key: Any, stamp: Any, build: Any) -> Any:
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] == stamp:
+                self._cache.move_to_end(key)
+                return hit[1]
+            value = build()
+            self._cache[key] = (stamp, value)
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+            return value
+
+    def _stamp(self, start: float, end: float, now: float) -> tuple[Any, ...]:
+        # Callback statuses depend on the clock until ``callback_slow_h`` after the range.
+        open_until = end + self.settings.cdr.callback_slow_h * 3600
+        clock = int(now // 60) if now < open_until else 0
+        return (version(self.db.calls, self.db.cdr, self.settings.cdr, start, end),
+                self.db.outcomes.version, clock)
+
+    def view(self, start: float, end: float, now: float | None = None) -> Contacts:
+        """Every call of [start, end) with callbacks and recordings joined."""
+        now = time.time() if now is None else now
+        return self._cached(("view", start, end), self._stamp(start, end, now),
+                            lambda: contacts(self.db.calls, self.db.cdr, self.settings.cdr,
+                                             start, end, now))
+
+    # --- KPIs ---
+    def kpis(self, period: str | Period, now: float | None = None) -> dict[str, Any]:
+        """Figures per manager, team and the office for a day, week or month."""
+        p = parse_period(period) if isinstance(period, str) else period
+        now = time.time() if now is None else now
+        return self._cached(("kpis", p), self._stamp(p.start, p.end, now),
+                            lambda: kpis(p, self.view(p.start, p.end, now),
+                                         self.db.outcomes.all(), self.settings.kpi))
+
+    def compare(self, period: str, now: float | None = None) -> dict[str, Any]:
+        """This period vs the previous one and the same period a year before."""
+        p = parse_period(period)
+        return compare(self.kpis(p, now), self.kpis(p.shifted(-1), now),
+                       self.kpis(p.year_ago(), now))
+
+    def flags(self, period: str, now: float | None = None) -> list[dict[str, Any]]:
+        """Managers departing from their own baseline in this period."""
+        p = parse_period(period)
+        history = [self.kpis(p.shifted(-i), now)
+                   for i in range(1, self.settings.kpi.baseline_periods + 1)]
+        return baseline_flags(self.kpis(p, now), history, self.settings.kpi)
+
+    def missed(self, period: str, status: str | None = None, agent: str | None = None,
+               now: float | None = None) -> list[dict[str, Any]]:
+        """Missed inbound calls of the period with their callback status."""
+        p = parse_period(period)
+        out = []
+        for c in self.view(p.start, p.end, now).calls:
+            if c.direction != "inbound" or c.answered:
+                continue
+            if status and (c.callback or {}).get("status") != status:
+                continue
+            if agent and agent not in c.rung:
+                continue
+            out.append(c.as_dict())
+        return out
+
+    def clients(self, now: float | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Cooling and zombie clients over the last ``kpi.client_window_days``."""
+        now = time.time() if now is None else now
+        today = current("day", now)
+        start = today.shifted(-self.settings.kpi.client_window_days).start
+        return client_lists(self.view(start, today.end, now), self.db.outcomes.all(),
+                            self.settings.kpi, now)
+
+    # --- calls ---
+    def calls(self, period: str, agent: str | None = None, direction: str | None = None,
+              tag: str | None = None, min_score: float | None = None,
+              max_score: float | None = None, offset: int = 0,
+              limit: int = 50) -> dict[str, Any]:
+        """A page of the period's recorded calls, newest first, with the total count."""
+        p = parse_period(period)
+        hits = []
+        for month in months_between(p.start, p.end - 1):
+            for r in (self.db.calls.calls(month, agent) if agent else self.db.calls.records(month)):
+                t = r.get("started_at") or 0
+                if not p.start <= t < p.end:
+                    continue
+                if direction and r.get("direction") != direction:
+                    continue
+                if tag and tag not in (r.get("tags") or {}):
+                    continue
+                score = r.get("score")
+                if min_score is not None and (score is None or score < min_score):
+                    continue
+                if max_score is not None and (score is None or score > max_score):
+                    continue
+                hits.append(r)
+        hits.sort(key=lambda r: r.get("started_at") or 0, reverse=True)
+        outcomes = self.db.outcomes.all()
+        page = [{**r, "outcome": outcomes.get(r["uid"])} for r in hits[offset:offset + limit]]
+        return {"total": len(hits), "offset": offset, "limit": limit, "calls": page}
+
+    def call(self, uid: str) -> dict[str, Any]:
+        """One recorded call: its record, outcome and PBX record if joined."""
+        rec = self.db.calls.get(uid)
+        if rec is None:
+            raise NotFound(f"no call {uid[:80]!r}")
+        t = rec.get("started_at") or 0
+        day = current("day", t)
+        pbx = next((c.as_dict() for c in self.view(day.start, day.end).calls
+                    if c.call_uid == uid), None)
+        return {**rec, "outcome": self.db.outcomes.get(uid), "pbx": pbx}
+
+    # --- writes ---
+    def post_outcome(self, uid: str, payload: Any, actor: str) -> dict[str, Any]:
+        """Record what came of a call; raises NotFound or OutcomeError."""
+        outcome = validate_outcome(payload)
+        rec = self.db.calls.get(uid)
+        if rec is None:
+            raise NotFound(f"no call {uid[:80]!r}; post the outcome once the call is stored")
+        doc = self.db.outcomes.put(uid, outcome, rec, by=actor)
+        self.db.audit.record(actor, "outcome", uid, result=outcome["result"])
+        return doc
+
+    def add_cdr(self, payload: Any, actor: str) -> dict[str, Any]:
+        """PBX records as JSON: one object, a list, ``{"records": [...]}`` or a FreeSWITCH
+        ``mod_json_cdr`` document. Good records are kept; each bad one is reported by index."""
+        source = "api"
+        if isinstance(payload, dict) and "variables" in payload:
+            items, source = [payload], "freeswitch"
+        elif isinstance(payload, dict) and isinstance(payload.get("records"), list):
+            items = payload["records"]
+        elif isinstance(payload, dict):
+            items = [payload]
+        elif isinstance(payload, list):
+            items = payload
+        else:
+            raise CdrError("the body must be a JSON object or a list of objects")
+        if len(items) > MAX_CDR_BATCH:
+            raise CdrError(f"{len(items)} records in one request; send at most {MAX_CDR_BATCH}")
+        rows, errors = [], []
+        for i, item in enumerate(items):
+            try:
+                raw = from_freeswitch(item) if source == "freeswitch" else item
+                rows.append(normalise(raw, self.ctx, source))
+            except CdrError as exc:
+                errors.append({"index": i, "error": str(exc)})
+        new = self.db.cdr.add(rows)
+        self.db.audit.record(actor, "cdr", source, accepted=len(rows), errors=len(errors))
+        log.info("cdr received", extra={"source": source, "accepted": len(rows), "new": new,
+                                        "errors": len(errors)})
+        return {"accepted": len(rows), "new": new, "errors": errors}
+
+    def import_asterisk(self, text: str, actor: str, name: str = "Master.csv") -> dict[str, Any]:
+        """An Asterisk Master.csv: good rows kept, bad rows reported with their line."""
+        result = read_master_csv(text, self.ctx)
+        new = self.db.cdr.add(result.rows)
+        self.db.audit.record(actor, "cdr import", name, accepted=len(result.rows),
+                             errors=len(result.errors))
+        log.info("cdr imported", extra={"file": name, "lines": result.lines,
+                                        "accepted": len(result.rows), "new": new,
+                                        "errors": len(result.errors)})
+        return {"lines": result.lines, "accepted": len(result.rows), "new": new,
+                "errors": [{"line": n, "error": e} for n, e in result.errors]}

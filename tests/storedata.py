@@ -1,0 +1,29 @@
+"""Hand-made calls for store and KPI tests."""
+
+from __future__ import annotations
+
+import time
+
+
+def at(month: int, day: int, hour: int, minute: int = 0, second: int = 0, year: int = 2026) -> float:
+    return time.mktime((year, month, day, hour, minute, second, 0, 0, -1))
+
+
+def result(uid: str, started: float, agent: str = "101", client: str = "79161234567",
+           direction: str = "inbound", score: int | None = 80, talk_share: float = 0.6,
+           interruptions: int = 2, dead_air: float = 0.05, duration: float = 61.0,
+           tags: tuple[str, ...] = ("greeting",), sip_call_id: str | None = None) -> dict:
+    """A ``call-analysis/1`` result as a source writes it."""
+    extra = {"uid": uid}
+    if sip_call_id:
+        extra["sip_call_id"] = sip_call_id
+    return {"schema": "call-analysis/1",
+            "call": {"source": "sip", "call_id": uid, "started_at": started,
+                     "direction": direction, "agent": agent, "client": client, "notes": [],
+                     "extra": extra},
+            "duration_s": duration,
+            "parties": {"agent": {"talk_share": talk_share, "interruptions_made": interruptions},
+                        "client": {"interruptions_made": 1}},
+            "totals": {"dead_air_share": dead_air},
+            "tags": [{"tag": t} for t in tags],
+            "score": {"total": score}, "asr": {"status": "ok"}}
