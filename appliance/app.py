@@ -37,19 +37,18 @@ def run(settings: Settings, stop: threading.Event | None = None,
     from .media.recovery import recover_unfinished
 
     recover_unfinished(settings, stages)
-    from .store.calls import CallStore
-    from .store.ingest import Ingester
+    from .store.database import StoreBusy
 
-    store = CallStore(settings.paths.data_dir)
-    for problem in store.problems:
-        log.error("store problem", extra={"problem": problem})
-    ingester = Ingester(store, settings.paths.calls)
-    ingester.scan()                 # reconcile the store with the calls on disk
     bus = Bus()
-    threads = [threading.Thread(target=ingester.run, args=(stop,), name="store-ingest",
-                                daemon=True)]
+    try:
+        local = LocalData.open(settings, bus)
+    except StoreBusy as exc:
+        log.error("store busy", extra={"reason": str(exc)})
+        stages.close()
+        return 3
+    threads = local.threads(stop)
     if settings.inbox.enabled:
-        watcher = InboxWatcher(settings, stages, on_result=ingester.ingest_file)
+        watcher = InboxWatcher(settings, stages, on_result=local.ingester.ingest_file)
         threads.append(threading.Thread(target=watcher.run, args=(stop,), name="inbox",
                                         daemon=True))
     endpoint = front = pool = None
@@ -72,7 +71,7 @@ def run(settings: Settings, stop: threading.Event | None = None,
         log.error("sip capture failed to start", extra={"reason": str(exc)})
         if front is not None:
             front.stop()
-        store.close()
+        local.close()
         stages.close()
         return 3
     for t in threads:
@@ -86,11 +85,57 @@ def run(settings: Settings, stop: threading.Event | None = None,
         front.stop()
     for t in threads:
         t.join(timeout=30)
-    ingester.scan(recent_only=True)     # calls finalized while stopping
-    store.close()
+    local.close()
     stages.close()
     log.info("appliance stopped")
     return 0
+
+
+class LocalData:
+    """The store and what serves it: the ingester (the calls' one writer path), retention,
+    the query API and the HTTP server."""
+
+    def __init__(self, settings: Settings, bus: Bus) -> None:
+        from .query import Queries
+        from .store.database import Database
+        from .store.ingest import Ingester
+        from .store.retention import Retention
+
+        self.settings = settings
+        self.db = Database(settings.paths.data_dir)
+        self.ingester = Ingester(self.db.calls, settings.paths.calls)
+        self.retention = Retention(settings, self.db, bus)
+        self.queries = Queries(self.db, settings)
+        self.web = None
+
+    @classmethod
+    def open(cls, settings: Settings, bus: Bus) -> "LocalData":
+        local = cls(settings, bus)
+        local.ingester.scan()                 # reconcile the store with the calls on disk
+        if settings.web.enabled:
+            from .web.app import WebServer, create_app
+
+            try:
+                local.web = WebServer(create_app(local.queries, settings), settings)
+                local.web.start()
+            except OSError as exc:            # recording goes on without the API
+                log.error("http api not started", extra={
+                    "reason": str(exc), "address": f"{settings.web.bind_address}:{settings.web.port}",
+                    "hint": "another program uses the port: set web.port"})
+                local.web = None
+        return local
+
+    def threads(self, stop: threading.Event) -> list[threading.Thread]:
+        return [threading.Thread(target=self.ingester.run, args=(stop,), name="store-ingest",
+                                 daemon=True),
+                threading.Thread(target=self.retention.serve, args=(stop,), name="retention",
+                                 daemon=True)]
+
+    def close(self) -> None:
+        if self.web is not None:
+            self.web.stop()
+        self.ingester.scan(recent_only=True)     # calls finalized while stopping
+        self.db.close()
 
 
 def _front_contact(settings: Settings) -> tuple[str, int]:

@@ -1,4 +1,4 @@
-"""Command line: `appliance run | analyze | models | config`."""
+"""Command line: `appliance run | analyze | models | config | token | cdr | kpis`."""
 
 from __future__ import annotations
 
@@ -76,6 +76,96 @@ def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    from .web.tokens import TokenFile
+
+    tokens = TokenFile(settings.paths.data_dir)
+    if args.action == "create":
+        try:
+            secret = tokens.create(args.name, args.role)
+        except ValueError as exc:
+            print(f"appliance token: {exc}", file=sys.stderr)
+            return 2
+        print(secret)
+        print(f"token for {args.name!r} ({args.role}); shown once, keep it safe", file=sys.stderr)
+    elif args.action == "revoke":
+        n = tokens.revoke(args.name)
+        print(f"{n} token(s) of {args.name!r} revoked", file=sys.stderr)
+        return 0 if n else 1
+    else:
+        for t in tokens.list():
+            print(f"{t['name']}\t{t['role']}")
+    return 0
+
+
+def _open_queries(settings: Settings):  # noqa: ANN202 - (Database, Queries)
+    from .query import Queries
+    from .store.database import Database
+
+    db = Database(settings.paths.data_dir)
+    return db, Queries(db, settings)
+
+
+def _cmd_cdr(args: argparse.Namespace, settings: Settings) -> int:
+    from .store.database import StoreBusy
+
+    try:
+        with open(args.file, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        print(f"appliance cdr: {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        db, q = _open_queries(settings)
+    except StoreBusy as exc:
+        print(f"appliance cdr: {exc}: curl -H 'Authorization: Bearer TOKEN' --data-binary "
+              f"@{args.file} http://{settings.web.bind_address}:{settings.web.port}"
+              "/api/v1/cdr/asterisk", file=sys.stderr)
+        return 3
+    try:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("cp1251", errors="replace")
+        out = q.import_asterisk(text, "cli", str(args.file))
+    finally:
+        db.close()
+    for err in out["errors"]:
+        print(f"{args.file}:{err['line']}: {err['error']}", file=sys.stderr)
+    print(f"{out['accepted']} rows kept ({out['new']} new), {len(out['errors'])} bad, "
+          f"{out['lines']} lines read")
+    return 0 if out["accepted"] or not out["errors"] else 1
+
+
+def _cmd_kpis(args: argparse.Namespace, settings: Settings) -> int:
+    from .store.database import StoreBusy
+
+    try:
+        db, q = _open_queries(settings)
+    except StoreBusy as exc:
+        print(f"appliance kpis: {exc}: GET /api/v1/kpis?period={args.period}", file=sys.stderr)
+        return 3
+    try:
+        if args.view == "figures":
+            out = q.kpis(args.period)
+        elif args.view == "compare":
+            out = q.compare(args.period)
+        elif args.view == "flags":
+            out = {"flags": q.flags(args.period)}
+        elif args.view == "missed":
+            out = {"missed": q.missed(args.period)}
+        else:
+            out = q.clients()
+    except ValueError as exc:
+        print(f"appliance kpis: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        db.close()
+    json.dump(out, sys.stdout, ensure_ascii=False, indent=1)
+    sys.stdout.write("\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="appliance", description=__doc__)
     parser.add_argument("--version", action="version", version=f"appliance {__version__}")
@@ -103,6 +193,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=("build", "status"))
     p.add_argument("--force", action="store_true", help="rebuild even if an intact model exists")
     p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("token", help="API tokens for the PBX, a CRM or a central server")
+    p.add_argument("action", choices=("create", "revoke", "list"))
+    p.add_argument("name", nargs="?", default="", help="who uses the token (create, revoke)")
+    p.add_argument("--role", default="integration",
+                   choices=("admin", "supervisor", "viewer", "integration"),
+                   help="integration: post CDRs and outcomes, read KPIs (default)")
+    p.set_defaults(func=_cmd_token)
+
+    p = sub.add_parser("cdr", help="import an Asterisk Master.csv (the daemon must be stopped; "
+                       "while it runs use POST /api/v1/cdr/asterisk)")
+    p.add_argument("action", choices=("import",))
+    p.add_argument("file")
+    p.set_defaults(func=_cmd_cdr)
+
+    p = sub.add_parser("kpis", help="KPIs as JSON (store not in use by the daemon)")
+    p.add_argument("period", help="2026-11 (month), 2026-W48 (week) or 2026-11-24 (day)")
+    p.add_argument("--view", default="figures",
+                   choices=("figures", "compare", "flags", "missed", "clients"))
+    p.set_defaults(func=_cmd_kpis)
 
     p = sub.add_parser("config", help="print the effective settings")
     p.add_argument("--markdown", action="store_true", help="print the settings reference")

@@ -17,14 +17,26 @@ from .config import Settings
 from .kpi.clients import client_lists
 from .kpi.contacts import Contacts, contacts, version
 from .kpi.periods import Period, current, parse_period
-from .kpi.report import baseline_flags, compare, kpis
+from .kpi.report import baseline_flags, compare, day_tallies, kpis
 from .store.database import Database
 from .store.outcomes import validate_outcome
 
 log = logging.getLogger(__name__)
 
 MAX_CDR_BATCH = 10000
-CACHE_SIZE = 64
+VIEWS_CACHED = 4          # joined calls of a range: the largest objects, few kept
+DAYS_CACHED = 400         # per-day tallies: a month's KPIs after a new call redo one day
+PERIODS_CACHED = 256
+
+
+def _days(start: float, end: float) -> list[Period]:
+    """The days of [start, end)."""
+    first = current("day", start)
+    out = []
+    while first.start < end:
+        out.append(first)
+        first = first.shifted(1)
+    return out
 
 
 class NotFound(KeyError):
@@ -36,44 +48,59 @@ class Queries:
         self.db = db
         self.settings = settings
         self.ctx = Context.from_settings(settings)
-        self._cache: OrderedDict[Any, tuple[Any, Any]] = OrderedDict()
-        self._lock = threading.RLock()       # kpis() builds on view(), both cached
+        self._views: OrderedDict[Any, tuple[Any, Any]] = OrderedDict()
+        self._days: OrderedDict[Any, tuple[Any, Any]] = OrderedDict()
+        self._periods: OrderedDict[Any, tuple[Any, Any]] = OrderedDict()
+        self._lock = threading.RLock()       # kpis() builds on days, days on views
 
     # --- cached derived data ---
-    def _cached(self, key: Any, stamp: Any, build: Any) -> Any:
+    def _cached(self, cache: OrderedDict[Any, tuple[Any, Any]], size: int, key: Any,
+                stamp: Any, build: Any) -> Any:
         with self._lock:
-            hit = self._cache.get(key)
+            hit = cache.get(key)
             if hit is not None and hit[0] == stamp:
-                self._cache.move_to_end(key)
+                cache.move_to_end(key)
                 return hit[1]
             value = build()
-            self._cache[key] = (stamp, value)
-            while len(self._cache) > CACHE_SIZE:
-                self._cache.popitem(last=False)
+            cache[key] = (stamp, value)
+            while len(cache) > size:
+                cache.popitem(last=False)
             return value
 
     def _stamp(self, start: float, end: float, now: float) -> tuple[Any, ...]:
         # Callback statuses depend on the clock until ``callback_slow_h`` after the range.
         open_until = end + self.settings.cdr.callback_slow_h * 3600
         clock = int(now // 60) if now < open_until else 0
+        outcomes = tuple(self.db.outcomes.day_version(d.first.isoformat())
+                         for d in _days(start, end))
         return (version(self.db.calls, self.db.cdr, self.settings.cdr, start, end),
-                self.db.outcomes.version, clock)
+                outcomes, clock)
 
     def view(self, start: float, end: float, now: float | None = None) -> Contacts:
         """Every call of [start, end) with callbacks and recordings joined."""
         now = time.time() if now is None else now
-        return self._cached(("view", start, end), self._stamp(start, end, now),
+        return self._cached(self._views, VIEWS_CACHED, (start, end),
+                            self._stamp(start, end, now),
                             lambda: contacts(self.db.calls, self.db.cdr, self.settings.cdr,
                                              start, end, now))
 
+    def _day(self, day: Period, now: float) -> tuple[Any, dict[str, Any]]:
+        stamp = self._stamp(day.start, day.end, now)
+        return stamp, self._cached(
+            self._days, DAYS_CACHED, day.name, stamp,
+            lambda: day_tallies(self.view(day.start, day.end, now), self.db.outcomes.all(),
+                                self.settings.kpi))
+
     # --- KPIs ---
     def kpis(self, period: str | Period, now: float | None = None) -> dict[str, Any]:
-        """Figures per manager, team and the office for a day, week or month."""
+        """Figures per manager, team and the office for a day, week or month: the sum of its
+        days, each computed once until something of that day changes."""
         p = parse_period(period) if isinstance(period, str) else period
         now = time.time() if now is None else now
-        return self._cached(("kpis", p), self._stamp(p.start, p.end, now),
-                            lambda: kpis(p, self.view(p.start, p.end, now),
-                                         self.db.outcomes.all(), self.settings.kpi))
+        days = [self._day(d, now) for d in _days(p.start, p.end)]
+        return self._cached(self._periods, PERIODS_CACHED, p.name,
+                            tuple(stamp for stamp, _ in days),
+                            lambda: kpis(p, [t for _, t in days], self.settings.kpi))
 
     def compare(self, period: str, now: float | None = None) -> dict[str, Any]:
         """This period vs the previous one and the same period a year before."""

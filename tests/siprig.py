@@ -66,8 +66,8 @@ def metadata(name: str) -> str:
     return (DATA / name).read_text(encoding="utf-8")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
 
@@ -256,6 +256,7 @@ class Box:
     max_calls: int = 4
     proc: subprocess.Popen | None = None
     env: dict[str, str] = field(default_factory=dict)
+    web_port: int = field(default_factory=lambda: free_port(socket.SOCK_STREAM))
 
     @property
     def data(self) -> Path:
@@ -286,6 +287,9 @@ rtp_port = {self.rtp_port}
 rtp_port_range = {self.rtp_range}
 max_calls = {self.max_calls}
 {self.extra}
+[web]
+bind_address = "{HOST}"
+port = {self.web_port}
 """)
         self.log_path = self.workdir / "box.log"
         self.proc = subprocess.Popen([sys.executable, "-m", "appliance.cli", "-c", str(cfg), "run"],

@@ -169,3 +169,22 @@ def test_tcp_garbage_and_abrupt_close(box):
         with socket.create_connection((HOST, box.sip_port), timeout=3) as s:
             s.sendall(payload)
     assert box.alive()
+
+
+def test_disk_below_the_floor_refuses_new_calls_with_503(tmp_path):
+    # a floor above the free space this disk has: the box must not start recording
+    full = Box(tmp_path / "full", free_port(), 46000, max_calls=1,
+               env={"APPLIANCE_RETENTION__STOP_RECORDING_FREE_MB": "1000000"})
+    full.start()
+    ua = RawUA()
+    try:
+        text, _ = invite(full.uri, sdp(2), metadata("rfc7865-metadata.xml"))
+        resp = ua.call(text, full.addr)
+        assert resp is not None and resp.status == 503, resp
+        assert "disk full" in resp.reason
+        assert not list((full.data / "calls").rglob("*.wav"))
+        assert full.alive()
+    finally:
+        ua.close()
+        assert full.stop() == 0
+    assert "disk.full" in full.log() or "disk state" in full.log()

@@ -78,3 +78,30 @@ def test_periodic_scan_reads_only_the_recent_day_folders(tmp_path):
     assert ingester.scan(recent_only=True) == 2
     assert "2026-11-01-x" not in ingester.store
     assert ingester.scan() == 1                      # the start-up reconciliation finds it
+
+
+def test_records_of_an_older_schema_are_upgraded_once_at_load(tmp_path):
+    import pytest
+
+    from appliance.store.table import DurableTable
+
+    store = CallStore(tmp_path)
+    store.add(_result("m1", time.mktime((2026, 3, 10, 9, 0, 0, 0, 0, -1))))
+    store.close()
+    old = DurableTable(tmp_path / "store" / "calls" / "2026-03")        # no kind: as stored
+    doc_id, rec = next((d.doc_id, dict(d)) for d in old.table.all())
+    for key in ("client_digits", "agent_digits"):
+        del rec[key]
+    old.put(doc_id, {**rec, "schema": 1, "client": "+7 (916) 123-45-67"})
+    old.close()
+    store = CallStore(tmp_path)
+    upgraded = store.get("m1")
+    assert upgraded["schema"] == 2 and upgraded["client_digits"] == "79161234567"
+    table = tmp_path / "store" / "calls" / "2026-03"
+    assert (table / "snapshot.json").exists() and (table / "journal.log").stat().st_size == 0
+    store.close()
+    newer = DurableTable(table)
+    newer.put(doc_id, {**upgraded, "schema": 99})
+    newer.close()
+    with pytest.raises(ValueError, match="newer than this appliance"):
+        CallStore(tmp_path).get("m1")

@@ -49,29 +49,34 @@ class PbxCall:
 
 def merge_legs(rows: Iterable[dict[str, Any]], digits: int) -> list[PbxCall]:
     """Rows of one call (same ``group``) become one PbxCall, oldest first."""
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        groups[row["group"]].append(row)
+        groups.setdefault(row["group"], []).append(row)
     calls = []
     for group, legs in groups.items():
-        legs.sort(key=lambda r: r["start"])
+        if len(legs) > 1:
+            legs.sort(key=lambda r: r["start"])
         first = legs[0]
         answered = [r for r in legs if r["answered"]]
-        client = next((r["client"] for r in legs if r.get("client")), None)
+        client = key = None
+        for r in legs:
+            if r["client"]:
+                client, key = r["client"], r["client_digits"]
+                break
         direction = first["direction"]
+        won = answered[0] if answered else None
         call = PbxCall(
-            group=group, start=first["start"], direction=direction, answered=bool(answered),
-            client=client, client_key=number_key(next(
-                (r["client_digits"] for r in legs if r.get("client_digits")), ""), digits),
-            agent=(answered[0]["agent"] if answered else
-                   first["agent"] if direction == "outbound" else None),
-            rung=sorted({r["agent"] for r in legs if r.get("agent")}),
-            talk_s=max((r["talk_s"] for r in answered), default=0.0),
-            call_ids={r["call_id"] for r in legs if r.get("call_id")})
-        if answered and answered[0].get("answer") is not None:
-            call.ring_s = round(answered[0]["answer"] - first["start"], 3)
+            group=group, start=first["start"], direction=direction, answered=won is not None,
+            client=client, client_key=(key or "")[-digits:],
+            agent=won["agent"] if won else first["agent"] if direction == "outbound" else None,
+            rung=sorted({r["agent"] for r in legs if r["agent"]}),
+            talk_s=max(r["talk_s"] for r in answered) if answered else 0.0,
+            call_ids={r["call_id"] for r in legs if r["call_id"]})
+        if won is not None and won["answer"] is not None:
+            call.ring_s = round(won["answer"] - first["start"], 3)
         calls.append(call)
-    return sorted(calls, key=lambda c: c.start)
+    calls.sort(key=lambda c: c.start)
+    return calls
 
 
 def join_recorded(calls: list[PbxCall], records: Iterable[dict[str, Any]],

@@ -114,8 +114,10 @@ def normalise(raw: Mapping[str, Any], ctx: Context, source: str = "api") -> dict
         raise CdrError("from/to: at least one number is needed")
     duration = _number(raw, "duration")
     billsec = _number(raw, "billsec")
+    if answer is not None and answer < start:
+        raise CdrError("answer: before start")
     if end is None:
-        end = start + (duration or 0.0)
+        end = start + duration if duration is not None else (answer or start) + (billsec or 0.0)
     if end < start:
         raise CdrError("end: before start")
     if answer is not None and not start <= answer <= end + 1:

@@ -50,19 +50,13 @@ class CdrStore:
                 table = self.partitions(month)
                 new += sum(1 for key, _ in items if key not in table.docs)
                 table.put_many(items)
-                self.partitions.touched(month)
+                self.partitions.touched(month, *(r["start"] for _, r in items))
         return new
 
     def rows(self, start: float, end: float) -> list[dict[str, Any]]:
         """Rows whose call started in [start, end), oldest first."""
-        out = []
-        for month in months_between(start, end):
-            if self.partitions.exists(month):
-                out += [r for r in self.partitions(month).docs.values() if start <= r["start"] < end]
+        out = self.partitions.between(start, end, lambda t: t.docs.values(), "start")
         return sorted(out, key=lambda r: r["start"])
-
-    def version(self, start: float, end: float) -> tuple[int, ...]:
-        return tuple(self.partitions.version(m) for m in months_between(start, end))
 
     def months(self) -> list[str]:
         return self.partitions.months()

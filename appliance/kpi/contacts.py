@@ -8,23 +8,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..cdr.callbacks import PbxCall, callback_status, join_recorded, merge_legs, recorded_as_calls
-from ..cdr.store import CdrStore, months_between
+from ..cdr.store import CdrStore
 from ..config import CdrSettings
 from ..store.calls import CallStore
+from ..store.monthly import day_of
 
 
 @dataclass
 class Contacts:
     calls: list[PbxCall]                 # calls that started in the range, oldest first
     records: dict[str, dict[str, Any]]   # recorded calls of the range by uid
-
-
-def records_between(store: CallStore, start: float, end: float) -> list[dict[str, Any]]:
-    """Recorded call records that started in [start, end) (views: do not modify)."""
-    out: list[dict[str, Any]] = []
-    for month in months_between(start, end):
-        out += [r for r in store.records(month) if start <= (r.get("started_at") or 0) < end]
-    return out
 
 
 def contacts(calls: CallStore, cdr: CdrStore, cfg: CdrSettings, start: float, end: float,
@@ -34,7 +27,7 @@ def contacts(calls: CallStore, cdr: CdrStore, cfg: CdrSettings, start: float, en
     ``cfg.callback_slow_h`` after the range."""
     after = cfg.callback_slow_h * 3600
     margin = cfg.match_window_s
-    records = records_between(calls, start - margin, end + after)
+    records = calls.between(start - margin, end + after)
     pbx = merge_legs(cdr.rows(start - margin, end + after), cfg.number_digits)
     joined = join_recorded(pbx, records, cfg)
     everything = sorted(pbx + recorded_as_calls(records, joined, cfg.number_digits),
@@ -45,8 +38,13 @@ def contacts(calls: CallStore, cdr: CdrStore, cfg: CdrSettings, start: float, en
 
 
 def version(calls: CallStore, cdr: CdrStore, cfg: CdrSettings, start: float,
-            end: float) -> tuple[int, ...]:
+            end: float) -> tuple[Any, ...]:
     """Changes whenever anything ``contacts`` reads for this range was written."""
-    months = months_between(start - cfg.match_window_s, end + cfg.callback_slow_h * 3600)
-    return tuple(calls.partitions.version(m) for m in months) + tuple(
-        cdr.partitions.version(m) for m in months)
+    out: list[Any] = []
+    day = start - cfg.match_window_s
+    last = end + cfg.callback_slow_h * 3600
+    while day < last + 86400:
+        name = day_of(day)
+        out += [calls.partitions.day_version(name), cdr.partitions.day_version(name)]
+        day += 86400
+    return tuple(out)

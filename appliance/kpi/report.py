@@ -7,7 +7,7 @@ from typing import Any
 
 from ..config import KpiSettings
 from .contacts import Contacts
-from .figures import calls_of, figures
+from .figures import Tally, add, by_agent, by_team, empty, finish, tally
 from .periods import Period
 
 # metric -> (which way is worse, smallest change worth a flag)
@@ -26,26 +26,34 @@ COMPARED = ("calls_in", "calls_out", "missed", "missed_never", "answer_rate",
             "avg_dead_air_share", "avg_score", "conversion", "revenue")
 
 
-def kpis(period: Period, view: Contacts, outcomes: dict[str, dict[str, Any]],
-         cfg: KpiSettings) -> dict[str, Any]:
-    """``{period, managers: {agent: figures}, teams: {team: figures}, office: figures}``."""
+def day_tallies(view: Contacts, outcomes: dict[str, dict[str, Any]],
+                cfg: KpiSettings) -> dict[str, Any]:
+    """Tallies of one day's calls per manager, team and the office (they add up)."""
     records = list(view.records.values())
-    agents = {c.agent for c in view.calls if c.agent} | {a for c in view.calls for a in c.rung}
-    agents |= {r["agent"] for r in records if r.get("agent")}
-    managers = {}
-    for agent in sorted(agents):
-        managers[agent] = {"name": cfg.names.get(agent), **figures(
-            calls_of(view.calls, {agent}), [r for r in records if r.get("agent") == agent],
-            outcomes)}
-    teams = {}
-    for team, members in sorted(cfg.teams.items()):
-        group = set(members)
-        teams[team] = {"members": sorted(group), **figures(
-            calls_of(view.calls, group), [r for r in records if r.get("agent") in group],
-            outcomes)}
-    return {"period": period.name, "kind": period.kind, "start": period.start,
-            "end": period.end, "managers": managers, "teams": teams,
-            "office": figures(view.calls, records, outcomes)}
+    return {"managers": by_agent(view.calls, records, outcomes),
+            "teams": by_team(view.calls, records, outcomes, cfg.teams),
+            "office": tally(view.calls, records, outcomes)}
+
+
+def kpis(period: Period, days: list[dict[str, Any]], cfg: KpiSettings) -> dict[str, Any]:
+    """``{period, managers: {agent: figures}, teams: {team: figures}, office: figures}`` from
+    the tallies of the period's days."""
+    managers: dict[str, Tally] = {}
+    teams: dict[str, Tally] = {team: empty() for team in cfg.teams}
+    office = empty()
+    for day in days:
+        for agent, t in day["managers"].items():
+            add(managers.setdefault(agent, empty()), t)
+        for team, t in day["teams"].items():
+            if team in teams:
+                add(teams[team], t)
+        add(office, day["office"])
+    return {"period": period.name, "kind": period.kind, "start": period.start, "end": period.end,
+            "managers": {a: {"name": cfg.names.get(a), **finish(t)}
+                         for a, t in sorted(managers.items())},
+            "teams": {team: {"members": sorted(cfg.teams[team]), **finish(t)}
+                      for team, t in sorted(teams.items())},
+            "office": finish(office)}
 
 
 def _change(now: Any, before: Any) -> dict[str, Any] | None:

@@ -60,6 +60,7 @@ class LiveCall:
         self.padded = {p: 0 for p in PARTIES}
         self.max_queue = 0
         self.result: dict[str, Any] | None = None
+        self.recording_error: str | None = None
         self._q: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
         self._pending: dict[Party, list[np.ndarray]] = {p: [] for p in PARTIES}
         self._pending_n = {p: 0 for p in PARTIES}
@@ -143,9 +144,23 @@ class LiveCall:
         if n <= 0:
             return
         agent, client = self._take("agent", n), self._take("client", n)
-        self.recorder.write(agent, client)
+        if self.recording_error is None:
+            try:
+                self.recorder.write(agent, client)
+            except OSError as exc:
+                self._stop_recording(exc)
         self.session.feed("agent", agent)
         self.session.feed("client", client)
+
+    def _stop_recording(self, exc: OSError) -> None:
+        """The disk is full (or failing): keep what was synced, go on analysing."""
+        self.recording_error = exc.strerror or str(exc)
+        kept = self.recorder.synced_s
+        self.meta.notes.append(f"recording stopped after {kept:.1f} s: {self.recording_error}; "
+                               "the analysis covers the whole call")
+        log.error("recording stopped", extra={"uid": self.uid, "reason": self.recording_error,
+                                              "kept_s": round(kept, 1)})
+        self.recorder.abandon()
 
     def _finalize(self) -> None:
         try:

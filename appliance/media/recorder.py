@@ -43,6 +43,7 @@ class StereoRecorder:
         self._fh = open(path, "xb")         # never overwrite an existing recording
         self._fh.write(_wav_header(0))
         self.data_bytes = 0
+        self.synced_bytes = 0
         self._last_sync = time.monotonic()
 
     @property
@@ -62,12 +63,33 @@ class StereoRecorder:
         if time.monotonic() - self._last_sync >= self.sync_s:
             self.sync()
 
+    @property
+    def synced_s(self) -> float:
+        return self.synced_bytes / (CHANNELS * SAMPLE_BYTES * PIPELINE_RATE)
+
     def sync(self) -> None:
         """Make everything written so far durable and the header truthful."""
         self._fh.flush()
         os.pwrite(self._fh.fileno(), _wav_header(self.data_bytes), 0)
         os.fdatasync(self._fh.fileno())
+        self.synced_bytes = self.data_bytes
         self._last_sync = time.monotonic()
+
+    def abandon(self) -> None:
+        """After a failed write (full disk): keep the file as of the last sync, valid, and
+        write nothing more."""
+        fd = self._fh.fileno()
+        try:
+            os.ftruncate(fd, HEADER_BYTES + self.synced_bytes)
+            os.pwrite(fd, _wav_header(self.synced_bytes), 0)
+            os.fdatasync(fd)
+        except OSError as exc:
+            log.error("recording not trimmed", extra={"file": str(self.path), "reason": str(exc)})
+        self.data_bytes = self.synced_bytes
+        try:
+            self._fh.close()            # may fail again flushing its buffer: nothing to keep
+        except OSError:
+            pass
 
     def close(self) -> None:
         if not self._fh.closed:

@@ -4,7 +4,9 @@ that month, and an index from each call's uid to its month."""
 from __future__ import annotations
 
 import logging
+import sys
 import threading
+from collections.abc import Iterable
 import zlib
 from pathlib import Path
 from typing import Any
@@ -12,8 +14,8 @@ from typing import Any
 from tinydb import Query
 
 from .monthly import Monthly
-from .records import call_record
-from .table import DurableMap, DurableTable
+from .records import call_record, month_of
+from .table import DurableTable, _Durable
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,33 @@ def _doc_id(uid: str) -> int:
     return zlib.crc32(uid.encode()) & 0x7FFFFFFF or 1
 
 
+class UidIndex(_Durable):
+    """uid -> (month, doc id) of every stored call, durable. Held as two flat dicts rather
+    than one small document per call: a third of the memory at 100k calls."""
+
+    def __init__(self, folder: Path) -> None:
+        self.where: dict[str, tuple[str, int]] = {}
+        self.by_id: dict[int, str] = {}
+        super().__init__(folder)
+
+    def _reset(self, docs: dict[int, dict[str, Any]]) -> None:
+        self.where, self.by_id = {}, {}
+        self._apply(list(docs.items()))
+
+    def _apply(self, items: list[tuple[int, dict[str, Any]]]) -> None:
+        for doc_id, doc in items:
+            self.by_id[doc_id] = doc["uid"]
+            self.where[doc["uid"]] = (sys.intern(doc["month"]), doc_id)
+
+    def _remove(self, doc_id: int) -> None:
+        uid = self.by_id.pop(doc_id, None)
+        if uid is not None:
+            self.where.pop(uid, None)
+
+    def _items(self) -> Iterable[tuple[int, dict[str, Any]]]:
+        return [(i, {"uid": u, "month": self.where[u][0]}) for i, u in self.by_id.items()]
+
+
 class CallStore:
     """Call records under ``<data_dir>/store/calls/``."""
 
@@ -33,11 +62,10 @@ class CallStore:
         self.root = data_dir / "store" / "calls"
         self.partitions: Monthly[DurableTable] = Monthly(
             self.root, lambda folder: DurableTable(folder, kind="call"), months_in_memory)
-        self.index = DurableMap(data_dir / "store" / "index")
-        # uid -> (month, id); one id per uid, unique over all months (the index's doc id)
-        self._uid_month: dict[str, tuple[str, int]] = {
-            d["uid"]: (d["month"], i) for i, d in self.index.docs.items()}
-        self._ids = {i for _, i in self._uid_month.values()}
+        # one doc id per uid, unique over all months
+        self.index = UidIndex(data_dir / "store" / "index")
+        self._uid_month = self.index.where
+        self._ids = self.index.by_id
         self._lock = threading.RLock()
 
     @property
@@ -68,38 +96,86 @@ class CallStore:
                     doc_id += 1
             else:
                 doc_id = known[1]
+                before = self.month(known[0]).get(doc_id) or {}
+                self.partitions.touched(known[0], before.get("started_at") or 0)
                 if known[0] != rec["month"]:        # its start time moved it to another month
                     self.month(known[0]).delete(doc_id)
-                    self.partitions.touched(known[0])
             self.month(rec["month"]).put(doc_id, rec)
-            self.partitions.touched(rec["month"])
+            self.partitions.touched(rec["month"], rec["started_at"] or 0)
             self.index.put(doc_id, {"uid": rec["uid"], "month": rec["month"]})
-            self._uid_month[rec["uid"]] = (rec["month"], doc_id)
-            self._ids.add(doc_id)
         return rec
 
     def add_many(self, results: list[dict[str, Any]]) -> int:
         """Store many new calls with one durable write per month (imports, reconciliation)."""
         by_month: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         index: list[tuple[int, dict[str, Any]]] = []
+        latest = {}
+        for result in results:                              # a uid twice: the last wins
+            rec = call_record(result)
+            latest[rec["uid"]] = (result, rec)
         with self._lock:
-            for result in results:
-                rec = call_record(result)
+            for result, rec in latest.values():
                 if rec["uid"] in self._uid_month:
                     self.add(result)
                     continue
                 doc_id = _doc_id(rec["uid"])
                 while doc_id in self._ids:
                     doc_id += 1
-                self._ids.add(doc_id)
-                self._uid_month[rec["uid"]] = (rec["month"], doc_id)
+                self._ids[doc_id] = rec["uid"]               # reserved until the index write
                 by_month.setdefault(rec["month"], []).append((doc_id, rec))
                 index.append((doc_id, {"uid": rec["uid"], "month": rec["month"]}))
             for month, items in by_month.items():
                 self.month(month).put_many(items)
-                self.partitions.touched(month)
+                self.partitions.touched(month, *(r["started_at"] or 0 for _, r in items))
             self.index.put_many(index)
         return len(index)
+
+    def update(self, uid: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+        """Change fields of a stored record (retention marks deleted audio); durable."""
+        with self._lock:
+            where = self._uid_month.get(uid)
+            if where is None:
+                return None
+            rec = self.month(where[0]).get(where[1])
+            if rec is None:
+                return None
+            rec.update(changes)
+            self.month(where[0]).put(where[1], rec)
+            self.partitions.touched(where[0], rec.get("started_at") or 0)
+            return rec
+
+    def forget(self, uids: list[str]) -> int:
+        """Remove records (retention of call data); a whole month goes in one step."""
+        by_month: dict[str, list[tuple[str, int]]] = {}
+        with self._lock:
+            for uid in uids:
+                where = self._uid_month.get(uid)
+                if where is not None:
+                    by_month.setdefault(where[0], []).append((uid, where[1]))
+            for month, items in by_month.items():
+                if len(items) == len(self.month(month)):
+                    self.partitions.drop(month)
+                else:
+                    table = self.month(month)
+                    starts = [(table.get(i) or {}).get("started_at") or 0 for _, i in items]
+                    table.delete_many([i for _, i in items])
+                    self.partitions.touched(month, *starts)
+                self.index.delete_many([i for _, i in items])
+        return sum(len(v) for v in by_month.values())
+
+    def uids_before(self, ts: float) -> list[str]:
+        """Calls that started before ``ts`` (reads only the months concerned)."""
+        cutoff = month_of(ts)
+        out = []
+        for month in self.months():
+            if month > cutoff:
+                break
+            out += [r["uid"] for r in self.records(month) if (r.get("started_at") or 0) < ts]
+        return out
+
+    def between(self, start: float, end: float) -> list[dict[str, Any]]:
+        """Records of calls that started in [start, end) (views: do not modify)."""
+        return self.partitions.between(start, end, lambda t: t.table.all(), "started_at")
 
     def calls(self, month: str, agent: str | None = None) -> list[dict[str, Any]]:
         """The calls of a month (``YYYY-MM``), of one agent if given, oldest first."""

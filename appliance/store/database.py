@@ -3,6 +3,7 @@ opened together, each durable at every acknowledged write."""
 
 from __future__ import annotations
 
+import fcntl
 import logging
 from pathlib import Path
 
@@ -15,17 +16,32 @@ from .table import DurableMap, DurableTable
 log = logging.getLogger(__name__)
 
 
+class StoreBusy(RuntimeError):
+    """Another process has the store open."""
+
+
 class Database:
-    """Calls, PBX records, outcomes, users, API tokens, settings edited on the box,
-    dictionaries, checklists, the audit log and the MQTT outbox."""
+    """Calls, PBX records, outcomes, users, settings edited on the box, dictionaries,
+    checklists, the audit log and the MQTT outbox.
+
+    One process writes the store: opening it takes an exclusive lock, and a second opener
+    gets StoreBusy (the CLI then says to use the running daemon's API).
+    """
 
     def __init__(self, data_dir: Path) -> None:
         root = data_dir / "store"
+        root.mkdir(parents=True, exist_ok=True)
+        self._lock_fh = open(root / ".lock", "w")
+        try:
+            fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_fh.close()
+            raise StoreBusy(f"the store in {root} is open in another process (the appliance "
+                            "daemon?); use its HTTP API, or stop it first") from None
         self.calls = CallStore(data_dir)
         self.cdr = CdrStore(data_dir)
         self.outcomes = OutcomeStore(data_dir)
         self.users = DurableTable(root / "users", kind="user")
-        self.tokens = DurableMap(root / "tokens", kind="token", str_keys=True)
         self.settings = DurableMap(root / "settings", kind="setting", str_keys=True)
         self.dictionaries = DurableMap(root / "dictionaries", kind="dictionary", str_keys=True)
         self.checklists = DurableMap(root / "checklists", kind="checklist", str_keys=True)
@@ -38,11 +54,12 @@ class Database:
     def problems(self) -> list[str]:
         """Corrupt files found and set aside, in any table."""
         return (self.calls.problems + self.cdr.problems + self.outcomes.problems
-                + self.users.problems + self.tokens.problems + self.settings.problems
+                + self.users.problems + self.settings.problems
                 + self.dictionaries.problems + self.checklists.problems
                 + self.outbox.problems + self.audit.problems)
 
     def close(self) -> None:
-        for part in (self.calls, self.cdr, self.outcomes, self.users, self.tokens,
+        for part in (self.calls, self.cdr, self.outcomes, self.users,
                      self.settings, self.dictionaries, self.checklists, self.outbox, self.audit):
             part.close()
+        self._lock_fh.close()

@@ -30,7 +30,6 @@ STEPS: dict[str, dict[int, Callable[[Doc], Doc]]] = {
     "outcome": {},
     "audit": {},
     "user": {},
-    "token": {},
     "setting": {},
     "dictionary": {},
     "checklist": {},

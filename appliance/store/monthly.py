@@ -10,15 +10,21 @@ from __future__ import annotations
 import re
 import shutil
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .table import _Durable
 
 T = TypeVar("T", bound=_Durable)
 MONTH = re.compile(r"\d{4}-\d{2}")
+
+
+def day_of(ts: float) -> str:
+    """``YYYY-MM-DD`` of a time, in the box's local time."""
+    return time.strftime("%Y-%m-%d", time.localtime(ts))
 
 
 class Monthly(Generic[T]):
@@ -31,6 +37,9 @@ class Monthly(Generic[T]):
         self.in_memory = in_memory
         self.problems: list[str] = []
         self.versions: dict[str, int] = {}
+        self.day_versions: dict[str, int] = {}
+        self.drops: dict[str, int] = {}
+        self._buckets: dict[str, tuple[int, dict[str, list[dict[str, Any]]]]] = {}
         self._open: OrderedDict[str, T] = OrderedDict()
         self._lock = threading.RLock()
 
@@ -45,7 +54,8 @@ class Monthly(Generic[T]):
                 self.problems += table.problems
                 self._open[month] = table
                 while len(self._open) > self.in_memory:
-                    _, old = self._open.popitem(last=False)
+                    gone, old = self._open.popitem(last=False)
+                    self._buckets.pop(gone, None)
                     old.close()
             self._open.move_to_end(month)
             return table
@@ -56,12 +66,47 @@ class Monthly(Generic[T]):
     def months(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and MONTH.fullmatch(p.name))
 
-    def touched(self, month: str) -> None:
-        """Note a write to ``month`` (for caches)."""
+    def touched(self, month: str, *timestamps: float) -> None:
+        """Note a write to ``month`` touching documents of the days of ``timestamps``."""
         self.versions[month] = self.versions.get(month, 0) + 1
+        for ts in timestamps:
+            day = day_of(ts)
+            self.day_versions[day] = self.day_versions.get(day, 0) + 1
 
     def version(self, month: str) -> int:
         return self.versions.get(month, 0)
+
+    def day_version(self, day: str) -> tuple[int, int]:
+        """Changes when a document of ``day`` (``YYYY-MM-DD``) is written or its month dropped."""
+        return self.drops.get(day[:7], 0), self.day_versions.get(day, 0)
+
+    def between(self, start: float, end: float, docs: Callable[[T], Iterable[dict[str, Any]]],
+                ts_key: str) -> list[dict[str, Any]]:
+        """Documents whose ``ts_key`` time is in [start, end), read day by day from buckets
+        built once per month version."""
+        out: list[dict[str, Any]] = []
+        day = start
+        while day < end + 86400:
+            name = day_of(day)
+            month = name[:7]
+            if self.exists(month):
+                out += [d for d in self._bucketed(month, docs, ts_key).get(name, ())
+                        if start <= (d.get(ts_key) or 0) < end]
+            day += 86400
+        return out
+
+    def _bucketed(self, month: str, docs: Callable[[T], Iterable[dict[str, Any]]],
+                  ts_key: str) -> dict[str, list[dict[str, Any]]]:
+        with self._lock:
+            table = self(month)
+            hit = self._buckets.get(month)
+            if hit is not None and hit[0] == self.version(month):
+                return hit[1]
+            buckets: dict[str, list[dict[str, Any]]] = {}
+            for d in docs(table):
+                buckets.setdefault(day_of(d.get(ts_key) or 0), []).append(d)
+            self._buckets[month] = (self.version(month), buckets)
+            return buckets
 
     def drop(self, month: str) -> None:
         """Delete a whole month (retention)."""
@@ -70,7 +115,9 @@ class Monthly(Generic[T]):
             if table is not None:
                 table.close()
             shutil.rmtree(self.root / month, ignore_errors=True)
+            self._buckets.pop(month, None)
             self.touched(month)
+            self.drops[month] = self.drops.get(month, 0) + 1
 
     def close(self) -> None:
         with self._lock:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .migrations import CURRENT
+from .monthly import day_of
 from .table import DurableMap
 
 RESULTS = ("won", "lost", "interested", "follow_up", "not_interested")
@@ -51,6 +52,7 @@ class OutcomeStore:
 
     def __init__(self, data_dir: Path) -> None:
         self.table = DurableMap(data_dir / "store" / "outcomes", kind="outcome", str_keys=True)
+        self.day_versions: dict[str, int] = {}
 
     @property
     def problems(self) -> list[str]:
@@ -66,7 +68,13 @@ class OutcomeStore:
                "call_started_at": call.get("started_at"), "agent": call.get("agent"),
                "client_digits": call.get("client_digits")}
         self.table.put(uid, doc)
+        day = day_of(call.get("started_at") or 0)
+        self.day_versions[day] = self.day_versions.get(day, 0) + 1
         return doc
+
+    def day_version(self, day: str) -> int:
+        """Changes when an outcome of a call of ``day`` is posted."""
+        return self.day_versions.get(day, 0)
 
     def get(self, uid: str) -> dict[str, Any] | None:
         return self.table.get(uid)

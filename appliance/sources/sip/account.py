@@ -87,6 +87,9 @@ def plan_for(raw: str, source: str, endpoint: "SipEndpoint", direct: bool) -> Ca
         return CallPlan(status=403, reason="Forbidden (direct calls are disabled)")
     if len(raw) > MAX_INVITE_BYTES:
         return CallPlan(status=513, reason="Message Too Large")
+    if not endpoint.guard.allowed():
+        # the PBX carries on without the recorder; the alert comes from retention
+        return CallPlan(status=503, reason="Service Unavailable (recorder disk full)")
     try:
         msg = parse_message(raw)
     except SipMessageError as exc:

@@ -28,6 +28,7 @@ from ...config import SipAccount as AccountSettings
 from ...config import Settings
 from ...media.session import Stages
 from ...system.atomic import write_json_atomic
+from ...system.disk import RecordingGuard
 from .account import Registration, SipAccount, plan_for
 from .call import RecordedCall
 
@@ -99,6 +100,8 @@ class SipEndpoint:
         self.bus = bus or Bus()
         sip = settings.sip
         self.allowed_networks = [ipaddress.ip_network(n, strict=False) for n in sip.allowed_sources]
+        settings.paths.data_dir.mkdir(parents=True, exist_ok=True)
+        self.guard = RecordingGuard(settings.paths.data_dir, settings.retention.stop_recording_free_mb)
         self.ep: pj.Endpoint | None = None
         self.accounts: list[SipAccount] = []
         self.calls: dict[int, RecordedCall] = {}

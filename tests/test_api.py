@@ -1,0 +1,119 @@
+"""The HTTP API with Flask's test client: token auth and roles, PBX records in (JSON and
+Master.csv), outcomes, KPIs, and clear JSON errors for bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from appliance.config import load_settings
+from appliance.query import Queries
+from appliance.store.database import Database
+from appliance.web import create_app
+from appliance.web.tokens import TokenFile
+from storedata import at, result
+
+MASTER = (Path(__file__).parent / "data" / "cdr" / "Master.csv").read_bytes()
+
+
+@pytest.fixture
+def web(tmp_path):
+    settings = load_settings(environ={})
+    settings.paths.data_dir = tmp_path
+    settings.web.max_body_mb = 0.5
+    db = Database(tmp_path)
+    q = Queries(db, settings)
+    app = create_app(q, settings)
+    tokens = TokenFile(tmp_path)
+    keys = {role: {"Authorization": f"Bearer {tokens.create(role + '-client', role)}"}
+            for role in ("admin", "viewer", "integration", "supervisor")}
+    yield app.test_client(), keys, q
+    db.close()
+
+
+ENDPOINTS = [("get", "/api/v1/calls?period=2026-10"), ("get", "/api/v1/calls/x"),
+             ("post", "/api/v1/calls/x/outcome"), ("post", "/api/v1/cdr"),
+             ("post", "/api/v1/cdr/asterisk"), ("get", "/api/v1/kpis?period=2026-10"),
+             ("get", "/api/v1/kpis/compare?period=2026-10"), ("get", "/api/v1/kpis/flags?period=2026-10"),
+             ("get", "/api/v1/missed?period=2026-10"), ("get", "/api/v1/clients")]
+
+
+@pytest.mark.parametrize("method,url", ENDPOINTS)
+def test_every_endpoint_refuses_requests_without_a_valid_token(web, method, url):
+    client, _, _ = web
+    for headers in ({}, {"Authorization": "Bearer apl_wrong"}, {"Authorization": "Basic YTpi"}):
+        resp = getattr(client, method)(url, headers=headers)
+        assert resp.status_code == 401
+        assert "token" in resp.get_json()["error"]
+
+
+def test_roles_viewer_reads_but_cannot_write(web):
+    client, keys, q = web
+    q.db.calls.add(result("c1", at(10, 3, 10)))
+    assert client.get("/api/v1/calls?period=2026-10", headers=keys["viewer"]).status_code == 200
+    resp = client.post("/api/v1/calls/c1/outcome", json={"result": "won"}, headers=keys["viewer"])
+    assert resp.status_code == 403
+    assert client.post("/api/v1/cdr", json={}, headers=keys["viewer"]).status_code == 403
+    assert client.post("/api/v1/cdr", json={}, headers=keys["supervisor"]).status_code == 403
+    resp = client.post("/api/v1/calls/c1/outcome", json={"result": "won", "amount": 10},
+                       headers=keys["supervisor"])
+    assert resp.status_code == 201 and resp.get_json()["by"] == "token:supervisor-client"
+    TokenFile(q.settings.paths.data_dir).revoke("supervisor-client")
+    resp = client.post("/api/v1/calls/c1/outcome", json={"result": "won"}, headers=keys["supervisor"])
+    assert resp.status_code == 401                                      # revoked at once
+
+
+def test_cdr_json_and_master_csv_with_per_row_errors(web):
+    client, keys, q = web
+    ok = {"id": "a1", "start": at(10, 3, 9), "from": "79160000001", "to": "101"}
+    resp = client.post("/api/v1/cdr", json=[ok], headers=keys["integration"])
+    assert resp.status_code == 200 and resp.get_json() == {"accepted": 1, "new": 1, "errors": []}
+    resp = client.post("/api/v1/cdr", json=[ok, {"start": "nope", "to": "1"}], headers=keys["integration"])
+    assert resp.status_code == 207
+    assert resp.get_json()["errors"] == [{"index": 1, "error": "start: 'nope' is not a time "
+                                          "(use ISO 8601, e.g. 2026-11-24T10:15:00+03:00, or epoch seconds)"}]
+    resp = client.post("/api/v1/cdr", json=[{"start": "nope"}], headers=keys["integration"])
+    assert resp.status_code == 400
+    resp = client.post("/api/v1/cdr", data="not json", content_type="application/json",
+                       headers=keys["integration"])
+    assert resp.status_code == 400 and "JSON" in resp.get_json()["error"]
+    resp = client.post("/api/v1/cdr/asterisk", data=MASTER, content_type="text/csv",
+                       headers=keys["integration"])
+    body = resp.get_json()
+    assert resp.status_code == 207 and body["accepted"] == 4
+    assert [e["line"] for e in body["errors"]] == [5, 6, 7, 8]
+    resp = client.post("/api/v1/cdr/asterisk", headers=keys["admin"],
+                       data={"file": (__import__("io").BytesIO(MASTER), "Master.csv")})
+    assert resp.status_code == 207 and resp.get_json()["new"] == 0        # idempotent
+    missed = client.get("/api/v1/missed?period=2026-10", headers=keys["viewer"]).get_json()["missed"]
+    assert {m["client"] for m in missed} == {"79160000001", "79161234568"}
+
+
+def test_outcomes_kpis_and_bad_queries(web):
+    client, keys, q = web
+    q.db.calls.add(result("c1", at(10, 3, 10), score=90))
+    h = keys["integration"]
+    assert client.post("/api/v1/calls/nope/outcome", json={"result": "won"}, headers=h).status_code == 404
+    resp = client.post("/api/v1/calls/c1/outcome", json={"result": "sold"}, headers=h)
+    assert resp.status_code == 400 and "result" in resp.get_json()["error"]
+    assert client.post("/api/v1/calls/c1/outcome", json={"result": "won", "amount": 99},
+                       headers=h).status_code == 201
+    k = client.get("/api/v1/kpis?period=2026-10", headers=h).get_json()
+    assert k["managers"]["101"]["won"] == 1 and k["managers"]["101"]["revenue"] == 99.0
+    assert client.get("/api/v1/calls/c1", headers=h).get_json()["outcome"]["result"] == "won"
+    page = client.get("/api/v1/calls?period=2026-10&min_score=80", headers=h).get_json()
+    assert page["total"] == 1 and page["calls"][0]["outcome"]["amount"] == 99.0
+    assert client.get("/api/v1/calls?period=2026-10&min_score=95", headers=h).get_json()["total"] == 0
+    for url, word in [("/api/v1/kpis", "period"), ("/api/v1/kpis?period=yesterday", "period"),
+                      ("/api/v1/calls?period=2026-10&limit=100000", "limit"),
+                      ("/api/v1/calls?period=2026-10&min_score=high", "min_score"),
+                      ("/api/v1/calls?period=2026-10&direction=up", "direction"),
+                      ("/api/v1/calls/..%5c..%5cetc", "no call"),
+                      ("/api/v1/calls/%2e%2e%2f%2e%2e%2fetc", "not found")]:
+        resp = client.get(url, headers=h)
+        assert resp.status_code in (400, 404) and word in resp.get_json()["error"], url
+    big = b"x" * (600 * 1024)
+    resp = client.post("/api/v1/cdr/asterisk", data=big, content_type="text/csv", headers=h)
+    assert resp.status_code == 413 and "web.max_body_mb" in resp.get_json()["error"]
+    assert client.get("/api/v1/nothing", headers=h).status_code == 404
