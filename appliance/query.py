@@ -11,7 +11,7 @@ from collections import OrderedDict
 from typing import Any
 
 from .cdr.asterisk import read_master_csv
-from .cdr.store import months_between
+from .store.monthly import months_between
 from .cdr.record import CdrError, Context, from_freeswitch, normalise
 from .config import Settings
 from .kpi.clients import client_lists

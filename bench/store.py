@@ -153,10 +153,9 @@ def main() -> None:
             t0 = time.perf_counter()
             store.calls(month, agent=agent)
             lists.append(time.perf_counter() - t0)
-            r = extra[i]                         # a call ends in that month, then the query
+            r = extra[i]                         # a call ends (now: the newest day), then a query
             r["call"]["extra"]["uid"] = r["call"]["call_id"] = f"new-{i}"
-            y, m = map(int, month.split("-"))
-            r["call"]["started_at"] = time.mktime((y, m, 1 + i % 28, 12, 0, 0, 0, 0, -1))
+            r["call"]["started_at"] = latest + 100 + i
             store.add(r)
             t0 = time.perf_counter()
             q.kpis(month)

@@ -8,7 +8,10 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +113,48 @@ def test_siprec_session_through_the_pbx_is_recorded_per_party_and_analysed(rig, 
     # both streams arrive on one media clock: at most the last frame of one is missing
     assert max(capture["padded_frames"].values()) <= 2, capture
     assert abs(capture["frames"]["agent"] - capture["frames"]["client"]) <= 2, capture
+
+
+def _api(box, method, path, token, body=None):
+    req = urllib.request.Request(f"http://{HOST}:{box.web_port}/api/v1{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Authorization": f"Bearer {token}",
+                                          "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return resp.status, json.loads(resp.read())
+
+
+def test_the_daemon_serves_recorded_calls_and_pbx_records_on_its_http_api(rig):
+    pbx, box = rig
+    token = subprocess.run([sys.executable, "-m", "appliance.cli", "-c", str(box.workdir / "box.toml"),
+                            "token", "create", "e2e", "--role", "admin"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        _api(box, "GET", "/clients", "apl_wrong")
+    assert refused.value.code == 401
+    month = time.strftime("%Y-%m")
+    results = [r for r in box.results() if r["call"]["started_at"] >= time.time() - 86400 * 25
+               and time.strftime("%Y-%m", time.localtime(r["call"]["started_at"])) == month]
+    # the ingester indexes new call files every 2 s
+    assert wait_for(lambda: _api(box, "GET", f"/calls?period={month}&limit=500", token)[1]["total"]
+                    == len(results), 10)
+    now = time.time()
+    records = [{"id": "e2e-missed", "start": now - 3600, "from": "79035550001", "to": "101"}]
+    for r in results:
+        call = r["call"]
+        if call["extra"].get("sip_call_id") and call["client"]:
+            records.append({"id": f"e2e-{call['extra']['uid']}", "call_id": call["extra"]["sip_call_id"],
+                            "start": call["started_at"] - 3, "answer": call["started_at"],
+                            "end": call["started_at"] + r["duration_s"],
+                            "from": call["client"], "to": call["agent"] or "101"})
+    status, out = _api(box, "POST", "/cdr", token, records)
+    assert status == 200 and out["accepted"] == len(records), out
+    status, missed = _api(box, "GET", f"/missed?period={time.strftime('%Y-%m-%d')}", token)
+    assert any(m["client"] == "79035550001" and m["callback"]["status"] == "pending"
+               for m in missed["missed"]), missed
+    for rec in records[1:]:
+        uid = rec["id"].removeprefix("e2e-")
+        assert _api(box, "GET", f"/calls/{uid}", token)[1]["pbx"]["group"] == rec["id"]
 
 
 def _day(call):

@@ -3,26 +3,11 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from ..store.monthly import Monthly
 from ..store.table import DurableMap
-
-
-def months_between(start: float, end: float) -> list[str]:
-    """``YYYY-MM`` of every month touched by [start, end)."""
-    months: list[str] = []
-    t = start
-    while True:
-        m = time.strftime("%Y-%m", time.localtime(t))
-        if m not in months:
-            months.append(m)
-        if t >= end:
-            break
-        t = min(t + 86400 * 27, end)
-    return months
 
 
 class CdrStore:

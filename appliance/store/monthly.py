@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from bisect import bisect_left
 import threading
 import time
 from collections import OrderedDict
@@ -20,6 +21,20 @@ from .table import _Durable
 
 T = TypeVar("T", bound=_Durable)
 MONTH = re.compile(r"\d{4}-\d{2}")
+
+
+def months_between(start: float, end: float) -> list[str]:
+    """``YYYY-MM`` of every month touched by [start, end]."""
+    months: list[str] = []
+    t = start
+    while True:
+        m = time.strftime("%Y-%m", time.localtime(t))
+        if m not in months:
+            months.append(m)
+        if t >= end:
+            break
+        t = min(t + 86400 * 27, end)
+    return months
 
 
 def day_of(ts: float) -> str:
@@ -39,7 +54,7 @@ class Monthly(Generic[T]):
         self.versions: dict[str, int] = {}
         self.day_versions: dict[str, int] = {}
         self.drops: dict[str, int] = {}
-        self._buckets: dict[str, tuple[int, dict[str, list[dict[str, Any]]]]] = {}
+        self._sorted_docs: dict[str, tuple[int, list[float], list[dict[str, Any]]]] = {}
         self._open: OrderedDict[str, T] = OrderedDict()
         self._lock = threading.RLock()
 
@@ -55,7 +70,7 @@ class Monthly(Generic[T]):
                 self._open[month] = table
                 while len(self._open) > self.in_memory:
                     gone, old = self._open.popitem(last=False)
-                    self._buckets.pop(gone, None)
+                    self._sorted_docs.pop(gone, None)
                     old.close()
             self._open.move_to_end(month)
             return table
@@ -82,31 +97,27 @@ class Monthly(Generic[T]):
 
     def between(self, start: float, end: float, docs: Callable[[T], Iterable[dict[str, Any]]],
                 ts_key: str) -> list[dict[str, Any]]:
-        """Documents whose ``ts_key`` time is in [start, end), read day by day from buckets
-        built once per month version."""
+        """Documents whose ``ts_key`` time is in [start, end), found by bisection in each
+        month's documents sorted by time (sorted once per month version)."""
         out: list[dict[str, Any]] = []
-        day = start
-        while day < end + 86400:
-            name = day_of(day)
-            month = name[:7]
+        for month in months_between(start, end):
             if self.exists(month):
-                out += [d for d in self._bucketed(month, docs, ts_key).get(name, ())
-                        if start <= (d.get(ts_key) or 0) < end]
-            day += 86400
+                times, sorted_docs = self._sorted(month, docs, ts_key)
+                out += sorted_docs[bisect_left(times, start):bisect_left(times, end)]
         return out
 
-    def _bucketed(self, month: str, docs: Callable[[T], Iterable[dict[str, Any]]],
-                  ts_key: str) -> dict[str, list[dict[str, Any]]]:
+    def _sorted(self, month: str, docs: Callable[[T], Iterable[dict[str, Any]]],
+                ts_key: str) -> tuple[list[float], list[dict[str, Any]]]:
         with self._lock:
             table = self(month)
-            hit = self._buckets.get(month)
+            hit = self._sorted_docs.get(month)
             if hit is not None and hit[0] == self.version(month):
-                return hit[1]
-            buckets: dict[str, list[dict[str, Any]]] = {}
-            for d in docs(table):
-                buckets.setdefault(day_of(d.get(ts_key) or 0), []).append(d)
-            self._buckets[month] = (self.version(month), buckets)
-            return buckets
+                return hit[1], hit[2]
+            pairs = sorted(((d.get(ts_key) or 0, d) for d in docs(table)), key=lambda p: p[0])
+            times = [t for t, _ in pairs]
+            ordered = [d for _, d in pairs]
+            self._sorted_docs[month] = (self.version(month), times, ordered)
+            return times, ordered
 
     def drop(self, month: str) -> None:
         """Delete a whole month (retention)."""
@@ -115,7 +126,7 @@ class Monthly(Generic[T]):
             if table is not None:
                 table.close()
             shutil.rmtree(self.root / month, ignore_errors=True)
-            self._buckets.pop(month, None)
+            self._sorted_docs.pop(month, None)
             self.touched(month)
             self.drops[month] = self.drops.get(month, 0) + 1
 
