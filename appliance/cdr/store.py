@@ -13,7 +13,7 @@ from ..store.table import DurableMap
 class CdrStore:
     """Rows from ``cdr.record.normalise`` under ``<data_dir>/store/cdr/``."""
 
-    def __init__(self, data_dir: Path, months_in_memory: int = 3) -> None:
+    def __init__(self, data_dir: Path, months_in_memory: int = 2) -> None:
         self.partitions: Monthly[DurableMap] = Monthly(
             data_dir / "store" / "cdr",
             lambda folder: DurableMap(folder, kind="cdr", str_keys=True), months_in_memory)
