@@ -103,14 +103,28 @@ class LocalData:
 
         self.settings = settings
         self.db = Database(settings.paths.data_dir)
-        self.ingester = Ingester(self.db.calls, settings.paths.calls)
+        self.ingester = Ingester(self.db.calls, settings.paths.calls, bus)
         self.retention = Retention(settings, self.db, bus)
         self.queries = Queries(self.db, settings)
         self.web = None
+        self.publisher = self.feeds = None
+        if settings.mqtt.host:
+            from .mqtt.client import Publisher
+            from .mqtt.feeds import Feeds
+            from .mqtt.outbox import Outbox
+            from .system.status import device_status
+
+            outbox = Outbox(self.db.outbox, settings.mqtt.outbox_max_messages,
+                            settings.mqtt.outbox_max_age_h)
+            self.publisher = Publisher(settings.mqtt, outbox)
+            self.feeds = Feeds(settings, outbox, self.queries, bus,
+                               lambda: device_status(settings.paths.data_dir, len(outbox)))
 
     @classmethod
     def open(cls, settings: Settings, bus: Bus) -> "LocalData":
         local = cls(settings, bus)
+        if local.publisher is not None:
+            local.publisher.start()
         local.ingester.scan()                 # reconcile the store with the calls on disk
         if settings.web.enabled:
             from .web.app import WebServer, create_app
@@ -126,15 +140,21 @@ class LocalData:
         return local
 
     def threads(self, stop: threading.Event) -> list[threading.Thread]:
-        return [threading.Thread(target=self.ingester.run, args=(stop,), name="store-ingest",
-                                 daemon=True),
-                threading.Thread(target=self.retention.serve, args=(stop,), name="retention",
-                                 daemon=True)]
+        out = [threading.Thread(target=self.ingester.run, args=(stop,), name="store-ingest",
+                                daemon=True),
+               threading.Thread(target=self.retention.serve, args=(stop,), name="retention",
+                                daemon=True)]
+        if self.feeds is not None:
+            out.append(threading.Thread(target=self.feeds.run, args=(stop,), name="mqtt-feeds",
+                                        daemon=True))
+        return out
 
     def close(self) -> None:
         if self.web is not None:
             self.web.stop()
         self.ingester.scan(recent_only=True)     # calls finalized while stopping
+        if self.publisher is not None:
+            self.publisher.stop()
         self.db.close()
 
 

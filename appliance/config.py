@@ -209,6 +209,46 @@ class WebSettings(_Section):
     max_body_mb: float = Field(20.0, ge=0.1, le=1024.0, description="larger requests get 413")
 
 
+class MqttSettings(_Section):
+    """Publishing alerts, call summaries, status and KPIs to an MQTT broker."""
+
+    host: str = Field("", description="broker host name or address (empty: MQTT off)")
+    port: int = Field(1883, ge=1, le=65535, description="broker port (8883 is usual with TLS)")
+    protocol: Literal["3.1.1", "5"] = Field("3.1.1", description="MQTT protocol version")
+    tls: bool = Field(False, description="connect with TLS")
+    ca_file: Path | None = Field(None, description="CA certificates for the broker (default: the system's)")
+    cert_file: Path | None = Field(None, description="client certificate (mutual TLS)")
+    key_file: Path | None = Field(None, description="client certificate's private key")
+    username: str = Field("", description="user name (empty: none)")
+    password: str = Field("", description="password")
+    client_id: str = Field("", description="MQTT client id (empty: appliance-<box_id>)")
+    box_id: str = Field("", description="this box's name in topics (empty: the host name)")
+    topic_prefix: str = Field("appliance", description="first level of every topic")
+    qos: Literal[0, 1, 2] = Field(1, description="QoS of call summaries and KPIs (alerts: at least 1)")
+    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keep-alive")
+    reconnect_max_s: int = Field(60, ge=1, le=3600, description="longest wait between reconnections")
+    transcripts: bool = Field(False, description="include transcripts in call summaries (privacy: off)")
+    low_score: float = Field(50.0, ge=0, le=100, description="a score below this raises an alert")
+    status_interval_s: float = Field(60.0, ge=1.0, le=3600.0,
+                                     description="device status published this often")
+    kpi_interval_s: float = Field(300.0, ge=1.0, le=86400.0, description="KPI snapshots published this often")
+    outbox_max_messages: int = Field(100_000, ge=100, le=10_000_000,
+                                     description="kept while the broker is away; the oldest go first")
+    outbox_max_age_h: float = Field(168.0, ge=0.1, le=8760.0, description="older unsent messages are dropped")
+    ha_discovery: bool = Field(False, description="announce device sensors to Home Assistant")
+    ha_prefix: str = Field("homeassistant", description="Home Assistant discovery prefix")
+
+    @model_validator(mode="after")
+    def _valid(self) -> "MqttSettings":
+        for name in ("topic_prefix", "box_id", "ha_prefix"):
+            value = getattr(self, name)
+            if any(c in value for c in "+#/\0") or len(value) > 64:
+                raise ValueError(f"mqtt.{name} {value!r}: no '+', '#', '/' or NUL, at most 64 characters")
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError("mqtt.cert_file and mqtt.key_file go together")
+        return self
+
+
 class SipAccount(_Section):
     """One registration on the PBX (`[[sip.accounts]]`)."""
 
@@ -303,6 +343,7 @@ class Settings(_Section):
     cdr: CdrSettings = CdrSettings()
     kpi: KpiSettings = KpiSettings()
     web: WebSettings = WebSettings()
+    mqtt: MqttSettings = MqttSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> "Settings":

@@ -10,6 +10,7 @@ import logging
 import threading
 from pathlib import Path
 
+from ..bus import Bus
 from .calls import CallStore
 
 log = logging.getLogger(__name__)
@@ -31,9 +32,10 @@ def result_files(calls_dir: Path, recent_only: bool = False) -> list[Path]:
 
 
 class Ingester:
-    def __init__(self, store: CallStore, calls_dir: Path) -> None:
+    def __init__(self, store: CallStore, calls_dir: Path, bus: Bus | None = None) -> None:
         self.store = store
         self.calls_dir = calls_dir
+        self.bus = bus
         calls_dir.mkdir(parents=True, exist_ok=True)
         self._seen: set[Path] = set()
         self._lock = threading.Lock()
@@ -69,7 +71,9 @@ class Ingester:
             if uid in self.store:
                 return 0
             self.store.add(result, str(path.relative_to(self.calls_dir)))
-            return 1
+        if self.bus is not None:        # every source's calls, once, after they are stored
+            self.bus.publish("call.stored", result=result)
+        return 1
 
     def run(self, stop: threading.Event, interval_s: float = 2.0) -> None:
         while not stop.is_set():

@@ -1,0 +1,131 @@
+"""What goes out over MQTT, and when: a summary and alerts per stored call, disk alerts as
+they happen, and on timers the device status, missed calls never called back, and KPI
+snapshots per manager, team and office."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+from ..bus import Bus, Event
+from ..config import Settings
+from ..kpi.periods import current
+from ..query import Queries
+from .messages import Topics, alert, box_id, call_alerts, call_summary, envelope
+from .outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+ALERTED_KEY = "mqtt.missed_alerted"
+
+
+class Feeds:
+    def __init__(self, settings: Settings, outbox: Outbox, queries: Queries, bus: Bus,
+                 status: Callable[[], dict[str, Any]]) -> None:
+        self.cfg = settings.mqtt
+        self.outbox = outbox
+        self.queries = queries
+        self.status = status
+        self.box = box_id(self.cfg)
+        self.topics = Topics.of(self.cfg)
+        self._registered: dict[str, bool] = {}
+        bus.subscribe("call.stored", self._on_call)
+        bus.subscribe("disk.", self._on_disk)
+        outbox.on_drop = lambda n, why: self.raise_alert(
+            "outbox_dropped", f"{n} unsent MQTT messages dropped (outbox {why} limit)",
+            "critical", dropped=n, reason=why)
+
+    # --- events ---
+    def raise_alert(self, kind: str, message: str, severity: str = "warning",
+                    ts: float | None = None, **detail: Any) -> None:
+        self.outbox.put(self.topics.alerts, alert(self.box, kind, message, severity, ts, **detail),
+                        qos=max(1, self.cfg.qos))
+
+    def _on_call(self, event: Event) -> None:
+        result = event.data["result"]
+        call = result.get("call", {})
+        ended = (call.get("started_at") or 0) + (result.get("duration_s") or 0)
+        if time.time() - ended > self.cfg.outbox_max_age_h * 3600:
+            return              # an old call found by reconciliation: not news
+        self.outbox.put(self.topics.calls, call_summary(self.box, result, self.cfg.transcripts),
+                        qos=self.cfg.qos)
+        for a in call_alerts(self.box, result, self.cfg.low_score):
+            self.outbox.put(self.topics.alerts, a, qos=max(1, self.cfg.qos))
+
+    def _on_disk(self, event: Event) -> None:
+        d = event.data
+        if event.topic == "disk.full":
+            self.raise_alert("disk_full", d.get("message", "disk full"), "critical", event.ts,
+                             free_mb=d.get("free_mb"))
+        elif event.topic == "disk.low":
+            self.raise_alert("disk_low", d.get("message", "disk low"), "warning", event.ts,
+                             free_percent=d.get("free_percent"))
+
+    # --- timers ---
+    def publish_status(self) -> None:
+        status = self.status()
+        for reg in status.get("registrations", []):
+            key = str(reg.get("account") or reg.get("uri") or reg.get("registrar"))
+            was = self._registered.get(key)
+            now = bool(reg.get("registered"))
+            if was and not now:
+                self.raise_alert("registration_lost", f"registration on the PBX lost ({key}): "
+                                 f"{reg.get('reason') or reg.get('status')}", "critical",
+                                 account=key, status=reg.get("status"))
+            self._registered[key] = now
+        self.outbox.put(self.topics.status, envelope(self.box, **status), qos=self.cfg.qos,
+                        retain=True)
+
+    def publish_missed(self, now: float | None = None) -> int:
+        """An alert per missed call whose callback window closed with no callback."""
+        now = time.time() if now is None else now
+        db = self.queries.db
+        seen = set((db.settings.get(ALERTED_KEY) or {}).get("groups", []))
+        new = []
+        today = current("day", now)
+        for day in (today.shifted(-2), today.shifted(-1), today):
+            for m in self.queries.missed(day.name, status="never", now=now):
+                if m["group"] in seen:
+                    continue
+                new.append(m["group"])
+                self.raise_alert("missed_not_called_back",
+                                 f"missed call from {m['client']} not called back",
+                                 "warning", m["start"], client=m["client"], rung=m["rung"],
+                                 group=m["group"])
+        if new:
+            keep = (list(seen) + new)[-5000:]
+            db.settings.put(ALERTED_KEY, {"groups": keep})
+        return len(new)
+
+    def publish_kpis(self, now: float | None = None) -> None:
+        """Retained snapshots: today's and this month's figures per manager, team, office."""
+        now = time.time() if now is None else now
+        day = self.queries.kpis(current("day", now), now)
+        month = self.queries.kpis(current("month", now), now)
+        for group, key in (("managers", "manager"), ("teams", "team")):
+            for name in sorted(set(day[group]) | set(month[group])):
+                self.outbox.put(self.topics.kpi(key, name), envelope(
+                    self.box, now, group=key, name=name, day=day["period"],
+                    month=month["period"], today=day[group].get(name),
+                    this_month=month[group].get(name)), qos=self.cfg.qos, retain=True)
+        self.outbox.put(self.topics.kpi("office"), envelope(
+            self.box, now, group="office", day=day["period"], month=month["period"],
+            today=day["office"], this_month=month["office"]), qos=self.cfg.qos, retain=True)
+
+    def run(self, stop: threading.Event) -> None:
+        next_status = next_kpi = 0.0
+        while not stop.is_set():
+            now = time.monotonic()
+            try:
+                if now >= next_status:
+                    self.publish_status()
+                    next_status = now + self.cfg.status_interval_s
+                if now >= next_kpi:
+                    self.publish_missed()
+                    self.publish_kpis()
+                    next_kpi = now + self.cfg.kpi_interval_s
+            except OSError as exc:          # a full disk: the outbox cannot grow
+                log.error("mqtt feed failed", extra={"reason": str(exc)})
+            stop.wait(max(0.2, min(next_status, next_kpi) - time.monotonic()))
