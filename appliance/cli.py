@@ -1,4 +1,4 @@
-"""Command line: `appliance run | analyze | models | config | token | cdr | kpis`."""
+"""Command line: `appliance run | analyze | models | config | token | cdr | kpis | fleet`."""
 
 from __future__ import annotations
 
@@ -166,6 +166,27 @@ def _cmd_kpis(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_fleet(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from .mqtt.fleet import Fleet
+
+    host, _, port = args.broker.partition(":")
+    fleet = Fleet(host, int(port or 1883), args.prefix or settings.mqtt.topic_prefix,
+                  args.username or "", args.password or "", args.ca_file)
+    fleet.start()
+    if not fleet.subscribed.wait(10):
+        print(f"appliance fleet: no answer from the broker at {args.broker}", file=sys.stderr)
+        fleet.stop()
+        return 3
+    time.sleep(args.seconds)            # retained snapshots arrive at once; live ones as sent
+    summary = fleet.summary("today" if args.today else "this_month")
+    fleet.stop()
+    json.dump(summary, sys.stdout, ensure_ascii=False, indent=1)
+    sys.stdout.write("\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="appliance", description=__doc__)
     parser.add_argument("--version", action="version", version=f"appliance {__version__}")
@@ -213,6 +234,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--view", default="figures",
                    choices=("figures", "compare", "flags", "missed", "clients"))
     p.set_defaults(func=_cmd_kpis)
+
+    p = sub.add_parser("fleet", help="central side: add up the KPIs many boxes publish on a broker")
+    p.add_argument("--broker", required=True, help="host[:port] of the central broker")
+    p.add_argument("--prefix", help="topic prefix (default: mqtt.topic_prefix)")
+    p.add_argument("--username")
+    p.add_argument("--password")
+    p.add_argument("--ca-file", help="CA certificates to verify the broker (TLS)")
+    p.add_argument("--seconds", type=float, default=3.0, help="listen this long, then print")
+    p.add_argument("--today", action="store_true", help="today's figures (default: this month)")
+    p.set_defaults(func=_cmd_fleet)
 
     p = sub.add_parser("config", help="print the effective settings")
     p.add_argument("--markdown", action="store_true", help="print the settings reference")

@@ -229,6 +229,8 @@ class MqttSettings(_Section):
     reconnect_max_s: int = Field(60, ge=1, le=3600, description="longest wait between reconnections")
     transcripts: bool = Field(False, description="include transcripts in call summaries (privacy: off)")
     low_score: float = Field(50.0, ge=0, le=100, description="a score below this raises an alert")
+    asr_queue_alert: int = Field(200, ge=1, le=100_000,
+                                 description="speech segments waiting for recognition that raise an alert")
     status_interval_s: float = Field(60.0, ge=1.0, le=3600.0,
                                      description="device status published this often")
     kpi_interval_s: float = Field(300.0, ge=1.0, le=86400.0, description="KPI snapshots published this often")

@@ -21,6 +21,7 @@ import soundfile as sf
 from appliance.config import Settings
 from appliance.sources.files import analyse_files
 from conftest import to_pcm, write_wav
+from mqttrig import Mosquitto, Subscriber
 from siprig import HOST, Box, Kamailio, free_port, start_src, wait_for
 from appliance.simulate.audiocheck import decode_pcap_alaw, windowed_correlation
 
@@ -43,10 +44,17 @@ user = "{USER}"
 expiry_s = 30
 retry_s = 3
 """)
+    broker = Mosquitto(work / "broker")           # the daemon publishes to a real broker
+    broker.start()
+    box.mqtt = Subscriber(broker.port, "appliance/e2e/#")
+    box.env = {"APPLIANCE_MQTT__HOST": "127.0.0.1", "APPLIANCE_MQTT__PORT": str(broker.port),
+               "APPLIANCE_MQTT__BOX_ID": "e2e", "APPLIANCE_MQTT__STATUS_INTERVAL_S": "1"}
     box.start()
     yield pbx, box
     rc = box.stop()
     pbx.stop()
+    box.mqtt.close()
+    broker.stop()
     log = box.log()
     assert rc == 0, log[-3000:]
     assert "Assertion" not in log and "Traceback" not in log, log[-3000:]
@@ -155,6 +163,17 @@ def test_the_daemon_serves_recorded_calls_and_pbx_records_on_its_http_api(rig):
     for rec in records[1:]:
         uid = rec["id"].removeprefix("e2e-")
         assert _api(box, "GET", f"/calls/{uid}", token)[1]["pbx"]["group"] == rec["id"]
+
+
+def test_the_daemon_publishes_call_summaries_and_status_over_mqtt(rig):
+    pbx, box = rig
+    uids = {r["call"]["extra"]["uid"] for r in box.results()}
+    assert wait_for(lambda: uids <= {p["uid"] for p in box.mqtt.payloads("appliance/e2e/calls")}, 20)
+    assert box.mqtt.wait(1, topic="appliance/e2e/availability")[0].payload == b"online"
+    assert wait_for(lambda: any(p["registered"] for p in box.mqtt.payloads("appliance/e2e/status")), 20)
+    status = box.mqtt.payloads("appliance/e2e/status")[-1]
+    assert status["v"] == 1 and status["registrations"][0]["registered"] is True
+    assert "free_percent" in status["disk"]
 
 
 def _day(call):

@@ -31,6 +31,7 @@ class Feeds:
         self.box = box_id(self.cfg)
         self.topics = Topics.of(self.cfg)
         self._registered: dict[str, bool] = {}
+        self._asr_behind = False
         bus.subscribe("call.stored", self._on_call)
         bus.subscribe("disk.", self._on_disk)
         outbox.on_drop = lambda n, why: self.raise_alert(
@@ -75,6 +76,12 @@ class Feeds:
                                  f"{reg.get('reason') or reg.get('status')}", "critical",
                                  account=key, status=reg.get("status"))
             self._registered[key] = now
+        behind = status.get("asr_queue", 0) >= self.cfg.asr_queue_alert
+        if behind and not self._asr_behind:
+            self.raise_alert("asr_behind", f"speech recognition falling behind: "
+                             f"{status['asr_queue']} segments waiting", "warning",
+                             queue=status["asr_queue"])
+        self._asr_behind = behind
         self.outbox.put(self.topics.status, envelope(self.box, **status), qos=self.cfg.qos,
                         retain=True)
 
@@ -114,7 +121,35 @@ class Feeds:
             self.box, now, group="office", day=day["period"], month=month["period"],
             today=day["office"], this_month=month["office"]), qos=self.cfg.qos, retain=True)
 
+    def publish_discovery(self) -> None:
+        """Home Assistant MQTT discovery: the device's sensors read the retained status."""
+        device = {"identifiers": [f"appliance_{self.box}"], "name": f"Call recorder {self.box}",
+                  "manufacturer": "call-appliance"}
+        sensors = {
+            "active_calls": ("Active calls", "{{ value_json.active_calls }}", None),
+            "asr_queue": ("Recognition queue", "{{ value_json.asr_queue }}", None),
+            "disk_free": ("Disk free", "{{ value_json.disk.free_percent }}", "%"),
+            "outbox": ("MQTT outbox", "{{ value_json.mqtt_outbox }}", None),
+        }
+        for key, (name, template, unit) in sensors.items():
+            config: dict[str, Any] = {
+                "name": name, "unique_id": f"appliance_{self.box}_{key}",
+                "state_topic": self.topics.status, "value_template": template,
+                "availability_topic": self.topics.availability, "device": device}
+            if unit:
+                config["unit_of_measurement"] = unit
+            self.outbox.put(f"{self.cfg.ha_prefix}/sensor/appliance_{self.box}/{key}/config",
+                            config, qos=1, retain=True)
+        self.outbox.put(f"{self.cfg.ha_prefix}/binary_sensor/appliance_{self.box}/registered/config",
+                        {"name": "Registered on the PBX", "unique_id": f"appliance_{self.box}_registered",
+                         "state_topic": self.topics.status, "device_class": "connectivity",
+                         "value_template": "{{ 'ON' if value_json.registered else 'OFF' }}",
+                         "availability_topic": self.topics.availability, "device": device},
+                        qos=1, retain=True)
+
     def run(self, stop: threading.Event) -> None:
+        if self.cfg.ha_discovery:
+            self.publish_discovery()
         next_status = next_kpi = 0.0
         while not stop.is_set():
             now = time.monotonic()

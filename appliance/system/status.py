@@ -14,7 +14,7 @@ def device_status(data_dir: Path, outbox: int | None = None) -> dict[str, Any]:
     """Registrations and active calls from the capture processes' state files, the disk,
     and the MQTT outbox length."""
     registrations: list[dict[str, Any]] = []
-    active = 0
+    active = asr_queue = 0
     for path in sorted((data_dir / "run").glob("sip*.json")):
         try:
             state = json.loads(path.read_text(encoding="utf-8"))
@@ -24,6 +24,7 @@ def device_status(data_dir: Path, outbox: int | None = None) -> dict[str, Any]:
             continue
         registrations += state.get("registrations", [])
         active += len(state.get("active_calls", []))
+        asr_queue += int(state.get("asr_queue", 0))
     try:
         disk = disk_state(data_dir).as_dict()
     except OSError:
@@ -31,7 +32,8 @@ def device_status(data_dir: Path, outbox: int | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"registrations": registrations,
                            "registered": all(r.get("registered") for r in registrations)
                            if registrations else None,
-                           "active_calls": active, "disk": disk, "at": time.time()}
+                           "active_calls": active, "asr_queue": asr_queue, "disk": disk,
+                           "at": time.time()}
     if outbox is not None:
         out["mqtt_outbox"] = outbox
     return out

@@ -375,8 +375,10 @@ class SipEndpoint:
     def state(self) -> dict[str, Any]:
         with self._lock:
             calls = [c.capture_info() for c in self.calls.values() if c.live is not None]
+        asr = self.stages.asr if self.stages is not None else None
         return {"registrations": [r.as_dict() for r in self.registrations],
                 "active_calls": calls, "calls_finalized": self.finished_results,
+                "asr_queue": asr.queue_length if asr is not None and asr.available else 0,
                 "updated_at": time.time()}
 
     def write_state(self, stopped: bool = False) -> None:
