@@ -66,6 +66,7 @@ class Publisher:
         client.will_set(self.topics.availability, "offline", qos=1, retain=True)
         client.reconnect_delay_set(1, cfg.reconnect_max_s)
         client.max_queued_messages_set(0)
+        client.max_inflight_messages_set(100)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -86,7 +87,8 @@ class Publisher:
             time.sleep(0.05)
         self._stop.set()
         self.outbox.ready.set()
-        self._thread.join(timeout=2)
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
         self._flush_acks()
         if self.connected.is_set():
             info = self.client.publish(self.topics.availability, "offline", qos=1, retain=True)
@@ -142,15 +144,19 @@ class Publisher:
             self.outbox.ack(acked)
 
     def _drain(self) -> None:
+        flushed = 0.0
         while not self._stop.is_set():
             self.outbox.ready.wait(ACK_BATCH_S)
-            self._flush_acks()
+            if time.monotonic() - flushed >= ACK_BATCH_S:
+                self._flush_acks()              # one durable write per batch of PUBACKs
+                flushed = time.monotonic()
             if not self.connected.is_set():
                 continue
             with self._lock:
                 room = WINDOW - len(self._inflight)
                 after = self._last_handed
             if room <= 0:
+                time.sleep(0.002)
                 continue
             batch = self.outbox.pending(after=after, limit=room)
             if not batch:

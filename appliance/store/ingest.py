@@ -75,7 +75,7 @@ class Ingester:
             self.bus.publish("call.stored", result=result)
         return 1
 
-    def run(self, stop: threading.Event, interval_s: float = 2.0) -> None:
+    def run(self, stop: threading.Event, interval_s: float = 1.0) -> None:
         while not stop.is_set():
             try:
                 self.scan(recent_only=True)
