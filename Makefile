@@ -37,6 +37,8 @@ bench: install-test
 	$(PY) bench/accuracy.py
 	$(PY) bench/speed.py
 	$(PY) bench/asr.py
+	$(PY) bench/store.py
+	$(PY) bench/mqtt.py
 
 clean:
 	rm -rf $(VENV) build appliance/native/*.so native/*.c

@@ -80,9 +80,10 @@ def _problem_call(uid="p1"):
     return r
 
 
-def test_call_summary_and_alerts_arrive_without_transcript(tmp_path, broker):
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_call_summary_and_alerts_arrive_without_transcript(tmp_path, broker, protocol):
     sub = Subscriber(broker.port, "appliance/box1/#")
-    box = make_box(tmp_path, broker.port)
+    box = make_box(tmp_path, broker.port, protocol=protocol)
     try:
         assert box.publisher.connected.wait(10)
         box.bus.publish("call.stored", result=_problem_call())
