@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import MqttSettings
+from ..store.records import call_record
 
 VERSION = 1
 ALERT_KINDS = ("profanity", "complaint", "low_score", "missed_not_called_back",
@@ -64,25 +65,14 @@ def envelope(box: str, ts: float | None = None, **body: Any) -> dict[str, Any]:
 def call_summary(box: str, result: dict[str, Any], transcripts: bool) -> dict[str, Any]:
     """What a central server needs of an ended call: never audio, the transcript only when
     ``mqtt.transcripts`` is on."""
+    rec = call_record(result)         # the same fields the store keeps
     call = result.get("call", {})
-    extra = call.get("extra", {})
-    parties = result.get("parties", {})
-    tags: dict[str, int] = {}
-    for t in result.get("tags", []):
-        tags[t["tag"]] = tags.get(t["tag"], 0) + 1
-    body: dict[str, Any] = {
-        "uid": extra.get("uid") or call.get("call_id"),
-        "source": call.get("source"), "started_at": call.get("started_at"),
-        "duration_s": result.get("duration_s"), "direction": call.get("direction"),
-        "agent": call.get("agent"), "client": call.get("client"),
-        "talk_share_agent": parties.get("agent", {}).get("talk_share"),
-        "interruptions": {p: parties.get(p, {}).get("interruptions_made", 0)
-                          for p in ("agent", "client")},
-        "dead_air_share": result.get("totals", {}).get("dead_air_share"),
-        "tags": tags, "score": (result.get("score") or {}).get("total"),
-        "asr": result.get("asr", {}).get("status"),
-        "end_reason": extra.get("end_reason"),
-    }
+    body: dict[str, Any] = {k: rec[k] for k in (
+        "uid", "source", "started_at", "duration_s", "direction", "agent", "client",
+        "talk_share_agent", "dead_air_share", "tags", "score", "asr")}
+    body["interruptions"] = {"agent": rec["interruptions_by_agent"],
+                             "client": rec["interruptions_by_client"]}
+    body["end_reason"] = call.get("extra", {}).get("end_reason")
     if transcripts:
         body["transcript"] = [{"party": s.get("party"), "start": s.get("start"),
                                "text": s.get("text")} for s in result.get("transcript", [])]
