@@ -109,11 +109,6 @@ def finish(t: Tally) -> dict[str, Any]:
     }
 
 
-def figures(calls: Iterable[PbxCall], records: Iterable[dict[str, Any]],
-            outcomes: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return finish(tally(calls, records, outcomes))
-
-
 def by_agent(calls: list[PbxCall], records: Iterable[dict[str, Any]],
              outcomes: dict[str, dict[str, Any]]) -> dict[str, Tally]:
     """One tally per agent, in one pass. A call belongs to the agent who answered or dialled

@@ -46,7 +46,6 @@ class _Durable:
         self.folder = folder
         self.compact_after = compact_after
         self.kind = kind
-        self.version = 0            # bumped by every write: lets readers cache derived data
         folder.mkdir(parents=True, exist_ok=True)
         self.snapshot_path = folder / "snapshot.json"
         self.journal = Journal(folder / "journal.log")
@@ -119,7 +118,6 @@ class _Durable:
         with self._lock:
             self.journal.append([{"op": "put", "id": i, "doc": d} for i, d in items])
             self._apply(items)
-            self.version += 1
             self._journaled += len(items)
             if self._journaled >= self.compact_after:
                 self._compact()
@@ -135,7 +133,6 @@ class _Durable:
             self.journal.append([{"op": "del", "id": i} for i in doc_ids])
             for i in doc_ids:
                 self._remove(i)
-            self.version += 1
             self._journaled += len(doc_ids)
 
     def _compact(self) -> None:
