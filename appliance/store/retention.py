@@ -35,11 +35,7 @@ class Report:
     audio_bytes: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
     calls_forgotten: int = 0
-    missing_audio: int = 0
     disk: dict[str, float] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def _day_of(path: Path, calls_dir: Path) -> float:
