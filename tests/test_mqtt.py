@@ -289,3 +289,23 @@ def test_fleet_adds_up_two_boxes(tmp_path, broker):
         for b in boxes:
             b.close()
         fleet.stop()
+
+
+def test_home_assistant_discovery_describes_the_sensors(tmp_path, broker):
+    box = make_box(tmp_path, broker.port, ha_discovery=True)
+    try:
+        box.feeds.publish_discovery()
+        box.feeds.publish_status()
+        time.sleep(1.0)
+        sub = Subscriber(broker.port, "homeassistant/#")
+        configs = {m.topic: json.loads(m.payload) for m in sub.wait(5, timeout=10)}
+        sub.close()
+        disk = configs["homeassistant/sensor/appliance_box1/disk_free/config"]
+        assert disk["state_topic"] == "appliance/box1/status"
+        assert disk["unit_of_measurement"] == "%" and "free_percent" in disk["value_template"]
+        assert disk["availability_topic"] == "appliance/box1/availability"
+        reg = configs["homeassistant/binary_sensor/appliance_box1/registered/config"]
+        assert reg["device_class"] == "connectivity"
+        assert len({c["unique_id"] for c in configs.values()}) == len(configs) == 5
+    finally:
+        box.close()
