@@ -105,3 +105,26 @@ def test_records_of_an_older_schema_are_upgraded_once_at_load(tmp_path):
     newer.close()
     with pytest.raises(ValueError, match="newer than this appliance"):
         CallStore(tmp_path).get("m1")
+
+
+def test_the_uid_index_snapshot_round_trips_in_both_layouts(tmp_path):
+    import json as _json
+
+    store = CallStore(tmp_path)
+    jan = time.mktime((2026, 1, 15, 10, 0, 0, 0, 0, -1))
+    store.add_many([_result(f"u{i}", jan + i * 86400 * 3) for i in range(40)])   # 5 months
+    store.index._compact()                       # columns on disk, empty journal
+    store.close()
+    snap = _json.loads((tmp_path / "store" / "index" / "snapshot.json").read_text())
+    assert set(snap) == {"months", "ids", "uids", "m"} and len(snap["uids"]) == 40
+    store = CallStore(tmp_path)
+    assert len(store) == 40 and store.get("u39")["uid"] == "u39"
+    assert store.index.where["u0"][0] == "2026-01"
+    store.close()
+    # an index written as one document per call (before the columns) still loads
+    old = {"docs": {str(i): {"uid": u, "month": store.index.where[u][0]}
+                    for i, u in store.index.by_id.items()}}
+    (tmp_path / "store" / "index" / "snapshot.json").write_text(_json.dumps(old))
+    store = CallStore(tmp_path)
+    assert len(store) == 40 and store.get("u7")["uid"] == "u7"
+    store.close()

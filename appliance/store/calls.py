@@ -57,6 +57,21 @@ class UidIndex(_Durable):
     def _items(self) -> Iterable[tuple[int, dict[str, Any]]]:
         return [(i, [u, self.where[u][0]]) for i, u in self.by_id.items()]
 
+    # Columns, not an object per call: parsing creates only the strings and numbers that
+    # stay in memory (month numbers are small cached ints), so the load leaves no holes.
+    def _encode_snapshot(self) -> dict[str, Any]:
+        months = sorted({m for m, _ in self.where.values()})
+        number = {m: n for n, m in enumerate(months)}
+        ids = list(self.by_id)
+        return {"months": months, "ids": ids, "uids": [self.by_id[i] for i in ids],
+                "m": [number[self.where[self.by_id[i]][0]] for i in ids]}
+
+    def _decode_snapshot(self, raw: Any) -> dict[Any, Any]:
+        if "docs" in raw:                      # written before the columns
+            return super()._decode_snapshot(raw)
+        months = [sys.intern(m) for m in raw["months"]]
+        return {i: (u, months[m]) for i, u, m in zip(raw["ids"], raw["uids"], raw["m"], strict=True)}
+
 
 class CallStore:
     """Call records under ``<data_dir>/store/calls/``."""

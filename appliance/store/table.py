@@ -72,8 +72,8 @@ class _Durable:
         docs: dict[int, dict[str, Any]] = {}
         if self.snapshot_path.exists():
             try:
-                raw = json.loads(self.snapshot_path.read_text(encoding="utf-8"))
-                docs = {self._key(k): v for k, v in raw["docs"].items()}
+                docs = self._decode_snapshot(
+                    json.loads(self.snapshot_path.read_text(encoding="utf-8")))
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 aside = self.snapshot_path.with_name(f"snapshot.corrupt-{int(time.time())}.json")
                 os.replace(self.snapshot_path, aside)
@@ -107,6 +107,12 @@ class _Durable:
     def _key(self, raw: Any) -> Any:
         return str(raw) if self.str_keys else int(raw)
 
+    def _decode_snapshot(self, raw: Any) -> dict[Any, Any]:
+        return {self._key(k): v for k, v in raw["docs"].items()}
+
+    def _encode_snapshot(self) -> dict[str, Any]:
+        return {"docs": {str(i): d for i, d in self._items()}}
+
     def put(self, doc_id: int, doc: dict[str, Any]) -> None:
         """Insert or replace a document; durable when this returns."""
         self.put_many([(doc_id, doc)])
@@ -139,8 +145,7 @@ class _Durable:
         """Rewrite the contents as a snapshot (atomic), then start an empty journal."""
         tmp = self.snapshot_path.with_name(".snapshot.json.tmp")
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"docs": {str(i): d for i, d in self._items()}}, fh, ensure_ascii=False,
-                      separators=(",", ":"))
+            json.dump(self._encode_snapshot(), fh, ensure_ascii=False, separators=(",", ":"))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.snapshot_path)
