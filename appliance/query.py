@@ -11,7 +11,6 @@ from collections import OrderedDict
 from typing import Any
 
 from .cdr.asterisk import read_master_csv
-from .store.monthly import months_between
 from .cdr.record import CdrError, Context, from_freeswitch, normalise
 from .config import Settings
 from .kpi.clients import client_lists
@@ -146,22 +145,19 @@ class Queries:
         """A page of the period's recorded calls, newest first, with the total count."""
         p = parse_period(period)
         hits = []
-        for month in months_between(p.start, p.end - 1):
-            for r in (self.db.calls.calls(month, agent) if agent else self.db.calls.records(month)):
-                t = r.get("started_at") or 0
-                if not p.start <= t < p.end:
-                    continue
-                if direction and r.get("direction") != direction:
-                    continue
-                if tag and tag not in (r.get("tags") or {}):
-                    continue
-                score = r.get("score")
-                if min_score is not None and (score is None or score < min_score):
-                    continue
-                if max_score is not None and (score is None or score > max_score):
-                    continue
-                hits.append(r)
-        hits.sort(key=lambda r: r.get("started_at") or 0, reverse=True)
+        for r in reversed(self.db.calls.between(p.start, p.end)):     # newest first
+            if agent and r.get("agent") != agent:
+                continue
+            if direction and r.get("direction") != direction:
+                continue
+            if tag and tag not in (r.get("tags") or {}):
+                continue
+            score = r.get("score")
+            if min_score is not None and (score is None or score < min_score):
+                continue
+            if max_score is not None and (score is None or score > max_score):
+                continue
+            hits.append(r)
         outcomes = self.db.outcomes.all()
         page = [{**r, "outcome": outcomes.get(r["uid"])} for r in hits[offset:offset + limit]]
         return {"total": len(hits), "offset": offset, "limit": limit, "calls": page}
