@@ -11,7 +11,8 @@ from ..cdr.store import CdrStore
 from .audit import AuditLog
 from .calls import CallStore
 from .outcomes import OutcomeStore
-from .table import DurableMap, DurableTable
+from .search import TranscriptIndex
+from .table import DurableMap
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +42,13 @@ class Database:
         self.calls = CallStore(data_dir)
         self.cdr = CdrStore(data_dir)
         self.outcomes = OutcomeStore(data_dir)
-        self.users = DurableTable(root / "users", kind="user")
+        self.users = DurableMap(root / "users", kind="user", str_keys=True)
         self.settings = DurableMap(root / "settings", kind="setting", str_keys=True)
         self.dictionaries = DurableMap(root / "dictionaries", kind="dictionary", str_keys=True)
         self.checklists = DurableMap(root / "checklists", kind="checklist", str_keys=True)
         self.outbox = DurableMap(root / "outbox", kind="outbox")
         self.audit = AuditLog(root / "audit")
+        self.search = TranscriptIndex(root / "transcripts.sqlite")
         for problem in self.problems:
             log.error("store problem", extra={"problem": problem})
 
@@ -62,4 +64,5 @@ class Database:
         for part in (self.calls, self.cdr, self.outcomes, self.users,
                      self.settings, self.dictionaries, self.checklists, self.outbox, self.audit):
             part.close()
+        self.search.close()
         self._lock_fh.close()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..bus import Bus
 from .calls import CallStore
+from .search import TranscriptIndex
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,10 @@ def result_files(calls_dir: Path, recent_only: bool = False) -> list[Path]:
 
 
 class Ingester:
-    def __init__(self, store: CallStore, calls_dir: Path, bus: Bus | None = None) -> None:
+    def __init__(self, store: CallStore, calls_dir: Path, bus: Bus | None = None,
+                 search: TranscriptIndex | None = None) -> None:
         self.store = store
+        self.search = search
         self.calls_dir = calls_dir
         self.bus = bus
         calls_dir.mkdir(parents=True, exist_ok=True)
@@ -71,11 +74,34 @@ class Ingester:
             if uid in self.store:
                 return 0
             self.store.add(result, str(path.relative_to(self.calls_dir)))
+            if self.search is not None:
+                self.search.add_result(uid, result)
         if self.bus is not None:        # every source's calls, once, after they are stored
             self.bus.publish("call.stored", result=result)
         return 1
 
+    def index_missing(self) -> int:
+        """Add stored calls the transcript index lacks (a new or rebuilt index)."""
+        if self.search is None:
+            return 0
+        indexed = self.search.uids()
+        added = 0
+        for month in self.store.months():
+            for rec in self.store.records(month):
+                if rec["uid"] in indexed or not rec.get("result_path"):
+                    continue
+                try:
+                    result = json.loads((self.calls_dir / rec["result_path"]).read_text("utf-8"))
+                except (OSError, ValueError):
+                    continue            # audio-only or pruned: nothing to search
+                self.search.add_result(rec["uid"], result)
+                added += 1
+        if added:
+            log.info("transcripts indexed", extra={"calls": added})
+        return added
+
     def run(self, stop: threading.Event, interval_s: float = 1.0) -> None:
+        self.index_missing()
         while not stop.is_set():
             try:
                 self.scan(recent_only=True)

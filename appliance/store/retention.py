@@ -154,6 +154,7 @@ class Retention:
                 if self.db.outcomes.get(uid):
                     self.db.outcomes.table.delete(uid)
             self.db.calls.forget(uids)
+            self.db.search.forget(uids)
             log.info("call data past retention removed", extra={"calls": len(uids)})
         old_month = month_of(cutoff)
         for month in self.db.cdr.months():
