@@ -69,10 +69,12 @@ def parse_checklist(text: str, source: str) -> Checklist:
 
 
 def load_checklist(name: str = "sales", user_dir: Path | None = None) -> Checklist:
-    """A user's checklist ``<user_dir>/<name>.toml`` if present, else the built-in one."""
-    if user_dir is not None and (user_dir / f"{name}.toml").is_file():
-        path = user_dir / f"{name}.toml"
-        return parse_checklist(path.read_text(encoding="utf-8"), str(path))
+    """A user's checklist ``<user_dir>/checklists/<name>.toml`` (or the older
+    ``<user_dir>/<name>.toml``) if present, else the built-in one."""
+    for path in ((user_dir / "checklists" / f"{name}.toml", user_dir / f"{name}.toml")
+                 if user_dir is not None else ()):
+        if path.is_file():
+            return parse_checklist(path.read_text(encoding="utf-8"), str(path))
     f = resources.files("appliance").joinpath("dictionaries", "checklists", f"{name}.toml")
     if not f.is_file():
         raise ChecklistError(f"no checklist named {name!r}")

@@ -125,6 +125,8 @@ def parse_dictionary(text: str, source: str, language: str) -> list[Entry]:
     name = data.get("dictionary")
     if not isinstance(name, str) or not name:
         raise DictionaryError(f"{source}: 'dictionary' (its name) is missing")
+    if data.get("enabled", True) is False:        # switched off in the panel
+        return []
     tag = data.get("tag", name)
     defaults = {"party": data.get("party", "any"), "severity": data.get("severity", 1),
                 "alert": data.get("alert", False)}
@@ -132,7 +134,12 @@ def parse_dictionary(text: str, source: str, language: str) -> list[Entry]:
         raise DictionaryError(f"{source}: language {language!r} is not one of {sorted(STEMMERS)}")
     stemmer = snowballstemmer.stemmer(STEMMERS[language])
     entries = []
-    for n, raw in enumerate(data.get("entries", []), 1):
+    raws = data.get("entries", [])
+    if not isinstance(raws, list):
+        raise DictionaryError(f"{source}: 'entries' must be a list of phrases")
+    for n, raw in enumerate(raws, 1):
+        if not isinstance(raw, (str, dict)):
+            raise DictionaryError(f"{source}: entry {n} must be a phrase or {{phrase = ...}}")
         item = {"phrase": raw} if isinstance(raw, str) else dict(raw)
         phrase = item.get("phrase")
         opts = {**defaults, **{k: v for k, v in item.items() if k != "phrase"}}
@@ -161,15 +168,23 @@ def parse_dictionary(text: str, source: str, language: str) -> list[Entry]:
 
 
 def load_tagger(language: str, user_dir: Path | None = None) -> Tagger:
-    """Built-in dictionaries for the language ('auto': Russian and English) plus the user's."""
+    """Built-in dictionaries for the language ('auto': Russian and English); the user's
+    ``<user_dir>/<lang>/<name>.toml`` replaces the built-in of that name or adds one, and
+    plain ``<user_dir>/*.toml`` files add dictionaries in the first language."""
     langs = ["ru", "en"] if language == "auto" else [language]
-    entries: list[Entry] = []
+    files: dict[tuple[str, str], tuple[str, str]] = {}
     root = resources.files("appliance").joinpath("dictionaries")
     for lang in langs:
-        for f in sorted(root.joinpath(lang).iterdir(), key=lambda p: p.name):
+        for f in root.joinpath(lang).iterdir():
             if f.name.endswith(".toml"):
-                entries += parse_dictionary(f.read_text(encoding="utf-8"), f"built-in {lang}/{f.name}", lang)
+                files[(lang, f.name[:-5])] = (f.read_text(encoding="utf-8"), f"built-in {lang}/{f.name}")
+        if user_dir is not None and (user_dir / lang).is_dir():
+            for p in (user_dir / lang).glob("*.toml"):
+                files[(lang, p.stem)] = (p.read_text(encoding="utf-8"), str(p))
     if user_dir is not None and user_dir.is_dir():
-        for f in sorted(user_dir.glob("*.toml")):
-            entries += parse_dictionary(f.read_text(encoding="utf-8"), str(f), langs[0])
+        for p in user_dir.glob("*.toml"):
+            files[(langs[0], f"/{p.stem}")] = (p.read_text(encoding="utf-8"), str(p))
+    entries: list[Entry] = []
+    for (lang, _), (text, source) in sorted(files.items()):
+        entries += parse_dictionary(text, source, lang)
     return Tagger(entries)

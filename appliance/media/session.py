@@ -11,6 +11,7 @@ import numpy as np
 
 from ..analysis.call_metrics import SCHEMA, conversation_metrics
 from ..analysis.dsp import CallStream
+from ..analysis.library import Library
 from ..analysis.scoring import Checklist, load_checklist, score_call
 from ..analysis.tagger import Tagger, load_tagger
 from ..asr.stage import AsrService, CallTranscriber
@@ -42,13 +43,33 @@ class Stages:
     asr: AsrService | None = None
     tagger: Tagger | None = None
     checklist: Checklist | None = None
+    library: Library | None = None          # where edited dictionaries and checklists live
+    language: str = "ru"
+    _signature: tuple[Any, ...] = ()
 
     @classmethod
     def load(cls, settings: Settings) -> "Stages":
-        user = settings.paths.data_dir / "dictionaries"
-        return cls(asr=AsrService(settings.asr),
-                   tagger=load_tagger(settings.asr.language, user),
-                   checklist=load_checklist("sales", user))
+        library = Library(settings.paths.data_dir / "dictionaries")
+        stages = cls(asr=AsrService(settings.asr), library=library, language=settings.asr.language)
+        stages.refresh()
+        return stages
+
+    def refresh(self) -> None:
+        """Reload dictionaries and the checklist when the panel changed them. A broken file
+        keeps the previous ones (the panel validates, so only a hand edit gets here)."""
+        if self.library is None:
+            return
+        signature = self.library.signature()
+        if signature == self._signature and self.tagger is not None:
+            return
+        try:
+            self.tagger = load_tagger(self.language, self.library.user_dir)
+            self.checklist = load_checklist("sales", self.library.user_dir)
+        except ValueError as exc:
+            log.error("dictionaries not reloaded", extra={"reason": str(exc)})
+            if self.tagger is None:
+                raise
+        self._signature = signature
 
     def close(self) -> None:
         if self.asr is not None:
@@ -109,6 +130,7 @@ class CallSession:
         if not self._finished:
             self._segments_closed(self.stream.finish())
             self._finished = True
+        self.stages.refresh()
         total = self.stream.frames
         result: dict[str, Any] = {"schema": SCHEMA, "call": asdict(self.meta)}
         result.update(conversation_metrics(self.stream.segments["agent"],
