@@ -1,4 +1,5 @@
-"""Typed settings: embedded defaults, a TOML file, then environment overrides.
+"""Typed settings: embedded defaults, a TOML file, the settings changed in the panel
+(``<data_dir>/panel-settings.json``), then environment overrides.
 
 Environment overrides are ``APPLIANCE_<SECTION>__<KEY>`` (double underscore between the
 section and the key), e.g. ``APPLIANCE_CONVERSATION__DEAD_AIR_MIN_S=5``. Every invalid value
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 ENV_PREFIX = "APPLIANCE_"
 CONFIG_ENV = "APPLIANCE_CONFIG"
+PANEL_FILE = "panel-settings.json"
 
 
 class ConfigError(ValueError):
@@ -201,12 +203,18 @@ class KpiSettings(_Section):
 
 
 class WebSettings(_Section):
-    """The local HTTP API (and, later, the panel)."""
+    """The web panel and the HTTP API."""
 
-    enabled: bool = Field(True, description="serve the HTTP API")
+    enabled: bool = Field(True, description="serve the panel and the HTTP API")
     bind_address: str = Field("127.0.0.1", description="address to listen on (loopback: this box only)")
     port: int = Field(8080, ge=1, le=65535, description="HTTP port")
     max_body_mb: float = Field(20.0, ge=0.1, le=1024.0, description="larger requests get 413")
+    threads: int = Field(8, ge=1, le=64, description="requests served at once")
+    session_hours: float = Field(12.0, ge=0.1, le=720.0, description="a panel login lasts this long")
+    secure_cookies: bool = Field(
+        False, description="always mark the session cookie Secure (it is anyway over HTTPS)")
+    trusted_proxy: str = Field(
+        "", description="address of a TLS reverse proxy whose X-Forwarded-Proto is believed")
 
 
 class MqttSettings(_Section):
@@ -420,12 +428,37 @@ def load_settings(path: str | os.PathLike[str] | None = None,
     env = _env_overrides(environ)
     try:
         settings = Settings.model_validate(_merge(data, env))
+        panel = panel_overrides(settings.paths.data_dir)
+        if panel:
+            source = f"{source} or {settings.paths.data_dir / PANEL_FILE}"
+            settings = Settings.model_validate(_merge(_merge(data, panel), env))
     except ValidationError as exc:
         where = source if not env else (f"{ENV_PREFIX}* environment" if source == "defaults"
                                         else f"{source} or {ENV_PREFIX}* environment")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(
             _describe(e, where) for e in exc.errors())) from None
     return settings
+
+
+def panel_overrides(data_dir: Path) -> dict[str, Any]:
+    """Settings saved from the panel: ``{section: {key: value}}``."""
+    path = data_dir / PANEL_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} is unreadable ({exc}); fix or delete it to drop the "
+                          "settings changed in the panel") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a JSON object; fix or delete it")
+    return data
+
+
+def env_keys(environ: Mapping[str, str] | None = None) -> set[str]:
+    """``section.key`` names fixed by the environment (the panel cannot change them)."""
+    env = _env_overrides(os.environ if environ is None else environ)
+    return {f"{section}.{key}" for section, keys in env.items() for key in keys}
 
 
 def _row(key: str, f: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections import deque
 from typing import Any
 
 # capture workers log into the same stream as the daemon: tag their lines
@@ -37,10 +38,28 @@ class KeyValueFormatter(logging.Formatter):
         return line
 
 
+class RecentLines(logging.Handler):
+    """The last lines logged, for the panel's system page (the journal keeps them all)."""
+
+    def __init__(self, size: int = 500) -> None:
+        super().__init__()
+        self.lines: deque[tuple[str, str]] = deque(maxlen=size)
+        self.setFormatter(KeyValueFormatter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append((record.levelname.lower(), self.format(record)))
+        except Exception:       # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
+RECENT = RecentLines()
+
+
 def setup_logging(level: str = "INFO") -> None:
-    """Route all appliance logs to stderr in key=value form."""
+    """Route all appliance logs to stderr in key=value form (and keep the recent ones)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(KeyValueFormatter())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [handler, RECENT]
     root.setLevel(level.upper())
