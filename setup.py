@@ -14,7 +14,8 @@ setup(
     # can still build its speech model.
     packages=find_packages(include=["appliance", "appliance.*"]) + ["appliance_models"],
     package_dir={"appliance_models": "models"},
-    package_data={"appliance": ["py.typed", "dictionaries/*/*.toml"],
+    package_data={"appliance": ["py.typed", "dictionaries/*/*.toml", "web/templates/*.html",
+                               "web/static/*"],
                   "appliance_models": ["manifest.toml"]},
     ext_modules=cythonize(
         extensions,

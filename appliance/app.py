@@ -6,6 +6,7 @@ import logging
 import signal
 import socket
 import threading
+from typing import Any, Callable
 
 from .bus import Bus
 from .config import Settings
@@ -41,7 +42,7 @@ def run(settings: Settings, stop: threading.Event | None = None,
 
     bus = Bus()
     try:
-        local = LocalData.open(settings, bus)
+        local = LocalData.open(settings, bus, model=stages.asr.info if stages.asr else None)
     except StoreBusy as exc:
         log.error("store busy", extra={"reason": str(exc)})
         stages.close()
@@ -103,25 +104,32 @@ class LocalData:
 
         self.settings = settings
         self.db = Database(settings.paths.data_dir)
-        self.ingester = Ingester(self.db.calls, settings.paths.calls, bus)
+        self.ingester = Ingester(self.db.calls, settings.paths.calls, bus, self.db.search)
         self.retention = Retention(settings, self.db, bus)
         self.queries = Queries(self.db, settings)
         self.web = None
-        self.publisher = self.feeds = None
+        self.publisher = self.feeds = self.outbox = None
         if settings.mqtt.host:
             from .mqtt.client import Publisher
             from .mqtt.feeds import Feeds
             from .mqtt.outbox import Outbox
-            from .system.status import device_status
 
             outbox = Outbox(self.db.outbox, settings.mqtt.outbox_max_messages,
                             settings.mqtt.outbox_max_age_h)
             self.publisher = Publisher(settings.mqtt, outbox)
-            self.feeds = Feeds(settings, outbox, self.queries, bus,
-                               lambda: device_status(settings.paths.data_dir, len(outbox)))
+            self.outbox = outbox
+            self.feeds = Feeds(settings, outbox, self.queries, bus, self.status)
+
+    def status(self) -> dict[str, Any]:
+        """Device status: registrations, calls, queues, disk, MQTT outbox."""
+        from .system.status import device_status
+
+        return device_status(self.settings.paths.data_dir,
+                             len(self.outbox) if self.outbox is not None else None)
 
     @classmethod
-    def open(cls, settings: Settings, bus: Bus) -> "LocalData":
+    def open(cls, settings: Settings, bus: Bus,
+             model: Callable[[], dict[str, Any]] | None = None) -> "LocalData":
         local = cls(settings, bus)
         if local.publisher is not None:
             local.publisher.start()
@@ -130,7 +138,8 @@ class LocalData:
             from .web.app import WebServer, create_app
 
             try:
-                local.web = WebServer(create_app(local.queries, settings), settings)
+                local.web = WebServer(create_app(local.queries, settings, local.status, model),
+                                      settings)
                 local.web.start()
             except OSError as exc:            # recording goes on without the API
                 log.error("http api not started", extra={

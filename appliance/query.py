@@ -4,10 +4,12 @@ MQTT all call this; none of them reads the store directly."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 from .cdr.asterisk import read_master_csv
@@ -51,6 +53,13 @@ class Queries:
         self._days: OrderedDict[Any, tuple[Any, Any]] = OrderedDict()
         self._periods: OrderedDict[Any, tuple[Any, Any]] = OrderedDict()
         self._lock = threading.RLock()       # kpis() builds on days, days on views
+
+    def settings_changed(self) -> None:
+        """Settings were changed in place (the panel): derived caches start afresh."""
+        with self._lock:
+            self.ctx = Context.from_settings(self.settings)
+            for cache in (self._views, self._days, self._periods):
+                cache.clear()
 
     # --- cached derived data ---
     def _cached(self, cache: OrderedDict[Any, tuple[Any, Any]], size: int, key: Any,
@@ -138,14 +147,23 @@ class Queries:
                             self.settings.kpi, now)
 
     # --- calls ---
-    def calls(self, period: str, agent: str | None = None, direction: str | None = None,
-              tag: str | None = None, min_score: float | None = None,
-              max_score: float | None = None, offset: int = 0,
+    def calls(self, period: str | tuple[float, float], agent: str | None = None,
+              direction: str | None = None, tag: str | None = None,
+              min_score: float | None = None, max_score: float | None = None,
+              text: str | None = None, party: str | None = None, offset: int = 0,
               limit: int = 50) -> dict[str, Any]:
-        """A page of the period's recorded calls, newest first, with the total count."""
-        p = parse_period(period)
+        """A page of recorded calls of a period (or a ``(start, end)`` range), newest first,
+        with the total count. ``text``: every word in the transcript (of ``party``)."""
+        if isinstance(period, tuple):
+            start, end = period
+        else:
+            p = parse_period(period)
+            start, end = p.start, p.end
+        found = self.db.search.search(text, party, start, end) if text else None
         hits = []
-        for r in reversed(self.db.calls.between(p.start, p.end)):     # newest first
+        for r in reversed(self.db.calls.between(start, end)):     # newest first
+            if found is not None and r["uid"] not in found:
+                continue
             if agent and r.get("agent") != agent:
                 continue
             if direction and r.get("direction") != direction:
@@ -162,6 +180,36 @@ class Queries:
         page = [{**r, "outcome": outcomes.get(r["uid"])} for r in hits[offset:offset + limit]]
         return {"total": len(hits), "offset": offset, "limit": limit, "calls": page}
 
+    def agents(self, start: float, end: float) -> list[str]:
+        """Managers with recorded calls in [start, end)."""
+        return sorted({r["agent"] for r in self.db.calls.between(start, end) if r.get("agent")})
+
+    def alerts(self, days: int = 2, now: float | None = None) -> list[dict[str, Any]]:
+        """Recent alerts derived from the store, newest first: alerting dictionary hits,
+        low checklist scores, missed calls never called back."""
+        now = time.time() if now is None else now
+        today = current("day", now)
+        out: list[dict[str, Any]] = []
+        for r in self.db.calls.between(today.shifted(1 - days).start, today.end):
+            who = {"uid": r["uid"], "agent": r.get("agent"), "client": r.get("client"),
+                   "at": r.get("started_at")}
+            tags = r.get("tags") or {}
+            if tags.get("profanity"):
+                out.append({"kind": "profanity", "severity": "critical",
+                            "count": tags["profanity"], **who})
+            if tags.get("complaints"):
+                out.append({"kind": "complaint", "severity": "warning",
+                            "count": tags["complaints"], **who})
+            score = r.get("score")
+            if score is not None and score < self.settings.mqtt.low_score:
+                out.append({"kind": "low_score", "severity": "warning", "score": score, **who})
+        for i in range(days):
+            for m in self.missed(today.shifted(-i).name, status="never", now=now):
+                out.append({"kind": "missed_not_called_back", "severity": "warning",
+                            "uid": None, "agent": ", ".join(m.get("rung") or []),
+                            "client": m.get("client"), "at": m.get("start")})
+        return sorted(out, key=lambda a: a.get("at") or 0, reverse=True)
+
     def call(self, uid: str) -> dict[str, Any]:
         """One recorded call: its record, outcome and PBX record if joined."""
         rec = self.db.calls.get(uid)
@@ -172,6 +220,31 @@ class Queries:
         pbx = next((c.as_dict() for c in self.view(day.start, day.end).calls
                     if c.call_uid == uid), None)
         return {**rec, "outcome": self.db.outcomes.get(uid), "pbx": pbx}
+
+    def audio_path(self, uid: str) -> Path | None:
+        """The call's recording on disk (None: none kept); never outside the calls folder."""
+        rec = self.db.calls.get(uid)
+        if rec is None:
+            raise NotFound(f"no call {uid[:80]!r}")
+        if not rec.get("recording") or not rec.get("result_path"):
+            return None
+        root = self.settings.paths.calls.resolve()
+        path = ((root / rec["result_path"]).parent / rec["recording"]).resolve()
+        return path if path.is_relative_to(root) and path.is_file() else None
+
+    def call_json(self, uid: str) -> dict[str, Any]:
+        """The full call JSON (segments, transcript, tags, score); {} when it is gone."""
+        rec = self.db.calls.get(uid)
+        if rec is None:
+            raise NotFound(f"no call {uid[:80]!r}")
+        root = self.settings.paths.calls.resolve()
+        path = (root / (rec.get("result_path") or "")).resolve()
+        if not rec.get("result_path") or not path.is_relative_to(root):
+            return {}
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
 
     # --- writes ---
     def post_outcome(self, uid: str, payload: Any, actor: str) -> dict[str, Any]:

@@ -1,7 +1,10 @@
-"""``/api/v1``: calls, KPIs, missed calls, client lists; PBX records and outcomes in.
+"""``/api/v1``: everything the panel shows (calls, KPIs, missed calls, alerts, system,
+dictionaries, checklists, settings, users), and PBX records and outcomes in. Described by
+``/api/v1/openapi.json``.
 
 Machine clients authenticate with ``Authorization: Bearer <token>`` (``appliance token
-create``). Every error is JSON: ``{"error": "what was wrong and what to do"}``.
+create``); the panel's own pages call it with their session cookie and CSRF header. Every
+error is JSON: ``{"error": "what was wrong and what to do"}``.
 """
 
 from __future__ import annotations
@@ -12,8 +15,13 @@ from typing import Any, Callable
 from flask import Blueprint, abort, current_app, g, jsonify, request
 
 from ..cdr.record import CdrError
+from ..analysis.library import LibraryError
 from ..query import NotFound, Queries
 from ..store.outcomes import OutcomeError
+from ..system import panel_settings
+from . import views
+from .auth import session_user
+from .users import UserError
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -28,23 +36,32 @@ def _error(status: int, message: str) -> Any:
     return jsonify(error=message), status
 
 
+def bearer() -> bool:
+    """The request carries a bearer token (machine client: no cookie, so no CSRF check)."""
+    return request.headers.get("Authorization", "")[:7].lower() == "bearer "
+
+
 def allow(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Require a valid token whose role is one of ``roles``."""
+    """Require a valid token, or a signed-in panel user, whose role is one of ``roles``."""
     def wrap(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
         def checked(*args: Any, **kwargs: Any) -> Any:
-            header = request.headers.get("Authorization", "")
-            scheme, _, token = header.partition(" ")
-            tokens = current_app.extensions["tokens"]
-            owner = tokens.check(token.strip()) if scheme.lower() == "bearer" else None
+            if bearer():
+                token = request.headers["Authorization"][7:].strip()
+                owner = current_app.extensions["tokens"].check(token)
+                actor = f"token:{owner['name']}" if owner else ""
+            else:
+                owner = session_user()
+                actor = owner["name"] if owner else ""
             if owner is None:
                 resp, status = _error(401, "missing or unknown API token: send "
-                                           "'Authorization: Bearer <token>' (appliance token create)")
+                                           "'Authorization: Bearer <token>' (appliance token create)"
+                                           " or sign in to the panel")
                 resp.headers["WWW-Authenticate"] = 'Bearer realm="appliance"'
                 return resp, status
             if owner["role"] not in roles:
                 return _error(403, f"role {owner['role']!r} may not do this")
-            g.actor = f"token:{owner['name']}"
+            g.actor = actor
             return view(*args, **kwargs)
         return checked
     return wrap
@@ -89,20 +106,27 @@ def _not_found(exc: NotFound) -> Any:
 @api.get("/calls")
 @allow(*READ)
 def calls() -> Any:
-    direction = request.args.get("direction") or None
-    if direction not in (None, "inbound", "outbound"):
-        abort(400, "direction: inbound or outbound")
-    return jsonify(_q().calls(
-        _period(), agent=request.args.get("agent") or None, direction=direction,
-        tag=request.args.get("tag") or None, min_score=_arg_float("min_score"),
-        max_score=_arg_float("max_score"), offset=_arg_int("offset", 0, 10**7),
-        limit=_arg_int("limit", 50, 500)))
+    """``period`` (day, week, month), or ``from``/``to`` dates (default: the last 30 days);
+    filters agent, direction, tag, min_score, max_score, q (transcript words), party."""
+    if request.args.get("period"):
+        f = views.call_filters({k: v for k, v in request.args.items() if k not in ("from", "to")})
+        f.pop("range")
+        return jsonify(_q().calls(_period(), offset=_arg_int("offset", 0, 10**7),
+                                  limit=_arg_int("limit", 50, 500), **f))
+    return jsonify(views.calls_page(_q(), request.args))
 
 
 @api.get("/calls/<uid>")
 @allow(*READ)
 def call(uid: str) -> Any:
     return jsonify(_q().call(uid))
+
+
+@api.get("/calls/<uid>/detail")
+@allow(*READ)
+def call_detail(uid: str) -> Any:
+    """Metrics, timeline, transcript and score as the call page shows them."""
+    return jsonify(views.call_detail(_q(), uid))
 
 
 @api.post("/calls/<uid>/outcome")
@@ -182,3 +206,145 @@ def missed() -> Any:
 @allow(*READ)
 def clients() -> Any:
     return jsonify(_q().clients())
+
+
+@api.get("/dashboard")
+@allow(*READ)
+def dashboard() -> Any:
+    return jsonify(views.dashboard(_q()))
+
+
+@api.get("/alerts")
+@allow(*READ)
+def alerts() -> Any:
+    return jsonify(alerts=_q().alerts(days=_arg_int("days", 2, 62)))
+
+
+@api.get("/system")
+@allow("admin", "supervisor", "integration")
+def system() -> Any:
+    from .admin import system_data
+    out = system_data()
+    out.pop("logs")
+    return jsonify(out)
+
+
+@api.get("/dictionaries")
+@allow(*READ)
+def dictionaries() -> Any:
+    return jsonify(dictionaries=_lib().dictionaries())
+
+
+@api.get("/dictionaries/<lang>/<name>")
+@allow(*READ)
+def dictionary(lang: str, name: str) -> Any:
+    try:
+        return jsonify(_lib().dictionary(lang, name))
+    except LibraryError as exc:
+        return _error(404, str(exc))
+
+
+@api.put("/dictionaries/<lang>/<name>")
+@allow("admin", "supervisor")
+def dictionary_put(lang: str, name: str) -> Any:
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        abort(400, 'send JSON such as {"party": "client", "severity": 2, "entries": ["..."]}')
+    try:
+        saved = _lib().save_dictionary(lang, name, payload)
+    except LibraryError as exc:
+        return _error(400, str(exc))
+    _audit("dictionary saved", f"{lang}/{name}", entries=len(saved["entries"]))
+    return jsonify(saved)
+
+
+@api.delete("/dictionaries/<lang>/<name>")
+@allow("admin", "supervisor")
+def dictionary_delete(lang: str, name: str) -> Any:
+    try:
+        _lib().reset_dictionary(lang, name)
+    except LibraryError as exc:
+        return _error(404, str(exc))
+    _audit("dictionary reset", f"{lang}/{name}")
+    return "", 204
+
+
+@api.get("/checklists")
+@allow(*READ)
+def checklists() -> Any:
+    return jsonify(checklists=_lib().checklists())
+
+
+@api.put("/checklists/<name>")
+@allow("admin", "supervisor")
+def checklist_put(name: str) -> Any:
+    text = request.get_data(as_text=True)
+    try:
+        saved = _lib().save_checklist(name, text)
+    except LibraryError as exc:
+        return _error(400, str(exc))
+    _audit("checklist saved", name, items=len(saved["items"]))
+    return jsonify(saved)
+
+
+@api.get("/settings")
+@allow("admin")
+def settings_get() -> Any:
+    from .admin import saved_settings
+    return jsonify(values=panel_settings.current_values(saved_settings()),
+                   live=list(panel_settings.LIVE), fixed=sorted(panel_settings.env_keys()))
+
+
+@api.patch("/settings")
+@allow("admin")
+def settings_patch() -> Any:
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        abort(400, 'send JSON such as {"retention": {"audio_days": 90}}')
+    from .admin import apply_settings
+    try:
+        restart = apply_settings(payload)
+    except panel_settings.SettingsError as exc:
+        return _error(400, str(exc))
+    _audit("settings changed", "", restart=restart)
+    return jsonify(restart_needed=restart)
+
+
+@api.get("/users")
+@allow("admin")
+def users_list() -> Any:
+    return jsonify(users=current_app.extensions["users"].all())
+
+
+@api.post("/users")
+@allow("admin")
+def users_create() -> Any:
+    payload = request.get_json(silent=True) or {}
+    try:
+        user = current_app.extensions["users"].create(str(payload.get("name", "")),
+                                                      str(payload.get("password", "")),
+                                                      str(payload.get("role", "")))
+    except UserError as exc:
+        return _error(400, str(exc))
+    _audit("user create", user["name"], role=user["role"])
+    return jsonify(user), 201
+
+
+@api.get("/audit")
+@allow("admin")
+def audit_list() -> Any:
+    return jsonify(entries=_q().db.audit.recent(_arg_int("limit", 100, 5000)))
+
+
+@api.get("/openapi.json")
+def openapi() -> Any:
+    from .openapi import document
+    return jsonify(document())
+
+
+def _lib() -> Any:
+    return current_app.extensions["library"]
+
+
+def _audit(action: str, target: str = "", **detail: Any) -> None:
+    _q().db.audit.record(g.actor, action, target, ip=request.remote_addr, **detail)

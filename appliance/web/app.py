@@ -4,34 +4,103 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from datetime import timedelta
+from typing import Any, Callable
 
-from flask import Flask, jsonify
+from flask import Flask, g, jsonify, render_template, request
+from flask.sessions import SecureCookieSessionInterface
+from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
 
+from ..analysis.library import Library
 from ..config import Settings
 from ..query import Queries
+from .i18n import LANGUAGES, gettext, pick_language
+from .throttle import LoginThrottle
 from .tokens import TokenFile
+from .users import SetupToken, Users, secret_key
 
 log = logging.getLogger(__name__)
 
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; "
+       "script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+       "frame-ancestors 'none'")
 
-def create_app(queries: Queries, settings: Settings) -> Flask:
-    """The WSGI app: ``/api/v1`` (token auth)."""
-    from .api import api
 
+class _Sessions(SecureCookieSessionInterface):
+    """The ``Secure`` flag whenever the panel is reached over HTTPS (directly or through a
+    TLS proxy that says so), or always with ``web.secure_cookies``."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+
+
+def create_app(queries: Queries, settings: Settings,
+               status: Callable[[], dict[str, Any]] | None = None,
+               model: Callable[[], dict[str, Any]] | None = None) -> Flask:
+    """The WSGI app: the panel (session login) and ``/api/v1`` (session or token)."""
+    from . import admin, api, auth, filters, pages
+
+    data_dir = settings.paths.data_dir
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = int(settings.web.max_body_mb * 2**20)
-    app.config["JSON_SORT_KEYS"] = False
-    app.extensions["queries"] = queries
-    app.extensions["tokens"] = TokenFile(settings.paths.data_dir)
-    app.register_blueprint(api)
+    app.config.update(
+        SECRET_KEY=secret_key(data_dir),
+        MAX_CONTENT_LENGTH=int(settings.web.max_body_mb * 2**20),
+        SESSION_COOKIE_NAME="appliance_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=settings.web.secure_cookies,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.web.session_hours),
+        WTF_CSRF_CHECK_DEFAULT=False,            # checked below, for cookie sessions only
+        WTF_CSRF_TIME_LIMIT=None,                # as long as the session
+        WTF_CSRF_HEADERS=["X-CSRFToken"],
+        JSON_SORT_KEYS=False)
+    app.session_interface = _Sessions()
+    csrf = CSRFProtect(app)
+    app.extensions.update(
+        queries=queries, settings=settings, tokens=TokenFile(data_dir),
+        users=Users(queries.db.users), setup=SetupToken(data_dir), throttle=LoginThrottle(),
+        library=Library(data_dir / "dictionaries"),
+        status=status or (lambda: {}), model=model or (lambda: {"status": "unknown"}))
+
+    @app.before_request
+    def _guard() -> None:
+        g.lang = pick_language()
+        # Every state change made with the session cookie, and the sign-in forms themselves
+        # (login CSRF); a request with neither is refused by the view (401), not here.
+        if request.method not in SAFE_METHODS and not api.bearer() and (
+                auth.session_user() is not None or request.blueprint == "auth"):
+            csrf.protect()
+
+    @app.after_request
+    def _headers(resp: Any) -> Any:
+        resp.headers.setdefault("Content-Security-Policy", CSP)
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["X-Frame-Options"] = "DENY"
+        resp.headers["Referrer-Policy"] = "same-origin"
+        if resp.mimetype in ("text/html", "application/json"):
+            resp.headers.setdefault("Cache-Control", "no-store")
+        return resp
+
+    @app.context_processor
+    def _template_helpers() -> dict[str, Any]:
+        return {"lang": g.get("lang", "ru"), "languages": LANGUAGES, "user": g.get("user")}
+
+    app.jinja_env.globals["_"] = gettext        # macros imported without context need it too
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
-        messages = {413: f"request body over {settings.web.max_body_mb} MB (web.max_body_mb)"}
-        return jsonify(error=messages.get(exc.code or 500, exc.description)), exc.code
+        code = exc.code or 500
+        messages = {413: f"request body over {settings.web.max_body_mb:g} MB (web.max_body_mb)"}
+        message = messages.get(code, exc.description or exc.name)
+        if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+            return jsonify(error=message), code
+        return render_template("error.html", code=code, message=message), code
 
+    filters.install(app)
+    for bp in (auth.bp, pages.bp, admin.bp, api.api):
+        app.register_blueprint(bp)
     return app
 
 
@@ -41,14 +110,28 @@ class WebServer:
     def __init__(self, app: Flask, settings: Settings) -> None:
         from waitress.server import create_server
 
+        proxy: dict[str, Any] = ({"trusted_proxy": settings.web.trusted_proxy,
+                                  "trusted_proxy_headers": {"x-forwarded-proto"}}
+                                 if settings.web.trusted_proxy else {})
         self.server = create_server(app, host=settings.web.bind_address, port=settings.web.port,
-                                    threads=4, ident="appliance")
+                                    threads=settings.web.threads, ident="appliance", **proxy)
         self.thread = threading.Thread(target=self.server.run, name="web", daemon=True)
+        self.app = app
+
+    @property
+    def url(self) -> str:
+        host = self.server.effective_host
+        host = f"[{host}]" if ":" in str(host) else host
+        return f"http://{host}:{self.server.effective_port}"
 
     def start(self) -> None:
         self.thread.start()
-        log.info("http api listening", extra={"url": f"http://{self.server.effective_host}:"
-                                                     f"{self.server.effective_port}/api/v1"})
+        log.info("web panel listening", extra={"url": self.url + "/"})
+        users = self.app.extensions["users"]
+        if len(users) == 0:          # first run: the one way in is the set-up link
+            token = self.app.extensions["setup"].ensure()
+            log.warning("first run: create the admin account",
+                        extra={"setup_url": f"{self.url}/setup?token={token}"})
 
     def stop(self) -> None:
         self.server.close()

@@ -1,0 +1,98 @@
+"""Pages for supervisors: dashboard, calls list, call detail with its recording."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, current_app, g, jsonify, render_template, request, send_file
+
+from ..query import NotFound, Queries
+from . import views
+from .auth import audit, login_required
+from .waveform import peaks
+
+bp = Blueprint("pages", __name__)
+AUDIO_TYPES = {".flac": "audio/flac", ".wav": "audio/wav", ".mp3": "audio/mpeg", ".ogg": "audio/ogg"}
+
+
+def _q() -> Queries:
+    return current_app.extensions["queries"]
+
+
+@bp.errorhandler(NotFound)
+def _not_found(exc: NotFound) -> Any:
+    return render_template("error.html", code=404, message=exc.args[0] if exc.args else ""), 404
+
+
+@bp.get("/")
+@login_required()
+def dashboard() -> Any:
+    return render_template("dashboard.html", d=views.dashboard(_q()))
+
+
+@bp.get("/calls")
+@login_required()
+def calls() -> Any:
+    page = views.calls_page(_q(), request.args)
+    start, end = views.call_filters(request.args)["range"]
+    tags = sorted({d["tag"] for d in current_app.extensions["library"].dictionaries()})
+    return render_template("calls.html", page=page, args=request.args,
+                           agents=_q().agents(start, end), tags=tags)
+
+
+@bp.get("/calls/<uid>")
+@login_required()
+def call(uid: str) -> Any:
+    detail = views.call_detail(_q(), uid)
+    return render_template("call.html", c=detail, uid=uid)
+
+
+@bp.get("/calls/<uid>/audio")
+@login_required()
+def audio(uid: str) -> Any:
+    """The recording, with HTTP Range (the player seeks without downloading it all)."""
+    path = _q().audio_path(uid)
+    if path is None:
+        abort(404, "no recording kept for this call")
+    download = request.args.get("download") == "1"
+    first = request.headers.get("Range", "bytes=0-").replace(" ", "").startswith("bytes=0-")
+    if download or first:       # one entry per playback or download, not per Range request
+        audit("download" if download else "listen", uid)
+    resp = send_file(path, mimetype=AUDIO_TYPES.get(path.suffix.lower(), "application/octet-stream"),
+                     conditional=True, as_attachment=download, download_name=f"{uid}{path.suffix}",
+                     max_age=0)
+    resp.headers["Cache-Control"] = "private, no-store"
+    return resp
+
+
+@bp.get("/calls/<uid>/waveform")
+@login_required()
+def waveform(uid: str) -> Any:
+    path = _q().audio_path(uid)
+    if path is None:
+        abort(404, "no recording kept for this call")
+    try:
+        return jsonify(peaks(path))
+    except RuntimeError as exc:
+        abort(422, str(exc))
+
+
+@bp.post("/calls/<uid>/outcome")
+@login_required("admin", "supervisor")
+def outcome(uid: str) -> Any:
+    from ..store.outcomes import OutcomeError
+
+    payload: dict[str, Any] = {"result": request.form.get("result", "")}
+    if request.form.get("amount"):
+        try:
+            payload["amount"] = float(request.form["amount"])
+        except ValueError:
+            abort(400, "amount: a number")
+    if request.form.get("note"):
+        payload["note"] = request.form["note"][:500]
+    try:
+        _q().post_outcome(uid, payload, g.user["name"])
+    except OutcomeError as exc:
+        abort(400, str(exc))
+    from flask import redirect, url_for
+    return redirect(url_for("pages.call", uid=uid))

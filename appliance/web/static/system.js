@@ -1,0 +1,20 @@
+// System page: the live figures, refreshed every 3 s from /api/v1/system.
+"use strict";
+(function () {
+  const set = (id, text) => { const el = document.getElementById(id); if (el) el.textContent = text; };
+  async function refresh() {
+    try {
+      const r = await fetch("/api/v1/system", { credentials: "same-origin" });
+      if (!r.ok) return;
+      const s = await r.json();
+      const st = s.status || {}, m = s.machine || {};
+      set("active_calls", st.active_calls ?? 0);
+      set("asr_queue", st.asr_queue ?? 0);
+      if (m.cpu_percent != null) set("cpu", m.cpu_percent.toFixed(1) + "%");
+      set("memory", `${m.memory_available_mb} / ${m.memory_total_mb} MB`);
+      if (st.disk && st.disk.free_mb != null) set("disk", `${Math.round(st.disk.free_mb)} MB`);
+    } catch (e) { /* the box is restarting: try again later */ }
+  }
+  setInterval(refresh, 3000);
+  refresh();
+})();

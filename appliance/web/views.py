@@ -1,0 +1,127 @@
+"""What the panel's pages show, as plain data: the pages render it, ``/api/v1`` returns it
+as JSON, so both always agree."""
+
+from __future__ import annotations
+
+import time
+from datetime import date, datetime
+from typing import Any, Mapping
+
+from werkzeug.exceptions import BadRequest
+
+from ..kpi.periods import current
+from ..query import Queries
+
+PAGE_SIZE = 50
+CALL_FILTERS = ("from", "to", "agent", "direction", "tag", "min_score", "max_score", "q", "party")
+
+
+def _day_start(text: str, name: str) -> float:
+    try:
+        return time.mktime(date.fromisoformat(text).timetuple())
+    except ValueError:
+        raise BadRequest(f"{name}: a date such as 2026-11-24") from None
+
+
+def _number(args: Mapping[str, str], name: str) -> float | None:
+    raw = args.get(name) or ""
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise BadRequest(f"{name}: {raw[:20]!r} is not a number") from None
+
+
+def _whole(args: Mapping[str, str], name: str, default: int, high: int) -> int:
+    raw = args.get(name) or ""
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) > high:
+        raise BadRequest(f"{name}: a whole number from 0 to {high}")
+    return int(raw)
+
+
+def call_filters(args: Mapping[str, str], now: float | None = None) -> dict[str, Any]:
+    """The calls list's filters from query arguments, checked; dates default to the last
+    30 days (``to`` inclusive)."""
+    now = time.time() if now is None else now
+    today = current("day", now)
+    start = _day_start(args["from"], "from") if args.get("from") else today.shifted(-29).start
+    end = current("day", _day_start(args["to"], "to") + 43200).end if args.get("to") else today.end
+    if end <= start:
+        raise BadRequest("to: must not be before from")
+    direction = args.get("direction") or None
+    if direction not in (None, "inbound", "outbound"):
+        raise BadRequest("direction: inbound or outbound")
+    party = args.get("party") or None
+    if party not in (None, "agent", "client"):
+        raise BadRequest("party: agent or client")
+    text = (args.get("q") or "").strip()[:200] or None
+    return {"range": (start, end), "agent": args.get("agent") or None, "direction": direction,
+            "tag": args.get("tag") or None, "min_score": _number(args, "min_score"),
+            "max_score": _number(args, "max_score"), "text": text, "party": party}
+
+
+def calls_page(q: Queries, args: Mapping[str, str]) -> dict[str, Any]:
+    f = call_filters(args)
+    limit = _whole(args, "limit", PAGE_SIZE, 500)
+    page = max(1, _whole(args, "page", 1, 10**6))
+    offset = _whole(args, "offset", (page - 1) * limit, 10**7)
+    start, end = f.pop("range")
+    out = q.calls((start, end), offset=offset, limit=limit, **f)
+    out["from"] = datetime.fromtimestamp(start).date().isoformat()
+    out["to"] = datetime.fromtimestamp(end - 1).date().isoformat()
+    out["page"] = offset // limit + 1
+    out["pages"] = max(1, -(-out["total"] // limit))
+    return out
+
+
+def timeline(result: dict[str, Any]) -> dict[str, Any]:
+    """Speech, overlaps, interruptions, silences and tags of a call, in seconds."""
+    return {"duration_s": result.get("duration_s", 0.0),
+            "segments": result.get("segments", []), "overlaps": result.get("overlaps", []),
+            "interruptions": result.get("interruptions", []),
+            "silences": result.get("silences", []),
+            "tags": [{k: t.get(k) for k in ("tag", "party", "at", "text", "severity", "alert")}
+                     for t in result.get("tags", [])]}
+
+
+def call_detail(q: Queries, uid: str) -> dict[str, Any]:
+    """A call's record, outcome, PBX record, metrics, timeline, transcript and score."""
+    rec = q.call(uid)
+    result = q.call_json(uid)
+    return {"call": rec, "parties": result.get("parties", {}), "totals": result.get("totals", {}),
+            "timeline": timeline(result), "transcript": result.get("transcript", []),
+            "score": result.get("score"), "asr": result.get("asr", {}),
+            "notes": result.get("call", {}).get("notes", []),
+            "audio": q.audio_path(uid) is not None}
+
+
+def dashboard(q: Queries, now: float | None = None) -> dict[str, Any]:
+    """Today's calls, missed calls never called back, recent alerts, this month's figures
+    per manager against last month, and the last 14 days' trend."""
+    now = time.time() if now is None else now
+    today = current("day", now)
+    month = current("month", now)
+    missed = [m for d in (today.shifted(-1), today)
+              for m in q.missed(d.name, status="never", now=now)]
+    trend = []
+    for i in range(13, -1, -1):
+        day = today.shifted(-i)
+        office = q.kpis(day, now)["office"]
+        trend.append({"day": day.name, "calls": office["calls_in"] + office["calls_out"],
+                      "recorded": office["recorded"], "missed": office["missed"]})
+    today_kpis = q.kpis(today, now)["office"]
+    compared = q.compare(month.name, now)
+    totals = {n: m["current"]["calls_in"] + m["current"]["calls_out"]
+              for n, m in compared["managers"].items()}
+    most = max(totals.values(), default=0) or 1
+    bars = [{"name": n, "calls": v, "share": v / most} for n, v in sorted(totals.items())]
+    return {"now": now, "today": today.name, "month": month.name,
+            "today_calls": q.calls(today.name, limit=10),
+            "today_figures": today_kpis,
+            "missed_never": sorted(missed, key=lambda m: m.get("start") or 0, reverse=True),
+            "alerts": q.alerts(days=2, now=now)[:20],
+            "compare": compared, "manager_bars": bars, "trend": trend,
+            "trend_max": max((t["calls"] for t in trend), default=0) or 1}
