@@ -84,9 +84,12 @@ class Ingester:
         """Add stored calls the transcript index lacks (a new or rebuilt index)."""
         if self.search is None:
             return 0
+        from .search import transcript_text
+
         indexed = self.search.uids()
         added = 0
         for month in self.store.months():
+            batch = []
             for rec in self.store.records(month):
                 if rec["uid"] in indexed or not rec.get("result_path"):
                     continue
@@ -94,8 +97,10 @@ class Ingester:
                     result = json.loads((self.calls_dir / rec["result_path"]).read_text("utf-8"))
                 except (OSError, ValueError):
                     continue            # audio-only or pruned: nothing to search
-                self.search.add_result(rec["uid"], result)
-                added += 1
+                batch.append((rec["uid"], float(rec.get("started_at") or 0.0),
+                              transcript_text(result)))
+            self.search.add_many(batch)
+            added += len(batch)
         if added:
             log.info("transcripts indexed", extra={"calls": added})
         return added

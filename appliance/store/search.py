@@ -58,18 +58,39 @@ class TranscriptIndex:
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        # calls: uid and time by rowid (indexed); transcripts: the words, same rowid
+        db.execute("CREATE TABLE IF NOT EXISTS calls(id INTEGER PRIMARY KEY, uid TEXT UNIQUE, "
+                   "started REAL)")
+        db.execute("CREATE INDEX IF NOT EXISTS calls_started ON calls(started)")
         db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS transcripts USING fts5("
-                   "uid UNINDEXED, started UNINDEXED, agent, client, "
-                   "tokenize='unicode61 remove_diacritics 2')")
+                   "agent, client, tokenize='unicode61 remove_diacritics 2')")
         db.execute("SELECT count(*) FROM transcripts").fetchone()
         return db
 
-    def add(self, uid: str, started: float, text: dict[str, str]) -> None:
+    def _remove(self, uid: str) -> None:
+        row = self._db.execute("SELECT id FROM calls WHERE uid = ?", (uid,)).fetchone()
+        if row is not None:
+            self._db.execute("DELETE FROM transcripts WHERE rowid = ?", row)
+            self._db.execute("DELETE FROM calls WHERE id = ?", row)
+
+    def add_many(self, items: Iterable[tuple[str, float, dict[str, str]]]) -> None:
+        """Index ``(uid, started, {agent, client})`` in one transaction (a uid again: replaced)."""
         with self._lock:
-            self._db.execute("DELETE FROM transcripts WHERE uid = ?", (uid,))
-            self._db.execute("INSERT INTO transcripts(uid, started, agent, client) "
-                             "VALUES (?, ?, ?, ?)",
-                             (uid, started, text.get("agent", ""), text.get("client", "")))
+            self._db.execute("BEGIN")
+            try:
+                for uid, started, text in items:
+                    self._remove(uid)
+                    cur = self._db.execute("INSERT INTO calls(uid, started) VALUES (?, ?)",
+                                           (uid, started))
+                    self._db.execute("INSERT INTO transcripts(rowid, agent, client) VALUES (?, ?, ?)",
+                                     (cur.lastrowid, text.get("agent", ""), text.get("client", "")))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def add(self, uid: str, started: float, text: dict[str, str]) -> None:
+        self.add_many([(uid, started, text)])
 
     def add_result(self, uid: str, result: dict[str, Any]) -> None:
         self.add(uid, float(result.get("call", {}).get("started_at") or 0.0),
@@ -78,12 +99,13 @@ class TranscriptIndex:
     def forget(self, uids: Iterable[str]) -> None:
         with self._lock:
             self._db.execute("BEGIN")
-            self._db.executemany("DELETE FROM transcripts WHERE uid = ?", ((u,) for u in uids))
+            for uid in uids:
+                self._remove(uid)
             self._db.execute("COMMIT")
 
     def uids(self) -> set[str]:
         with self._lock:
-            return {r[0] for r in self._db.execute("SELECT uid FROM transcripts")}
+            return {r[0] for r in self._db.execute("SELECT uid FROM calls")}
 
     def search(self, text: str, party: str | None = None, start: float | None = None,
                end: float | None = None, limit: int = 50_000) -> set[str] | None:
@@ -93,10 +115,11 @@ class TranscriptIndex:
             return None
         if party in ("agent", "client"):
             expr = f"{party} : ({expr})"
-        sql = "SELECT uid FROM transcripts WHERE transcripts MATCH ?"
+        sql = ("SELECT c.uid FROM transcripts JOIN calls c ON c.id = transcripts.rowid "
+               "WHERE transcripts MATCH ?")
         args: list[Any] = [expr]
         if start is not None and end is not None:
-            sql += " AND started >= ? AND started < ?"
+            sql += " AND c.started >= ? AND c.started < ?"
             args += [start, end]
         with self._lock:
             return {r[0] for r in self._db.execute(sql + " LIMIT ?", (*args, limit))}

@@ -127,8 +127,8 @@ class WebServer:
     def start(self) -> None:
         self.thread.start()
         log.info("web panel listening", extra={"url": self.url + "/"})
-        users = self.app.extensions["users"]
-        if len(users) == 0:          # first run: the one way in is the set-up link
+        users = self.app.extensions.get("users")
+        if users is not None and len(users) == 0:          # first run: the one way in is the set-up link
             token = self.app.extensions["setup"].ensure()
             log.warning("first run: create the admin account",
                         extra={"setup_url": f"{self.url}/setup?token={token}"})
