@@ -58,10 +58,9 @@ class TranscriptIndex:
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
-        # calls: uid and time by rowid (indexed); transcripts: the words, same rowid
-        db.execute("CREATE TABLE IF NOT EXISTS calls(id INTEGER PRIMARY KEY, uid TEXT UNIQUE, "
-                   "started REAL)")
-        db.execute("CREATE INDEX IF NOT EXISTS calls_started ON calls(started)")
+        # The rowid is the call's start in milliseconds (made unique), so a date range is a
+        # rowid range, which FTS5 seeks to: a search touches only that range's matches.
+        db.execute("CREATE TABLE IF NOT EXISTS calls(id INTEGER PRIMARY KEY, uid TEXT UNIQUE)")
         db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS transcripts USING fts5("
                    "agent, client, tokenize='unicode61 remove_diacritics 2')")
         db.execute("SELECT count(*) FROM transcripts").fetchone()
@@ -80,10 +79,12 @@ class TranscriptIndex:
             try:
                 for uid, started, text in items:
                     self._remove(uid)
-                    cur = self._db.execute("INSERT INTO calls(uid, started) VALUES (?, ?)",
-                                           (uid, started))
+                    rowid = int(started * 1000)
+                    while self._db.execute("SELECT 1 FROM calls WHERE id = ?", (rowid,)).fetchone():
+                        rowid += 1
+                    self._db.execute("INSERT INTO calls(id, uid) VALUES (?, ?)", (rowid, uid))
                     self._db.execute("INSERT INTO transcripts(rowid, agent, client) VALUES (?, ?, ?)",
-                                     (cur.lastrowid, text.get("agent", ""), text.get("client", "")))
+                                     (rowid, text.get("agent", ""), text.get("client", "")))
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -115,14 +116,14 @@ class TranscriptIndex:
             return None
         if party in ("agent", "client"):
             expr = f"{party} : ({expr})"
-        sql = ("SELECT c.uid FROM transcripts JOIN calls c ON c.id = transcripts.rowid "
-               "WHERE transcripts MATCH ?")
+        sql = "SELECT rowid FROM transcripts WHERE transcripts MATCH ?"
         args: list[Any] = [expr]
         if start is not None and end is not None:
-            sql += " AND c.started >= ? AND c.started < ?"
-            args += [start, end]
+            sql += " AND rowid >= ? AND rowid < ?"
+            args += [int(start * 1000), int(end * 1000)]
         with self._lock:
-            return {r[0] for r in self._db.execute(sql + " LIMIT ?", (*args, limit))}
+            return {r[0] for r in self._db.execute(
+                f"SELECT uid FROM calls WHERE id IN ({sql} LIMIT ?)", (*args, limit))}
 
     def close(self) -> None:
         with self._lock:
