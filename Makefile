@@ -39,6 +39,7 @@ bench: install-test
 	$(PY) bench/asr.py
 	$(PY) bench/store.py
 	$(PY) bench/mqtt.py
+	$(PY) bench/web.py
 
 clean:
 	rm -rf $(VENV) build appliance/native/*.so native/*.c

@@ -38,7 +38,8 @@ PASSWORD = "bench password 123"
 
 LOAD = r"""
 import http.client, json, random, sys, time, urllib.parse
-port, cookie, n, clients, paths = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5])
+port, cookie, paths = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[5])
+n, clients = int(sys.argv[3]), int(sys.argv[4])
 import threading
 out = {k: [] for k in paths}
 errors = []

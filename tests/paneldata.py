@@ -70,7 +70,8 @@ class Box:
         self.ingester = Ingester(self.db.calls, self.settings.paths.calls, None, self.db.search)
         self.app = create_app(self.queries, self.settings, status=lambda: {
             "registrations": [{"account": "sip:100@pbx", "registered": True, "status": "200 OK"}],
-            "registered": True, "active_calls": 1, "asr_queue": 0, "disk": {"free_mb": 1000.0}},
+            "registered": True, "active_calls": 1, "asr_queue": 0,
+            "disk": {"free_mb": 20480.0, "total_mb": 40960.0, "free_percent": 50.0}},
             model=lambda: {"status": "ok", "model": "test-model"})
         self.uids: list[str] = []
 

@@ -121,3 +121,14 @@ def test_supervisor_workflow_in_chromium(served, page):
     page.click("button[value=save]")
     assert "colour=red" in page.inner_text(".error")
     shot(page, "08-dictionary-invalid")
+
+    page.goto(f"{url}/system")
+    page.wait_for_function("document.getElementById('cpu').textContent.includes('%')")
+    assert page.inner_text("#active_calls") == "1" and "test-model" in page.content()
+    shot(page, "09-system")
+    page.goto(f"{url}/settings")
+    page.fill("input[name='retention.audio_days']", "120")
+    page.click("#settings-form button[type=submit]")
+    page.wait_for_selector(".flash")
+    assert box.settings.retention.audio_days == 120
+    shot(page, "10-settings-saved")

@@ -44,6 +44,16 @@ def _builtin(*parts: str) -> Any:
     return resources.files("appliance").joinpath("dictionaries", *parts)
 
 
+def _read(user: Path, builtin: Any, missing: str) -> tuple[str, str]:
+    """The user's copy if any (``edited``, or ``custom`` with no built-in), else the
+    built-in; raises LibraryError(``missing``) when neither exists."""
+    if user.is_file():
+        return user.read_text(encoding="utf-8"), "edited" if builtin.is_file() else "custom"
+    if builtin.is_file():
+        return builtin.read_text(encoding="utf-8"), "built-in"
+    raise LibraryError(missing)
+
+
 def parse_entry_lines(text: str, defaults: dict[str, Any]) -> list[Any]:
     """Editor lines to TOML entries: ``phrase`` or ``phrase | party=client severity=3
     alert=yes``; options equal to the dictionary's defaults are dropped."""
@@ -89,6 +99,7 @@ def entry_lines(entries: list[Any]) -> str:
 class Library:
     def __init__(self, user_dir: Path) -> None:
         self.user_dir = user_dir
+        self._listing: tuple[Any, list[dict[str, Any]]] = (None, [])
 
     # --- dictionaries ---
     def check_name(self, lang: str, name: str) -> None:
@@ -102,7 +113,10 @@ class Library:
 
     def dictionaries(self) -> list[dict[str, Any]]:
         """Every dictionary of every language: name, origin (built-in, edited, custom),
-        defaults and number of entries."""
+        defaults and number of entries (re-read only when a user file changed)."""
+        signature = self.signature()
+        if self._listing[0] == signature:
+            return self._listing[1]
         out = []
         for lang in STEMMERS:
             names = {f.name[:-5] for f in _builtin(lang).iterdir() if f.name.endswith(".toml")}
@@ -113,17 +127,12 @@ class Library:
                 out.append({k: d[k] for k in ("language", "name", "tag", "party", "severity",
                                               "alert", "enabled", "origin")}
                            | {"entries": len(d["entries"])})
+        self._listing = (signature, out)
         return out
 
     def dictionary(self, lang: str, name: str) -> dict[str, Any]:
-        user = self._dict_path(lang, name)
-        builtin = _builtin(lang, f"{name}.toml")
-        if user.is_file():
-            text, origin = user.read_text(encoding="utf-8"), "edited" if builtin.is_file() else "custom"
-        elif builtin.is_file():
-            text, origin = builtin.read_text(encoding="utf-8"), "built-in"
-        else:
-            raise LibraryError(f"no dictionary {lang}/{name}")
+        text, origin = _read(self._dict_path(lang, name), _builtin(lang, f"{name}.toml"),
+                             f"no dictionary {lang}/{name}")
         data = tomllib.loads(text)
         return {"language": lang, "name": name, "tag": data.get("tag", name),
                 "party": data.get("party", "any"), "severity": data.get("severity", 1),
@@ -195,14 +204,8 @@ class Library:
         return [self.checklist(n) for n in sorted(names)]
 
     def checklist(self, name: str) -> dict[str, Any]:
-        user = self._checklist_path(name)
-        builtin = _builtin("checklists", f"{name}.toml")
-        if user.is_file():
-            text, origin = user.read_text(encoding="utf-8"), "edited" if builtin.is_file() else "custom"
-        elif builtin.is_file():
-            text, origin = builtin.read_text(encoding="utf-8"), "built-in"
-        else:
-            raise LibraryError(f"no checklist {name}")
+        text, origin = _read(self._checklist_path(name), _builtin("checklists", f"{name}.toml"),
+                             f"no checklist {name}")
         parsed = parse_checklist(text, name)
         return {"name": name, "title": parsed.title, "origin": origin, "text": text,
                 "items": [dict(i) for i in parsed.items]}

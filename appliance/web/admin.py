@@ -192,6 +192,7 @@ def system_data() -> dict[str, Any]:
     ext = current_app.extensions
     return {"status": ext["status"](), "machine": system_metrics(), "model": ext["model"](),
             "store_problems": ext["queries"].db.problems,
+            "min_free_percent": ext["settings"].retention.min_free_percent,
             "logs": [{"level": lvl, "line": line} for lvl, line in list(RECENT.lines)[-200:]]}
 
 

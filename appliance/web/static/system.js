@@ -12,7 +12,9 @@
       set("asr_queue", st.asr_queue ?? 0);
       if (m.cpu_percent != null) set("cpu", m.cpu_percent.toFixed(1) + "%");
       set("memory", `${m.memory_available_mb} / ${m.memory_total_mb} MB`);
-      if (st.disk && st.disk.free_mb != null) set("disk", `${Math.round(st.disk.free_mb)} MB`);
+      if (st.disk && st.disk.free_mb != null) {
+        set("disk", `${(st.disk.free_mb / 1024).toFixed(1)} GB · ${Math.round(st.disk.free_percent)}%`);
+      }
     } catch (e) { /* the box is restarting: try again later */ }
   }
   setInterval(refresh, 3000);
