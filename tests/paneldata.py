@@ -71,6 +71,8 @@ class Box:
         self.app = create_app(self.queries, self.settings, status=lambda: {
             "registrations": [{"account": "sip:100@pbx", "registered": True, "status": "200 OK"}],
             "registered": True, "active_calls": 1, "asr_queue": 0,
+            "calls": [{"uid": "live-1", "source": "siprec", "agent": "103", "client": "79169990000",
+                       "seconds": 75}],
             "disk": {"free_mb": 20480.0, "total_mb": 40960.0, "free_percent": 50.0}},
             model=lambda: {"status": "ok", "model": "test-model"})
         self.uids: list[str] = []

@@ -419,3 +419,27 @@ def test_openapi_describes_every_api_route(admin, box):
     assert rules == set(doc["paths"]) and len(rules) >= 20
     assert {p["name"] for p in doc["paths"]["/api/v1/calls"]["get"]["parameters"]} >= {"q", "from", "to"}
     assert "patch" in doc["paths"]["/api/v1/settings"]
+
+
+def test_an_unreadable_recording_gets_a_clear_error_not_a_crash(box, admin):
+    rec = box.db.calls.get("c-polite")
+    path = box.settings.paths.calls / Path(rec["result_path"]).parent / rec["recording"]
+    path.write_bytes(b"fLaC" + b"\0" * 300)
+    resp = admin.get("/calls/c-polite/waveform", headers={"Accept": "application/json"})
+    assert resp.status_code == 422 and "recording unreadable" in resp.get_json()["error"]
+    assert admin.get("/calls/c-polite").status_code == 200      # the page still opens
+
+
+def test_device_status_lists_active_calls(tmp_path):
+    from appliance.system.status import device_status
+
+    run = tmp_path / "run"
+    run.mkdir()
+    call = {"uid": "u1", "source": "siprec", "agent": "101", "client": "7916",
+            "frames": {"0": 500, "1": 750}}
+    (run / "sip-0.json").write_text(json.dumps({"registrations": [], "asr_queue": 2,
+                                                "active_calls": [call]}))
+    status = device_status(tmp_path)
+    assert status["active_calls"] == 1 and status["asr_queue"] == 2
+    assert status["calls"] == [{"uid": "u1", "source": "siprec", "agent": "101", "client": "7916",
+                                "seconds": 15}]

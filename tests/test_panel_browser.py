@@ -125,6 +125,7 @@ def test_supervisor_workflow_in_chromium(served, page):
     page.goto(f"{url}/system")
     page.wait_for_function("document.getElementById('cpu').textContent.includes('%')")
     assert page.inner_text("#active_calls") == "1" and "test-model" in page.content()
+    assert "79169990000" in page.inner_text("#calls-now") and "1:15" in page.inner_text("#calls-now")
     shot(page, "09-system")
     page.goto(f"{url}/settings")
     page.fill("input[name='retention.audio_days']", "120")

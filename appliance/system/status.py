@@ -14,6 +14,7 @@ def device_status(data_dir: Path, outbox: int | None = None) -> dict[str, Any]:
     """Registrations and active calls from the capture processes' state files, the disk,
     and the MQTT outbox length."""
     registrations: list[dict[str, Any]] = []
+    calls: list[dict[str, Any]] = []
     active = asr_queue = 0
     for path in sorted((data_dir / "run").glob("sip*.json")):
         try:
@@ -24,6 +25,10 @@ def device_status(data_dir: Path, outbox: int | None = None) -> dict[str, Any]:
             continue
         registrations += state.get("registrations", [])
         active += len(state.get("active_calls", []))
+        for c in state.get("active_calls", []):
+            frames = max((c.get("frames") or {}).values(), default=0)
+            calls.append({k: c.get(k) for k in ("uid", "source", "agent", "client")}
+                         | {"seconds": round(frames * 0.02)})
         asr_queue += int(state.get("asr_queue", 0))
     try:
         disk = disk_state(data_dir).as_dict()
@@ -32,7 +37,8 @@ def device_status(data_dir: Path, outbox: int | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"registrations": registrations,
                            "registered": all(r.get("registered") for r in registrations)
                            if registrations else None,
-                           "active_calls": active, "asr_queue": asr_queue, "disk": disk,
+                           "active_calls": active, "calls": calls, "asr_queue": asr_queue,
+                           "disk": disk,
                            "at": time.time()}
     if outbox is not None:
         out["mqtt_outbox"] = outbox

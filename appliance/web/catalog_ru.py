@@ -114,7 +114,8 @@ RU: dict[str, str] = {
     "Speech model": "Модель распознавания", "Machine": "Устройство", "cores": "ядер", "load": "нагрузка",
     "appliance memory": "память приложения", "uptime": "время работы",
     "MQTT messages waiting": "сообщений MQTT в очереди", "Store problems": "Проблемы хранилища",
-    "Backup": "Резервная копия",
+    "Backup": "Резервная копия", "Active calls": "Звонки сейчас", "Source": "Источник",
+    "No calls in progress.": "Сейчас звонков нет.",
     "Settings changed here, dictionaries, checklists and users. Calls and recordings are backed up as the data directory.":
         "Настройки, изменённые здесь, словари, чек-листы и пользователи. Звонки и записи копируются вместе с каталогом данных.",
     "Export": "Выгрузить", "Restore": "Восстановить", "Recent log": "Последние записи журнала",

@@ -102,7 +102,7 @@
   }
   draw();
   if (box.dataset.waveform) {
-    fetch(box.dataset.waveform, { credentials: "same-origin" })
+    fetch(box.dataset.waveform, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then((r) => (r.ok ? r.json() : null))
       .then((w) => { if (w) { wave = w; canvas.dataset.loaded = "1"; draw(); } });
   }
