@@ -150,7 +150,7 @@ def test_viewer_reads_but_cannot_change_anything(box, admin):
 # --- pages ---
 def test_dashboard_shows_todays_calls_alerts_and_managers(admin):
     html = admin.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
-    assert "Recent alerts" in html and "complaint" in html and "low score" not in html
+    assert "Recent alerts" in html and "complaint" in html and "low score" in html
     assert "c-complaint" in html                         # the alert links the call
     data = admin.get("/api/v1/dashboard").get_json()
     assert data["today_figures"]["recorded"] == 3
@@ -396,6 +396,12 @@ def test_russian_and_english(box, admin):
     assert resp.headers["Location"].endswith("/calls")
     assert ">Calls<" in admin.get("/calls", headers={"Accept-Language": "ru"}).get_data(as_text=True)
     assert admin.get("/lang/en?next=//evil.example/").headers["Location"] == "/"
+    for lang in ("en", "ru"):                  # setting names are words, not keys, in both
+        admin.get(f"/lang/{lang}")
+        page = admin.get("/settings").get_data(as_text=True)
+        labels = (re.findall(r"<label>([^<]+)<input", page) + re.findall(r"<option[^>]*>([^<]+)<", page)
+                  + re.findall(r'checkbox"[^>]*> ([^<]+)</label>', page))
+        assert labels and not [x for x in labels if re.search(r"\w\.\w|lang_", x)], labels
 
 
 def test_every_panel_text_has_a_russian_translation():

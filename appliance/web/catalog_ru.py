@@ -1,4 +1,5 @@
-"""Russian text of the panel (keys: the English text used in templates and views)."""
+"""Russian text of the panel (keys: the English text used in templates and views), and the
+English text of the symbolic keys (setting names, language codes)."""
 
 RU: dict[str, str] = {
     # layout and navigation
@@ -128,4 +129,20 @@ RU: dict[str, str] = {
         "администратор: всё; руководитель: звонки, результаты, словари, чек-листы, система; наблюдатель: только просмотр.",
     "sign-ins, changes, who listened to which call": "входы, изменения, кто слушал какие звонки",
     "Who": "Кто", "Action": "Действие", "Object": "Объект", "Details": "Подробности",
+}
+
+EN: dict[str, str] = {
+    "lang_ru": "Russian", "lang_en": "English", "lang_auto": "detect per segment",
+    "sip.direct_calls": "Accept calls sent straight to the box's address",
+    "mqtt.host": "Broker address (empty: MQTT off)", "mqtt.port": "Port", "mqtt.protocol": "Protocol version",
+    "mqtt.tls": "TLS", "mqtt.username": "User name", "mqtt.password": "Password",
+    "mqtt.box_id": "This box's name in topics", "mqtt.topic_prefix": "Topic prefix",
+    "mqtt.transcripts": "Send transcripts", "mqtt.low_score": "Alert when a score is below",
+    "retention.audio_days": "Keep recordings, days", "retention.metadata_days": "Keep call data, days",
+    "retention.min_free_percent": "Keep at least this much disk free, %",
+    "retention.stop_recording_free_mb": "Stop recording below this free space, MB",
+    "cdr.callback_fast_min": "Fast callback, minutes", "cdr.callback_slow_h": "Callback window, hours",
+    "asr.enabled": "Recognise speech", "asr.language": "Speech language",
+    "follow_up": "follow up", "not_interested": "not interested", "low_score": "low score",
+    "missed_not_called_back": "missed, not called back",
 }

@@ -1,4 +1,5 @@
-"""The panel in Russian and English: English text is the key, ``RU`` its translation.
+"""The panel in Russian and English: English text is the key, ``RU`` its translation
+(symbolic keys, such as setting names, have their English text in ``EN``).
 
 The language is the ``lang`` cookie (set by the switch in the header), else the browser's
 preference, else Russian.
@@ -10,7 +11,7 @@ from typing import Any
 
 from flask import g, request
 
-from .catalog_ru import RU
+from .catalog_ru import EN, RU
 
 LANGUAGES = ("ru", "en")
 
@@ -25,5 +26,5 @@ def pick_language() -> str:
 def gettext(text: str, **values: Any) -> str:
     """``text`` in the request's language, with ``{name}`` fields filled in."""
     lang = g.get("lang", "ru") if g else "ru"
-    out = RU.get(text, text) if lang == "ru" else text
+    out = RU.get(text, text) if lang == "ru" else EN.get(text, text)
     return out.format(**values) if values else out
