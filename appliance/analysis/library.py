@@ -8,13 +8,13 @@ analysis picks changes up at its next call (``Stages.refresh``).
 from __future__ import annotations
 
 import json
-import os
 import re
 import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..system.atomic import write_text_atomic
 from .scoring import parse_checklist
 from .tagger import PARTIES, STEMMERS, parse_dictionary
 
@@ -32,12 +32,7 @@ def _toml_str(value: str) -> str:
 
 def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
 
 
 def _builtin(*parts: str) -> Any:

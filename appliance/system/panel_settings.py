@@ -4,13 +4,12 @@ otherwise at the next start."""
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 
 from pydantic import ValidationError
 
 from ..config import PANEL_FILE, Settings, _describe, _merge, env_keys, panel_overrides
+from .atomic import write_json_atomic
 
 # What the panel edits, by section. Sections in LIVE are read afresh by the running parts.
 EDITABLE: dict[str, tuple[str, ...]] = {
@@ -68,14 +67,7 @@ def change(settings: Settings, changes: dict[str, dict[str, Any]],
                if old_dump[s][k] != new_dump[s][k]]
     data_dir = settings.paths.data_dir
     kept = _merge(panel_overrides(data_dir), changes)
-    path = data_dir / PANEL_FILE
-    tmp = path.with_name(f".{PANEL_FILE}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(kept, fh, ensure_ascii=False, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_json_atomic(data_dir / PANEL_FILE, kept, mode=0o600)
     for section in LIVE:
         setattr(settings, section, getattr(new, section))
     if "mqtt.low_score" in changed:

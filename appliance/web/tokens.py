@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 import secrets
 import time
 from pathlib import Path
@@ -53,8 +52,7 @@ class TokenFile:
             self._stamp = None
             tokens = dict(self._read())
             out = change(tokens)
-            write_json_atomic(self.path, {"tokens": tokens})
-            os.chmod(self.path, 0o600)
+            write_json_atomic(self.path, {"tokens": tokens}, mode=0o600)
         return out
 
     def create(self, name: str, role: str) -> str:

@@ -7,7 +7,6 @@ There is no default account: the first admin is created through the one-time set
 from __future__ import annotations
 
 import hmac
-import os
 import re
 import secrets
 import time
@@ -17,6 +16,7 @@ from typing import Any
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..store.migrations import CURRENT
+from ..system.atomic import write_text_atomic
 from ..store.table import DurableMap
 
 ROLES = ("admin", "supervisor", "viewer")
@@ -130,9 +130,7 @@ class SetupToken:
             pass
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         token = secrets.token_urlsafe(24)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(token + "\n")
+        write_text_atomic(self.path, token + "\n", mode=0o600)
         return token
 
     def matches(self, given: str) -> bool:
@@ -157,7 +155,5 @@ def secret_key(data_dir: Path) -> bytes:
         pass
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key)
+    write_text_atomic(path, key, mode=0o600)
     return key
