@@ -68,6 +68,8 @@ def test_login_failures_are_rate_limited_and_audited(box, admin):
     assert resp.status_code == 429 and int(resp.headers["Retry-After"]) >= 1
     actions = [e["action"] for e in box.db.audit.recent(50)]
     assert "login failed" in actions and "login refused" in actions and "setup" in actions
+    assert login(admin, "admin", "wrong again").status_code == 429     # signed in, tries again
+    assert box.db.audit.recent(1)[0]["action"] == "login refused"
 
 
 def test_session_cookie_flags(box):

@@ -23,7 +23,8 @@ def users() -> Users:
 
 
 def audit(action: str, target: str = "", **detail: Any) -> None:
-    actor = g.user["name"] if g.get("user") else detail.pop("actor", "anonymous")
+    claimed = detail.pop("actor", "anonymous")          # a name typed at sign-in
+    actor = g.user["name"] if g.get("user") else claimed
     current_app.extensions["queries"].db.audit.record(actor, action, target, ip=request.remote_addr,
                                                       **detail)
 
