@@ -195,6 +195,14 @@ def test_call_page_timeline_transcript_checklist_and_waveform(admin):
     agent, client = wave["agent"], wave["client"]
     assert max(agent[100:300]) > 100 and max(client[100:300]) == 0    # 1.2-3.6 s: agent only
     assert max(client[350:600]) > 100 and max(agent[350:600]) == 0    # 4.2-7.2 s: client only
+    token = csrf(admin.get("/calls/c-complaint"))
+    bad = admin.post("/calls/c-complaint/outcome", data={"csrf_token": token, "result": "maybe"})
+    assert bad.status_code == 400
+    ok = admin.post("/calls/c-complaint/outcome", data={"csrf_token": token, "result": "won",
+                                                         "amount": "1500", "note": "<b>x</b>"})
+    assert ok.status_code == 302
+    assert admin.get("/api/v1/calls/c-complaint").get_json()["outcome"]["amount"] == 1500
+    assert "&lt;b&gt;x&lt;/b&gt;" in admin.get("/calls/c-complaint").get_data(as_text=True)
 
 
 def test_audio_streams_with_range_and_each_listen_is_audited(box, admin):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, g, jsonify, render_template, request, send_file
+from flask import (Blueprint, abort, current_app, g, jsonify, redirect, render_template, request,
+                   send_file, url_for)
 
 from ..query import NotFound, Queries
+from ..store.outcomes import OutcomeError
 from . import views
 from .auth import audit, login_required
 from .waveform import peaks
@@ -80,8 +82,6 @@ def waveform(uid: str) -> Any:
 @bp.post("/calls/<uid>/outcome")
 @login_required("admin", "supervisor")
 def outcome(uid: str) -> Any:
-    from ..store.outcomes import OutcomeError
-
     payload: dict[str, Any] = {"result": request.form.get("result", "")}
     if request.form.get("amount"):
         try:
@@ -94,5 +94,4 @@ def outcome(uid: str) -> Any:
         _q().post_outcome(uid, payload, g.user["name"])
     except OutcomeError as exc:
         abort(400, str(exc))
-    from flask import redirect, url_for
     return redirect(url_for("pages.call", uid=uid))
