@@ -108,6 +108,7 @@ class LocalData:
         self.retention = Retention(settings, self.db, bus)
         self.queries = Queries(self.db, settings)
         self.web = None
+        self.model: Callable[[], dict[str, Any]] = lambda: {"status": "unknown"}
         self.publisher = self.feeds = self.outbox = None
         if settings.mqtt.host:
             from .mqtt.client import Publisher
@@ -127,10 +128,37 @@ class LocalData:
         return device_status(self.settings.paths.data_dir,
                              len(self.outbox) if self.outbox is not None else None)
 
+    def daemon_state(self) -> dict[str, Any]:
+        """What only the daemon knows, for ``/healthz`` and ``appliance status``."""
+        cfg = self.settings.mqtt
+        mqtt = {"enabled": bool(cfg.host), "host": cfg.host, "port": cfg.port,
+                "connected": self.publisher is not None and self.publisher.connected.is_set(),
+                "outbox": len(self.outbox) if self.outbox is not None else 0}
+        return {"mqtt": mqtt, "model": self.model(),
+                "web": self.web.url + "/" if self.web is not None else None}
+
+    def health(self) -> dict[str, Any]:
+        from .system.health import health
+
+        return health(self.settings, self.status(), self.daemon_state())
+
+    def report_state(self, stop: threading.Event, interval_s: float = 5.0) -> None:
+        """Keep ``run/daemon.json`` fresh (a stale file means the daemon is gone)."""
+        from .system.health import write_daemon_state
+
+        while not stop.is_set():
+            try:
+                write_daemon_state(self.settings.paths.data_dir, self.daemon_state())
+            except OSError as exc:
+                log.error("daemon state not written", extra={"reason": str(exc)})
+            stop.wait(interval_s)
+
     @classmethod
     def open(cls, settings: Settings, bus: Bus,
              model: Callable[[], dict[str, Any]] | None = None) -> "LocalData":
         local = cls(settings, bus)
+        if model is not None:
+            local.model = model
         if local.publisher is not None:
             local.publisher.start()
         local.ingester.scan()                 # reconcile the store with the calls on disk
@@ -138,8 +166,8 @@ class LocalData:
             from .web.app import WebServer, create_app
 
             try:
-                local.web = WebServer(create_app(local.queries, settings, local.status, model),
-                                      settings)
+                local.web = WebServer(create_app(local.queries, settings, local.status, model,
+                                                 health=local.health), settings)
                 local.web.start()
             except OSError as exc:            # recording goes on without the API
                 log.error("http api not started", extra={
@@ -152,6 +180,8 @@ class LocalData:
         out = [threading.Thread(target=self.ingester.run, args=(stop,), name="store-ingest",
                                 daemon=True),
                threading.Thread(target=self.retention.serve, args=(stop,), name="retention",
+                                daemon=True),
+               threading.Thread(target=self.report_state, args=(stop,), name="daemon-state",
                                 daemon=True)]
         if self.feeds is not None:
             out.append(threading.Thread(target=self.feeds.run, args=(stop,), name="mqtt-feeds",
@@ -164,6 +194,7 @@ class LocalData:
         self.ingester.scan(recent_only=True)     # calls finalized while stopping
         if self.publisher is not None:
             self.publisher.stop()
+        (self.settings.paths.data_dir / "run" / "daemon.json").unlink(missing_ok=True)
         self.db.close()
 
 

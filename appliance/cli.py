@@ -166,6 +166,24 @@ def _cmd_kpis(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit 0: healthy; 1: running with a failed check; 3: not running."""
+    from .system.health import box_health
+
+    out = box_health(settings)
+    if args.json:
+        json.dump(out, sys.stdout, ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+    elif not out["running"]:
+        print(f"appliance is not running (no fresh {settings.paths.data_dir}/run/daemon.json)")
+    else:
+        print(f"appliance {'healthy' if out['ok'] else 'NOT HEALTHY'} (pid {out['pid']}, "
+              f"panel {out.get('web') or 'off'})")
+        for name, check in out["checks"].items():
+            print(f"  {name:<13}{'ok  ' if check['ok'] else 'FAIL'}  {check['detail']}")
+    return 3 if not out["running"] else 0 if out["ok"] else 1
+
+
 def _cmd_fleet(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
@@ -198,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sip-worker", type=int, help=argparse.SUPPRESS)     # started by the daemon
     p.add_argument("--sip-workers", type=int, default=1, help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("status", help="is the running appliance healthy: registration, broker, "
+                       "disk, recognition queue, model (exit 0 healthy, 1 not, 3 not running)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_status)
 
     p = sub.add_parser("analyze", help="analyse a recorded call: one stereo file or two mono "
                        "files (agent, client)")

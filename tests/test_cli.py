@@ -96,6 +96,11 @@ def test_run_analyses_recordings_dropped_into_the_inbox(call_wav, tmp_path):
         assert r["segments"] and (data / "calls" / "call.wav").exists()
         assert "not a readable WAV or FLAC" in failed.read_text()
         assert (inbox / "failed" / "broken.wav").exists()      # nothing is deleted
+        status = subprocess.run(CLI + ["status", "--json"], env=dict(os.environ, **env),
+                                capture_output=True, text=True, timeout=60)
+        health = json.loads(status.stdout)
+        assert status.returncode == 0 and health["running"] and health["ok"], status.stdout
+        assert health["pid"] == proc.pid and "disabled" in health["checks"]["model"]["detail"]
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)

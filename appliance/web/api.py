@@ -336,6 +336,14 @@ def audit_list() -> Any:
     return jsonify(entries=_q().db.audit.recent(_arg_int("limit", 100, 5000)))
 
 
+@api.get("/health")
+@allow(*READ)
+def health_detail() -> Any:
+    """Registration, broker, disk, recognition queue and model, each with a detail line."""
+    out = current_app.extensions["health"]()
+    return jsonify(out), 200 if out["ok"] else 503
+
+
 @api.get("/openapi.json")
 def openapi() -> Any:
     from .openapi import document

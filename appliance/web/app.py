@@ -38,7 +38,8 @@ class _Sessions(SecureCookieSessionInterface):
 
 def create_app(queries: Queries, settings: Settings,
                status: Callable[[], dict[str, Any]] | None = None,
-               model: Callable[[], dict[str, Any]] | None = None) -> Flask:
+               model: Callable[[], dict[str, Any]] | None = None,
+               health: Callable[[], dict[str, Any]] | None = None) -> Flask:
     """The WSGI app: the panel (session login) and ``/api/v1`` (session or token)."""
     from . import admin, api, auth, filters, pages
 
@@ -63,6 +64,7 @@ def create_app(queries: Queries, settings: Settings,
         users=Users(queries.db.users), setup=SetupToken(data_dir), throttle=LoginThrottle(),
         library=Library(data_dir / "dictionaries"),
         status=status or (lambda: {}), model=model or (lambda: {"status": "unknown"}))
+    app.extensions["health"] = health or (lambda: _health(app))
 
     @app.before_request
     def _guard() -> None:
@@ -102,6 +104,13 @@ def create_app(queries: Queries, settings: Settings,
     for bp in (auth.bp, pages.bp, admin.bp, api.api):
         app.register_blueprint(bp)
     return app
+
+
+def _health(app: Flask) -> dict[str, Any]:
+    from ..system.health import health
+
+    ext = app.extensions
+    return health(ext["settings"], ext["status"](), {"model": ext["model"]()})
 
 
 class WebServer:

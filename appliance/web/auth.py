@@ -138,6 +138,15 @@ def setup() -> Any:
     return redirect(url_for("pages.dashboard"))
 
 
+@bp.get("/healthz")
+def healthz() -> Any:
+    """For the watchdog, the update check and load balancers: 200 when every check passes,
+    503 otherwise; which checks failed, without details (those are at /api/v1/health)."""
+    out = current_app.extensions["health"]()
+    body = {"ok": out["ok"], "checks": {k: c["ok"] for k, c in out["checks"].items()}}
+    return body, 200 if out["ok"] else 503
+
+
 @bp.get("/lang/<code>")
 def language(code: str) -> Any:
     if code not in LANGUAGES:

@@ -1,0 +1,94 @@
+"""Is the box doing its job? Registration, broker, disk, recognition queue and model, each
+checked against the settings. Served as ``/healthz``, printed by ``appliance status``, and
+read by the watchdog and the update health check.
+
+The daemon writes what only it knows (MQTT connection, model, web address) to
+``<data_dir>/run/daemon.json`` every few seconds; the capture processes write their own state
+beside it, so a separate ``appliance status`` process sees the same picture as ``/healthz``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings
+from .atomic import write_json_atomic
+from .status import device_status
+
+STATE_FILE = "daemon.json"
+STALE_S = 30.0
+
+
+def write_daemon_state(data_dir: Path, state: dict[str, Any]) -> None:
+    run = data_dir / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(run / STATE_FILE, {**state, "pid": os.getpid(), "updated_at": time.time()})
+
+
+def daemon_state(data_dir: Path, now: float | None = None) -> dict[str, Any] | None:
+    """The running daemon's last state, or None when it is not running (no file, a stale
+    one, or its process gone)."""
+    import json
+
+    now = time.time() if now is None else now
+    try:
+        state = json.loads((data_dir / "run" / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if now - float(state.get("updated_at", 0)) > STALE_S:
+        return None
+    try:
+        os.kill(int(state.get("pid", 0)), 0)
+    except (OSError, ValueError):
+        return None
+    return state
+
+
+def _check(ok: bool, detail: str) -> dict[str, Any]:
+    return {"ok": ok, "detail": detail}
+
+
+def health(settings: Settings, status: dict[str, Any], daemon: dict[str, Any]) -> dict[str, Any]:
+    """``{ok, checks: {registration, broker, disk, queue, model}}``; each check has ``ok``
+    and a one-line ``detail``."""
+    regs = status.get("registrations") or []
+    up = sum(1 for r in regs if r.get("registered"))
+    checks = {"registration": _check(up == len(regs), f"{up} of {len(regs)} accounts registered"
+                                     if regs else "no PBX account: direct calls only")}
+    mqtt = daemon.get("mqtt") or {}
+    if not mqtt.get("enabled"):
+        checks["broker"] = _check(True, "MQTT off")
+    else:
+        where = f"{mqtt.get('host')}:{mqtt.get('port')}"
+        checks["broker"] = _check(bool(mqtt.get("connected")), f"connected to {where}"
+                                  if mqtt.get("connected") else
+                                  f"not connected to {where}; {mqtt.get('outbox', 0)} messages kept")
+    disk = status.get("disk") or {}
+    floor = settings.retention.stop_recording_free_mb
+    if "free_mb" in disk:
+        checks["disk"] = _check(disk["free_mb"] >= floor, f"{disk['free_mb']:.0f} MB free "
+                                f"({disk.get('free_percent', 0):.0f}%), recording stops below {floor} MB")
+    else:
+        checks["disk"] = _check(False, "data directory unreadable")
+    queue = int(status.get("asr_queue") or 0)
+    limit = settings.mqtt.asr_queue_alert
+    checks["queue"] = _check(queue < limit, f"{queue} speech segments waiting (alert at {limit})")
+    model = daemon.get("model") or {}
+    state = model.get("status", "unknown")
+    checks["model"] = _check(state in ("ok", "disabled"),
+                             f"{state}: {model.get('model') or model.get('reason') or ''}".rstrip(": "))
+    return {"ok": all(c["ok"] for c in checks.values()), "checks": checks, "at": time.time()}
+
+
+def box_health(settings: Settings, now: float | None = None) -> dict[str, Any]:
+    """Health as a separate process sees it (``appliance status``); ``running`` False when
+    the daemon is not running."""
+    daemon = daemon_state(settings.paths.data_dir, now)
+    if daemon is None:
+        return {"ok": False, "running": False, "checks": {}, "at": time.time()}
+    out = health(settings, device_status(settings.paths.data_dir, (daemon.get("mqtt") or {}).get("outbox")),
+                 daemon)
+    return {**out, "running": True, "pid": daemon.get("pid"), "web": daemon.get("web")}
