@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 # System packages the appliance needs: kamailio is the SIP front for more than 4 calls.
 RUN_DEBS  := kamailio
 # System packages the tests need (real SIP peers, the MQTT broker, certificate tools).
-TEST_DEBS := $(RUN_DEBS) sip-tester mosquitto openssl chromium fonts-dejavu-core
+TEST_DEBS := $(RUN_DEBS) sip-tester mosquitto openssl chromium fonts-dejavu-core systemd
 
 .PHONY: run test install install-test bench clean
 

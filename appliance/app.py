@@ -77,7 +77,13 @@ def run(settings: Settings, stop: threading.Event | None = None,
         return 3
     for t in threads:
         t.start()
+    from .system.watchdog import feed_watchdog, notify
+
+    notify("READY=1", f"STATUS=recording; panel {local.web.url if local.web else 'off'}")
+    threading.Thread(target=feed_watchdog, args=(lambda: all(t.is_alive() for t in threads), stop),
+                     name="watchdog", daemon=True).start()
     stop.wait()
+    notify("STOPPING=1")
     if endpoint is not None:
         endpoint.stop()
     if pool is not None:
