@@ -184,6 +184,41 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 3 if not out["running"] else 0 if out["ok"] else 1
 
 
+def _cmd_update(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from .system import update
+
+    cfg = settings.update
+    slots = update.Slots(Path(args.root) if args.root else cfg.root)
+    try:
+        if args.action == "keygen":
+            update.generate_key(Path(args.path), Path(args.path).with_suffix(".pub"))
+            print(f"private key {args.path} (keep it off the boxes), public key "
+                  f"{Path(args.path).with_suffix('.pub')} (copy to {cfg.keys_dir})")
+        elif args.action == "build":
+            if not args.version or not args.key or not args.out:
+                print("appliance update build DIR --version V --key PRIVATE.pem --out BUNDLE",
+                      file=sys.stderr)
+                return 2
+            m = update.build_bundle(Path(args.path), args.version, Path(args.key), Path(args.out))
+            print(f"bundle {args.out}: version {m['version']}, payload {m['payload']['size']} bytes")
+        elif args.action == "apply":
+            keys = update.trusted_keys(Path(args.keys) if args.keys else cfg.keys_dir)
+            state = slots.apply(update.read_bundle(Path(args.path), keys))
+            print(f"version {state['version']} installed in slot {state['pending']}; restart the "
+                  "appliance (systemctl restart appliance) to run it")
+        else:   # check
+            from .system.health import box_health
+
+            print(slots.confirm_or_rollback(lambda: bool(box_health(settings)["ok"]),
+                                            cfg.confirm_deadline_s))
+    except update.UpdateError as exc:
+        print(f"appliance update: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_fleet(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
@@ -221,6 +256,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "disk, recognition queue, model (exit 0 healthy, 1 not, 3 not running)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("update", help="signed A/B updates: keygen, build a bundle, apply it, "
+                       "check (confirm or roll back) after the restart")
+    p.add_argument("action", choices=("keygen", "build", "apply", "check"))
+    p.add_argument("path", nargs="?", default="", help="keygen: private key file; build: payload "
+                   "folder; apply: the bundle")
+    p.add_argument("--version", dest="version")
+    p.add_argument("--key", help="build: the Ed25519 private key (PEM)")
+    p.add_argument("--out", help="build: the bundle to write")
+    p.add_argument("--root", help="slots root (default: update.root)")
+    p.add_argument("--keys", help="trusted public keys folder (default: update.keys_dir)")
+    p.set_defaults(func=_cmd_update)
 
     p = sub.add_parser("analyze", help="analyse a recorded call: one stereo file or two mono "
                        "files (agent, client)")

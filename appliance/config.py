@@ -259,6 +259,16 @@ class MqttSettings(_Section):
         return self
 
 
+class UpdateSettings(_Section):
+    """Signed A/B updates (`appliance update apply`)."""
+
+    root: Path = Field(Path("/opt/appliance"), description="holds slots/a, slots/b and the current link")
+    keys_dir: Path = Field(Path("/etc/appliance/update-keys"),
+                           description="trusted Ed25519 public keys (*.pub, PEM)")
+    confirm_deadline_s: float = Field(600.0, ge=30.0, le=86400.0,
+                                      description="a new version not healthy by then is rolled back")
+
+
 class SipAccount(_Section):
     """One registration on the PBX (`[[sip.accounts]]`)."""
 
@@ -354,6 +364,7 @@ class Settings(_Section):
     kpi: KpiSettings = KpiSettings()
     web: WebSettings = WebSettings()
     mqtt: MqttSettings = MqttSettings()
+    update: UpdateSettings = UpdateSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> "Settings":

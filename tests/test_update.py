@@ -1,0 +1,191 @@
+"""Signed A/B updates on a temporary tree: a good bundle goes to the inactive slot and the
+switch is atomic; unsigned, foreign-key, tampered, downgrade and path-escaping bundles are
+refused with nothing changed; the health check confirms or rolls back."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from appliance.system import update
+from appliance.system.update import Slots, UpdateError, build_bundle, read_bundle, trusted_keys
+
+
+@pytest.fixture
+def tree(tmp_path):
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    update.generate_key(tmp_path / "release.pem", keys / "release.pub")
+    update.generate_key(tmp_path / "stranger.pem", tmp_path / "stranger.pub")
+    root = tmp_path / "root"
+    (root / "slots" / "a").mkdir(parents=True)
+    (root / "slots" / "a" / "slot.json").write_text(json.dumps({"version": "1.0.0"}))
+    (root / "slots" / "a" / "marker").write_text("old")
+    os.symlink("slots/a", root / "current")
+    payload = tmp_path / "payload"
+    (payload / "venv" / "bin").mkdir(parents=True)
+    (payload / "venv" / "bin" / "appliance").write_text("#!/bin/sh\necho new\n")
+    (payload / "marker").write_text("new")
+    return tmp_path, Slots(root), trusted_keys(keys)
+
+
+def _bundle(tmp_path: Path, version: str, key: str = "release.pem") -> Path:
+    out = tmp_path / f"bundle-{version}-{key}.tar"
+    build_bundle(tmp_path / "payload", version, tmp_path / key, out)
+    return out
+
+
+def _rewrite(src: Path, dst: Path, change) -> Path:
+    """Copy a bundle, letting ``change(name, data)`` alter or drop (None) members."""
+    with tarfile.open(src) as tin, tarfile.open(dst, "w") as tout:
+        for m in tin.getmembers():
+            data = change(m.name, tin.extractfile(m).read())
+            if data is None:
+                continue
+            info = tarfile.TarInfo(m.name)
+            info.size = len(data)
+            tout.addfile(info, io.BytesIO(data))
+    return dst
+
+
+def _unchanged(slots: Slots) -> None:
+    assert slots.active() == "a" and not slots.state()
+    assert (slots.slot("a") / "marker").read_text() == "old" and not slots.slot("b").exists()
+
+
+def test_good_bundle_goes_to_the_inactive_slot_and_switches(tree):
+    tmp, slots, keys = tree
+    state = slots.apply(read_bundle(_bundle(tmp, "1.1.0"), keys))
+    assert state["pending"] == "b" and state["previous"] == "a" and state["from_version"] == "1.0.0"
+    assert slots.active() == "b" and os.readlink(slots.current_link) == "slots/b"
+    assert (slots.current_link / "marker").read_text() == "new"
+    assert (slots.slot("a") / "marker").read_text() == "old"       # the old slot is kept
+    assert slots.version("b") == "1.1.0"
+    with pytest.raises(UpdateError, match="still being checked"):
+        slots.apply(read_bundle(_bundle(tmp, "1.2.0"), keys))
+
+
+@pytest.mark.parametrize("case,message", [
+    ("unsigned", "unsigned bundle"),
+    ("stranger", "bad signature"),
+    ("manifest edited", "bad signature"),
+    ("payload swapped", "tampered bundle"),
+    ("no keys", "no trusted update key"),
+    ("not a tar", "not a readable bundle"),
+    ("extra member", "unexpected members"),
+])
+def test_bad_bundles_are_refused_and_nothing_changes(tree, case, message):
+    tmp, slots, keys = tree
+    good = _bundle(tmp, "1.1.0")
+    bad = tmp / "bad.tar"
+    if case == "unsigned":
+        _rewrite(good, bad, lambda n, d: None if n == "manifest.sig" else d)
+    elif case == "stranger":
+        bad = _bundle(tmp, "1.1.0", "stranger.pem")
+    elif case == "manifest edited":
+        _rewrite(good, bad, lambda n, d: d.replace(b'"1.1.0"', b'"9.9.9"') if n == "manifest.json" else d)
+    elif case == "payload swapped":
+        other = io.BytesIO()
+        with tarfile.open(fileobj=other, mode="w") as t:
+            info = tarfile.TarInfo("marker")
+            info.size = 4
+            t.addfile(info, io.BytesIO(b"evil"))
+        _rewrite(good, bad, lambda n, d: other.getvalue() if n == "payload.tar" else d)
+    elif case == "no keys":
+        keys = []
+        bad = good
+    elif case == "not a tar":
+        bad.write_bytes(b"MZ not a bundle" * 100)
+    elif case == "extra member":
+        with tarfile.open(good) as tin, tarfile.open(bad, "w") as tout:
+            for m in tin.getmembers():
+                tout.addfile(m, tin.extractfile(m))
+            info = tarfile.TarInfo("run-me.sh")
+            info.size = 2
+            tout.addfile(info, io.BytesIO(b"hi"))
+    with pytest.raises(UpdateError, match=message):
+        slots.apply(read_bundle(bad, keys))
+    _unchanged(slots)
+
+
+def test_downgrade_and_same_version_are_refused(tree):
+    tmp, slots, keys = tree
+    for version in ("1.0.0", "0.9.7"):
+        with pytest.raises(UpdateError, match="downgrade refused"):
+            slots.apply(read_bundle(_bundle(tmp, version), keys))
+    _unchanged(slots)
+
+
+def test_a_signed_payload_escaping_its_slot_is_refused(tree):
+    tmp, slots, keys = tree
+    evil = io.BytesIO()
+    with tarfile.open(fileobj=evil, mode="w") as t:
+        info = tarfile.TarInfo("../../escaped")
+        info.size = 3
+        t.addfile(info, io.BytesIO(b"bad"))
+    data = evil.getvalue()
+    manifest = json.dumps({"format": update.FORMAT, "version": "2.0.0", "created": 0,
+                           "payload": {"sha256": hashlib.sha256(data).hexdigest(),
+                                       "size": len(data)}}).encode()
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    key = load_pem_private_key((tmp / "release.pem").read_bytes(), None)
+    bundle = tmp / "evil.tar"
+    with tarfile.open(bundle, "w") as t:
+        for name, blob in (("manifest.json", manifest), ("manifest.sig", key.sign(manifest)),
+                           ("payload.tar", data)):
+            info = tarfile.TarInfo(name)
+            info.size = len(blob)
+            t.addfile(info, io.BytesIO(blob))
+    with pytest.raises(UpdateError, match="payload not unpacked"):
+        slots.apply(read_bundle(bundle, keys))
+    assert not (tmp / "escaped").exists() and not (tmp / "root" / "escaped").exists()
+    _unchanged(slots)
+
+
+def test_health_confirms_or_rolls_back(tree):
+    tmp, slots, keys = tree
+    assert slots.confirm_or_rollback(lambda: True) == "none"
+    state = slots.apply(read_bundle(_bundle(tmp, "1.1.0"), keys), now=1000.0)
+    t0 = state["switched_at"]
+    assert slots.confirm_or_rollback(lambda: False, deadline_s=600, now=t0 + 60) == "waiting"
+    assert slots.active() == "b"
+    assert slots.confirm_or_rollback(lambda: False, deadline_s=600, now=t0 + 601) == "rolled back"
+    assert slots.active() == "a" and (slots.current_link / "marker").read_text() == "old"
+    assert slots.state()["restored"] == "1.0.0"
+    # a later, good version is confirmed when healthy
+    slots.apply(read_bundle(_bundle(tmp, "1.2.0"), keys), now=2000.0)
+    assert slots.confirm_or_rollback(lambda: True, now=2010.0) == "confirmed"
+    assert slots.active() == "b" and slots.state()["confirmed"] == "b"
+
+
+def test_cli_update_keygen_build_apply(tmp_path):
+    cli = [sys.executable, "-m", "appliance.cli", "update"]
+    env = dict(os.environ, APPLIANCE_PATHS__DATA_DIR=str(tmp_path / "data"))
+    run = lambda *a: subprocess.run(cli + list(a), env=env, capture_output=True, text=True,  # noqa: E731
+                                    timeout=60)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    assert run("keygen", str(keys / "release.pem")).returncode == 0
+    payload = tmp_path / "payload"
+    payload.mkdir()
+    (payload / "marker").write_text("v2")
+    bundle = tmp_path / "b.tar"
+    out = run("build", str(payload), "--version", "2.0.0", "--key", str(keys / "release.pem"),
+              "--out", str(bundle))
+    assert out.returncode == 0, out.stderr
+    root = tmp_path / "root"
+    (root / "slots" / "a").mkdir(parents=True)
+    os.symlink("slots/a", root / "current")
+    out = run("apply", str(bundle), "--root", str(root), "--keys", str(tmp_path / "nokeys"))
+    assert out.returncode == 1 and "no trusted update key" in out.stderr
+    out = run("apply", str(bundle), "--root", str(root), "--keys", str(keys))
+    assert out.returncode == 0 and "slot b" in out.stdout, out.stderr
+    assert (root / "current" / "marker").read_text() == "v2"
