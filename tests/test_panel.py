@@ -460,3 +460,43 @@ def test_device_status_lists_active_calls(tmp_path):
     assert status["active_calls"] == 1 and status["asr_queue"] == 2
     assert status["calls"] == [{"uid": "u1", "source": "siprec", "agent": "101", "client": "7916",
                                 "seconds": 15}]
+
+
+def test_update_bundle_uploaded_on_the_system_page(box, admin, tmp_path):
+    import io
+    import os
+
+    from appliance.system import update
+
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    update.generate_key(tmp_path / "release.pem", keys / "release.pub")
+    root = tmp_path / "root"
+    (root / "slots" / "a").mkdir(parents=True)
+    (root / "slots" / "a" / "slot.json").write_text(json.dumps({"version": "1.0.0"}))
+    os.symlink("slots/a", root / "current")
+    box.settings.update.root, box.settings.update.keys_dir = root, keys
+    payload = tmp_path / "payload"
+    payload.mkdir()
+    (payload / "big.bin").write_bytes(os.urandom(3 * 2**20))     # over web.max_body_mb (1 MB)
+    good = tmp_path / "good.tar"
+    update.build_bundle(payload, "1.1.0", tmp_path / "release.pem", good)
+    token = csrf(admin.get("/system"))
+
+    def upload(client, path):
+        return client.post("/system/update", content_type="multipart/form-data", data={
+            "csrf_token": token, "bundle": (io.BytesIO(path.read_bytes()), path.name)})
+
+    update.generate_key(tmp_path / "other.pem", tmp_path / "other.pub")
+    foreign = tmp_path / "foreign.tar"
+    update.build_bundle(payload, "1.1.0", tmp_path / "other.pem", foreign)
+    resp = upload(admin, foreign)
+    assert resp.status_code == 400 and "bad signature" in resp.get_data(as_text=True)
+    assert os.readlink(root / "current") == "slots/a"
+    viewer = _as(box, "viewer")
+    assert viewer.post("/system/update", data={"csrf_token": csrf(viewer.get("/"))}).status_code == 403
+    resp = upload(admin, good)
+    assert resp.status_code == 302, resp.get_data(as_text=True)[:300]
+    assert os.readlink(root / "current") == "slots/b" and (root / "slots" / "b" / "big.bin").exists()
+    actions = [e["action"] for e in box.db.audit.recent(10)]
+    assert "update applied" in actions and "update refused" in actions

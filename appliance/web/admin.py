@@ -19,6 +19,7 @@ from .users import ROLES, UserError, Users
 
 bp = Blueprint("admin", __name__)
 EDITORS = ("admin", "supervisor")
+UPDATE_MAX_BYTES = 4 << 30
 
 
 def _library() -> Library:
@@ -227,6 +228,34 @@ def backup_import() -> Any:
     audit("backup restored", "", **summary)
     flash(_("Backup restored: {n} dictionaries and checklists, {u} users.",
             n=summary["files"], u=summary["users"]))
+    return redirect(url_for("admin.system"))
+
+
+@bp.post("/system/update")
+@login_required("admin")
+def update_upload() -> Any:
+    """An update bundle uploaded from the system page: checked and applied as
+    ``appliance update apply`` does; the restart is left to the admin."""
+    from ..system import update
+
+    upload = request.files.get("bundle")
+    if upload is None:
+        abort(400, "choose an update bundle (.tar)")
+    cfg = current_app.extensions["settings"].update
+    inbox = current_app.extensions["settings"].paths.data_dir / "updates"
+    inbox.mkdir(parents=True, exist_ok=True)
+    path = inbox / "upload.tar"
+    upload.save(path)
+    try:
+        state = update.Slots(cfg.root).apply(update.read_bundle(path, update.trusted_keys(cfg.keys_dir)))
+    except update.UpdateError as exc:
+        audit("update refused", upload.filename or "", reason=str(exc))
+        return render_template("system.html", s=system_data(), error=str(exc)), 400
+    finally:
+        path.unlink(missing_ok=True)
+    audit("update applied", state["version"], slot=state["pending"])
+    flash(_("Version {v} installed: restart to run it (rolled back if not healthy).",
+            v=state["version"]))
     return redirect(url_for("admin.system"))
 
 

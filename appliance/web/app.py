@@ -69,6 +69,8 @@ def create_app(queries: Queries, settings: Settings,
     @app.before_request
     def _guard() -> None:
         g.lang = pick_language()
+        if request.endpoint == "admin.update_upload":      # bundles are larger than forms
+            request.max_content_length = admin.UPDATE_MAX_BYTES
         # Every state change made with the session cookie, and the sign-in forms themselves
         # (login CSRF); a request with neither is refused by the view (401), not here.
         if request.method not in SAFE_METHODS and not api.bearer() and (

@@ -115,6 +115,11 @@ RU: dict[str, str] = {
     "Speech model": "Модель распознавания", "Machine": "Устройство", "cores": "ядер", "load": "нагрузка",
     "appliance memory": "память приложения", "uptime": "время работы",
     "MQTT messages waiting": "сообщений MQTT в очереди", "Store problems": "Проблемы хранилища",
+    "Update": "Обновление", "Install update": "Установить обновление",
+    "A signed update bundle goes into the other slot; the running version is kept until the new one proves healthy.":
+        "Подписанный пакет обновления ставится во второй слот; работающая версия сохраняется, пока новая не докажет работоспособность.",
+    "Version {v} installed: restart to run it (rolled back if not healthy).":
+        "Версия {v} установлена: перезапустите устройство (если она не заработает, вернётся прежняя).",
     "Backup": "Резервная копия", "Active calls": "Звонки сейчас", "Source": "Источник",
     "No calls in progress.": "Сейчас звонков нет.",
     "Settings changed here, dictionaries, checklists and users. Calls and recordings are backed up as the data directory.":
