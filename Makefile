@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 # System packages the appliance needs: kamailio is the SIP front for more than 4 calls.
-RUN_DEBS  := kamailio
+RUN_DEBS  := kamailio mosquitto
 # System packages the tests need (real SIP peers, the MQTT broker, certificate tools).
 TEST_DEBS := $(RUN_DEBS) sip-tester mosquitto openssl chromium fonts-dejavu-core systemd
 

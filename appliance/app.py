@@ -116,14 +116,26 @@ class LocalData:
         self.web = None
         self.model: Callable[[], dict[str, Any]] = lambda: {"status": "unknown"}
         self.publisher = self.feeds = self.outbox = None
-        if settings.mqtt.host:
+        self.broker = None
+        # where to publish: the configured broker, else the embedded one (never written back
+        # into the settings, which the panel shows and saves)
+        self.mqtt = settings.mqtt
+        if not settings.mqtt.host and settings.mqtt.embedded:
+            from .mqtt.broker import EmbeddedBroker
+
+            broker = EmbeddedBroker(settings.paths.data_dir, settings.mqtt.embedded_port)
+            if broker.start():
+                self.broker = broker
+                self.mqtt = settings.mqtt.model_copy(
+                    update={"host": "127.0.0.1", "port": broker.port, "tls": False})
+        if self.mqtt.host:
             from .mqtt.client import Publisher
             from .mqtt.feeds import Feeds
             from .mqtt.outbox import Outbox
 
             outbox = Outbox(self.db.outbox, settings.mqtt.outbox_max_messages,
                             settings.mqtt.outbox_max_age_h)
-            self.publisher = Publisher(settings.mqtt, outbox)
+            self.publisher = Publisher(self.mqtt, outbox)
             self.outbox = outbox
             self.feeds = Feeds(settings, outbox, self.queries, bus, self.status)
 
@@ -136,7 +148,7 @@ class LocalData:
 
     def daemon_state(self) -> dict[str, Any]:
         """What only the daemon knows, for ``/healthz`` and ``appliance status``."""
-        cfg = self.settings.mqtt
+        cfg = self.mqtt
         mqtt = {"enabled": bool(cfg.host), "host": cfg.host, "port": cfg.port,
                 "connected": self.publisher is not None and self.publisher.connected.is_set(),
                 "outbox": len(self.outbox) if self.outbox is not None else 0}
@@ -200,6 +212,8 @@ class LocalData:
         self.ingester.scan(recent_only=True)     # calls finalized while stopping
         if self.publisher is not None:
             self.publisher.stop()
+        if self.broker is not None:
+            self.broker.stop()
         (self.settings.paths.data_dir / "run" / "daemon.json").unlink(missing_ok=True)
         self.db.close()
 

@@ -245,6 +245,9 @@ class MqttSettings(_Section):
     outbox_max_messages: int = Field(100_000, ge=100, le=10_000_000,
                                      description="kept while the broker is away; the oldest go first")
     outbox_max_age_h: float = Field(168.0, ge=0.1, le=8760.0, description="older unsent messages are dropped")
+    embedded: bool = Field(True, description="with no mqtt.host: run a local broker (mosquitto) on "
+                           "127.0.0.1 and publish to it")
+    embedded_port: int = Field(1883, ge=1, le=65535, description="port of the local broker")
     ha_discovery: bool = Field(False, description="announce device sensors to Home Assistant")
     ha_prefix: str = Field("homeassistant", description="Home Assistant discovery prefix")
 

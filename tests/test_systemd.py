@@ -114,7 +114,8 @@ def test_daemon_reports_ready_feeds_the_watchdog_and_says_stopping(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert ns.wait_for("READY=1", 60), ns.got
-        assert any(f"127.0.0.1:{port}" in m for m in ns.got)      # STATUS names the panel
+        # the daemon's own READY names the panel; nothing else (the embedded broker) speaks
+        assert ns.got == [f"READY=1\nSTATUS=recording; panel http://127.0.0.1:{port}"], ns.got
         ns.got.clear()
         assert ns.wait_for("WATCHDOG=1", 5)
     finally:
