@@ -16,10 +16,24 @@ from .sources.inbox import InboxWatcher
 log = logging.getLogger(__name__)
 
 
+_signalled: list[int] = []
+
+
 def _stop_on_signals(stop: threading.Event) -> None:
+    # The handler only appends to a list: a handler calling stop.set() runs inside whatever
+    # the main thread was doing, and when that was stop.wait() holding the event's lock, the
+    # process deadlocked on shutdown (seen with two SIGTERMs in a row).
     if threading.current_thread() is threading.main_thread():
+        _signalled.clear()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
+            signal.signal(sig, lambda signum, _frame: _signalled.append(signum))
+
+
+def _wait_for_stop(stop: threading.Event) -> None:
+    """Until ``stop`` is set by a thread, or a signal arrives (then ``stop`` is set here)."""
+    while not stop.wait(0.2):
+        if _signalled:
+            stop.set()
 
 
 def run(settings: Settings, stop: threading.Event | None = None,
@@ -82,7 +96,7 @@ def run(settings: Settings, stop: threading.Event | None = None,
     notify("READY=1", f"STATUS=recording; panel {local.web.url if local.web else 'off'}")
     threading.Thread(target=feed_watchdog, args=(lambda: all(t.is_alive() for t in threads), stop),
                      name="watchdog", daemon=True).start()
-    stop.wait()
+    _wait_for_stop(stop)
     notify("STOPPING=1")
     if endpoint is not None:
         endpoint.stop()
@@ -250,7 +264,7 @@ def run_worker(settings: Settings, index: int, count: int) -> int:
         log.error("capture worker failed to start", extra={"worker": index, "reason": str(exc)})
         stages.close()
         return 3
-    stop.wait()
+    _wait_for_stop(stop)
     endpoint.stop()
     stages.close()
     return 0

@@ -106,3 +106,29 @@ def test_run_analyses_recordings_dropped_into_the_inbox(call_wav, tmp_path):
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "recording analysed" in err and "appliance stopped" in err
+
+
+def test_a_burst_of_signals_stops_the_daemon_cleanly(tmp_path):
+    """Signals arriving while the main thread waits used to be able to deadlock it (the
+    handler took the stop event's lock): many in a row must still end in a clean stop."""
+    import socket as _socket
+
+    with _socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = tmp_path / "data"
+    env = dict(os.environ, APPLIANCE_PATHS__DATA_DIR=str(data), APPLIANCE_ASR__ENABLED="false",
+               APPLIANCE_SIP__ENABLED="false", APPLIANCE_WEB__PORT=str(port),
+               APPLIANCE_MQTT__EMBEDDED="false", APPLIANCE_INBOX__ENABLED="false")
+    proc = subprocess.Popen(CLI + ["run"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (data / "run" / "daemon.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for _ in range(200):
+        proc.send_signal(signal.SIGTERM)
+        if proc.poll() is not None:
+            break
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "appliance stopped" in err

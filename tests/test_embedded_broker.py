@@ -88,3 +88,22 @@ def test_a_taken_port_leaves_mqtt_off_and_says_why(tmp_path):
             _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "embedded mqtt broker not started" in err and "mqtt.embedded_port" in err
+
+
+def test_the_broker_does_not_outlive_a_killed_appliance(tmp_path):
+    port = _free_port()
+    proc, env = _run(tmp_path, port)
+    try:
+        assert _status(env)["checks"]["broker"]["ok"]
+    finally:
+        proc.kill()
+        proc.communicate(timeout=60)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            break
+        time.sleep(0.2)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()

@@ -13,6 +13,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from ..system.process import die_with_parent
+
 log = logging.getLogger(__name__)
 
 
@@ -55,7 +57,8 @@ class EmbeddedBroker:
         env = {k: v for k, v in os.environ.items()
                if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
         self.proc = subprocess.Popen([binary, "-c", str(self._config())], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

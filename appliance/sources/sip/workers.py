@@ -9,7 +9,6 @@ public SIP port and hands each new call to a worker with room for it.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import math
 import os
@@ -21,18 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ...config import Settings
+from ...system.process import die_with_parent
 
 log = logging.getLogger(__name__)
 
 CALLS_PER_PROCESS = 4        # PJSUA_MAX_CALLS of the pjsua2-python 2.15.1 wheel
 WORKER_HOST = "127.0.0.1"
-
-
-def die_with_parent() -> None:
-    """preexec_fn of a child process: SIGTERM it when the appliance process dies, so no
-    orphaned worker keeps ports (and half-finished calls) after a crash."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM)       # PR_SET_PDEATHSIG
 
 
 def workers_needed(settings: Settings) -> int:
