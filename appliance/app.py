@@ -198,7 +198,7 @@ class LocalData:
             from .web.app import WebServer, create_app
 
             try:
-                local.web = WebServer(create_app(local.queries, settings, local.status, model,
+                local.web = WebServer(create_app(local.queries, settings, local.status, local.model,
                                                  health=local.health), settings)
                 local.web.start()
             except OSError as exc:            # recording goes on without the API

@@ -221,25 +221,27 @@ class Queries:
                     if c.call_uid == uid), None)
         return {**rec, "outcome": self.db.outcomes.get(uid), "pbx": pbx}
 
-    def audio_path(self, uid: str) -> Path | None:
-        """The call's recording on disk (None: none kept); never outside the calls folder."""
+    def _call_file(self, uid: str, recording: bool) -> Path | None:
+        """The call JSON (or its recording) named by the record, if it exists inside the
+        calls folder; a record pointing anywhere else gets None. NotFound: no such call."""
         rec = self.db.calls.get(uid)
         if rec is None:
             raise NotFound(f"no call {uid[:80]!r}")
-        if not rec.get("recording") or not rec.get("result_path"):
+        if not rec.get("result_path") or (recording and not rec.get("recording")):
             return None
         root = self.settings.paths.calls.resolve()
-        path = ((root / rec["result_path"]).parent / rec["recording"]).resolve()
+        path = root / rec["result_path"]
+        path = (path.parent / rec["recording"] if recording else path).resolve()
         return path if path.is_relative_to(root) and path.is_file() else None
+
+    def audio_path(self, uid: str) -> Path | None:
+        """The call's recording on disk (None: none kept); never outside the calls folder."""
+        return self._call_file(uid, recording=True)
 
     def call_json(self, uid: str) -> dict[str, Any]:
         """The full call JSON (segments, transcript, tags, score); {} when it is gone."""
-        rec = self.db.calls.get(uid)
-        if rec is None:
-            raise NotFound(f"no call {uid[:80]!r}")
-        root = self.settings.paths.calls.resolve()
-        path = (root / (rec.get("result_path") or "")).resolve()
-        if not rec.get("result_path") or not path.is_relative_to(root):
+        path = self._call_file(uid, recording=False)
+        if path is None:
             return {}
         try:
             return json.loads(path.read_text(encoding="utf-8"))

@@ -67,23 +67,8 @@ def allow(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return wrap
 
 
-def _arg_float(name: str) -> float | None:
-    raw = request.args.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        abort(400, f"{name}: {raw[:20]!r} is not a number")
-
-
 def _arg_int(name: str, default: int, high: int) -> int:
-    raw = request.args.get(name, "")
-    if raw == "":
-        return default
-    if not raw.isdigit() or int(raw) > high:
-        abort(400, f"{name}: a whole number from 0 to {high}")
-    return int(raw)
+    return views.whole_arg(request.args, name, default, high)
 
 
 def _period() -> str:

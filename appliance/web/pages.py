@@ -35,8 +35,9 @@ def dashboard() -> Any:
 @bp.get("/calls")
 @login_required()
 def calls() -> Any:
-    page = views.calls_page(_q(), request.args)
-    start, end = views.call_filters(request.args)["range"]
+    filters = views.call_filters(request.args)
+    page = views.calls_page(_q(), request.args, filters)
+    start, end = filters["range"]
     tags = sorted({d["tag"] for d in current_app.extensions["library"].dictionaries()})
     return render_template("calls.html", page=page, args=request.args,
                            agents=_q().agents(start, end), tags=tags)

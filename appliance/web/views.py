@@ -13,7 +13,6 @@ from ..kpi.periods import current
 from ..query import Queries
 
 PAGE_SIZE = 50
-CALL_FILTERS = ("from", "to", "agent", "direction", "tag", "min_score", "max_score", "q", "party")
 
 
 def _day_start(text: str, name: str) -> float:
@@ -33,7 +32,8 @@ def _number(args: Mapping[str, str], name: str) -> float | None:
         raise BadRequest(f"{name}: {raw[:20]!r} is not a number") from None
 
 
-def _whole(args: Mapping[str, str], name: str, default: int, high: int) -> int:
+def whole_arg(args: Mapping[str, str], name: str, default: int, high: int) -> int:
+    """A whole-number query argument from 0 to ``high`` (``default`` when absent)."""
     raw = args.get(name) or ""
     if not raw:
         return default
@@ -63,11 +63,13 @@ def call_filters(args: Mapping[str, str], now: float | None = None) -> dict[str,
             "max_score": _number(args, "max_score"), "text": text, "party": party}
 
 
-def calls_page(q: Queries, args: Mapping[str, str]) -> dict[str, Any]:
-    f = call_filters(args)
-    limit = _whole(args, "limit", PAGE_SIZE, 500)
-    page = max(1, _whole(args, "page", 1, 10**6))
-    offset = _whole(args, "offset", (page - 1) * limit, 10**7)
+def calls_page(q: Queries, args: Mapping[str, str],
+               filters: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A page of the calls list; ``filters``: ``call_filters(args)`` if already made."""
+    f = dict(filters or call_filters(args))
+    limit = whole_arg(args, "limit", PAGE_SIZE, 500)
+    page = max(1, whole_arg(args, "page", 1, 10**6))
+    offset = whole_arg(args, "offset", (page - 1) * limit, 10**7)
     start, end = f.pop("range")
     out = q.calls((start, end), offset=offset, limit=limit, **f)
     out["from"] = datetime.fromtimestamp(start).date().isoformat()
