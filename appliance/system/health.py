@@ -9,6 +9,7 @@ beside it, so a separate ``appliance status`` process sees the same picture as `
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -31,8 +32,6 @@ def write_daemon_state(data_dir: Path, state: dict[str, Any]) -> None:
 def daemon_state(data_dir: Path, now: float | None = None) -> dict[str, Any] | None:
     """The running daemon's last state, or None when it is not running (no file, a stale
     one, or its process gone)."""
-    import json
-
     now = time.time() if now is None else now
     try:
         state = json.loads((data_dir / "run" / STATE_FILE).read_text(encoding="utf-8"))

@@ -9,7 +9,7 @@ from typing import Any
 from flask import (Blueprint, Response, abort, current_app, flash, g, redirect,
                    render_template, request, url_for)
 
-from ..analysis.library import Library, LibraryError
+from ..analysis.library import Library, LibraryError, entry_lines
 from ..system import panel_settings
 from ..system.logs import RECENT
 from . import backup
@@ -85,7 +85,7 @@ def dictionary(lang: str, name: str) -> Any:
 
 
 def _entry_lines(entries: Any) -> str:
-    from ..analysis.library import entry_lines
+    # a list from the file, or the form's own text sent back with its error
     return entry_lines(entries) if isinstance(entries, list) else str(entries)
 
 
