@@ -95,7 +95,8 @@ class SipFront:
     def __init__(self, settings: Settings, workers: int) -> None:
         self.settings = settings
         self.workers = workers
-        self.dir = settings.paths.data_dir / "run" / "front"
+        # absolute: kamailio changes its working directory (-w) before reading these paths
+        self.dir = settings.paths.data_dir.absolute() / "run" / "front"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -119,6 +120,7 @@ class SipFront:
                            f"{(check.stderr or check.stdout).strip()[-500:]}")
         self.proc = subprocess.Popen([binary, "-DD", "-E", "-f", str(cfg), "-Y", str(self.dir),
                                       "-P", str(self.dir / "kamailio.pid"), "-w", str(self.dir)],
+                                     stdout=subprocess.DEVNULL,   # its start-up banner; logs: stderr
                                      preexec_fn=die_with_parent)
         log.info("sip front started", extra={"address": f"{self.settings.sip.bind_address}:"
                                                         f"{self.settings.sip.port}",
