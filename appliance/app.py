@@ -126,7 +126,8 @@ class LocalData:
         self.db = Database(settings.paths.data_dir)
         self.ingester = Ingester(self.db.calls, settings.paths.calls, bus, self.db.search)
         self.retention = Retention(settings, self.db, bus)
-        self.queries = Queries(self.db, settings)
+        self.queries = Queries(self.db, settings,
+                               on_cdr=lambda new: bus.publish("cdr.added", new=new))
         self.web = None
         self.model: Callable[[], dict[str, Any]] = lambda: {"status": "unknown"}
         self.publisher = self.feeds = self.outbox = None

@@ -10,7 +10,7 @@ import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .cdr.asterisk import read_master_csv
 from .cdr.record import CdrError, Context, from_freeswitch, normalise
@@ -45,9 +45,11 @@ class NotFound(KeyError):
 
 
 class Queries:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings,
+                 on_cdr: Callable[[int], None] | None = None) -> None:
         self.db = db
         self.settings = settings
+        self.on_cdr = on_cdr        # told how many new PBX records arrived (missed-call alerts)
         self.ctx = Context.from_settings(settings)
         self._views: OrderedDict[Any, tuple[Any, Any]] = OrderedDict()
         self._days: OrderedDict[Any, tuple[Any, Any]] = OrderedDict()
@@ -286,7 +288,12 @@ class Queries:
         self.db.audit.record(actor, "cdr", source, accepted=len(rows), errors=len(errors))
         log.info("cdr received", extra={"source": source, "accepted": len(rows), "new": new,
                                         "errors": len(errors)})
+        self._cdr_arrived(new)
         return {"accepted": len(rows), "new": new, "errors": errors}
+
+    def _cdr_arrived(self, new: int) -> None:
+        if new and self.on_cdr is not None:
+            self.on_cdr(new)
 
     def import_asterisk(self, text: str, actor: str, name: str = "Master.csv") -> dict[str, Any]:
         """An Asterisk Master.csv: good rows kept, bad rows reported with their line."""
@@ -297,5 +304,6 @@ class Queries:
         log.info("cdr imported", extra={"file": name, "lines": result.lines,
                                         "accepted": len(result.rows), "new": new,
                                         "errors": len(result.errors)})
+        self._cdr_arrived(new)
         return {"lines": result.lines, "accepted": len(result.rows), "new": new,
                 "errors": [{"line": n, "error": e} for n, e in result.errors]}

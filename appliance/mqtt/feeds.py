@@ -32,7 +32,9 @@ class Feeds:
         self.topics = Topics.of(self.cfg)
         self._registered: dict[str, bool] = {}
         self._asr_behind = False
+        self._cdr_news = threading.Event()   # new PBX records: look for missed calls at once
         bus.subscribe("call.stored", self._on_call)
+        bus.subscribe("cdr.", lambda _: self._cdr_news.set())
         bus.subscribe("disk.", self._on_disk)
         outbox.on_drop = lambda n, why: self.raise_alert(
             "outbox_dropped", f"{n} unsent MQTT messages dropped (outbox {why} limit)",
@@ -158,9 +160,13 @@ class Feeds:
                     self.publish_status()
                     next_status = now + self.cfg.status_interval_s
                 if now >= next_kpi:
+                    self._cdr_news.clear()
                     self.publish_missed()
                     self.publish_kpis()
                     next_kpi = now + self.cfg.kpi_interval_s
+                elif self._cdr_news.is_set():
+                    self._cdr_news.clear()
+                    self.publish_missed()
             except OSError as exc:          # a full disk: the outbox cannot grow
                 log.error("mqtt feed failed", extra={"reason": str(exc)})
-            stop.wait(max(0.2, min(next_status, next_kpi) - time.monotonic()))
+            stop.wait(max(0.2, min(next_status, next_kpi, time.monotonic() + 1.0) - time.monotonic()))
