@@ -5,10 +5,13 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 # System packages the appliance needs: kamailio is the SIP front for more than 4 calls.
 RUN_DEBS  := kamailio mosquitto
-# System packages the tests need (real SIP peers, the MQTT broker, certificate tools).
-TEST_DEBS := $(RUN_DEBS) sip-tester mosquitto openssl chromium fonts-dejavu-core systemd
+# The demo's voices: festival's unit-selection voice made of festvox-ru's real recordings.
+DEMO_DEBS := festival festvox-ru
+# System packages the tests need (real SIP peers, the MQTT broker, certificate tools, the
+# browser, the demo's voices; festvox-ru is also the tests' real speech).
+TEST_DEBS := $(RUN_DEBS) $(DEMO_DEBS) sip-tester mosquitto openssl chromium fonts-dejavu-core systemd
 
-.PHONY: run test install install-test bench clean
+.PHONY: run demo test install install-test bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +29,11 @@ install-test: $(PY)
 
 run: install
 	$(VENV)/bin/appliance run
+
+# With `make run` going in another terminal: a simulated PBX places calls to it.
+demo: install
+	bash tests/install-system-deps.sh $(DEMO_DEBS)
+	$(VENV)/bin/appliance demo
 
 test: install-test
 	$(VENV)/bin/ruff check appliance bench tests

@@ -15,7 +15,7 @@ setup(
     packages=find_packages(include=["appliance", "appliance.*"]) + ["appliance_models"],
     package_dir={"appliance_models": "models"},
     package_data={"appliance": ["py.typed", "dictionaries/*/*.toml", "web/templates/*.html",
-                               "web/static/*"],
+                               "web/static/*", "simulate/*.toml"],
                   "appliance_models": ["manifest.toml"]},
     ext_modules=cythonize(
         extensions,

@@ -1,4 +1,5 @@
-"""Command line: `appliance run | analyze | models | config | token | cdr | kpis | fleet`."""
+"""Command line: `appliance run | status | demo | update | analyze | models | token | cdr | kpis |
+fleet | config`."""
 
 from __future__ import annotations
 
@@ -219,6 +220,29 @@ def _cmd_update(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit 0: every call recorded and analysed as scripted; 1: the demo could not run;
+    2: it ran, and the analysis missed something (listed)."""
+    from pathlib import Path
+
+    from .simulate.demo import DemoError, render_report, run_demo
+    from .simulate.dialogue import ScriptError
+    from .simulate.voice import VoiceMissing
+
+    try:
+        report = run_demo(settings, Path(args.scripts) if args.scripts else None, args.timeout,
+                          sip_port=args.pbx_port)
+    except (DemoError, ScriptError, VoiceMissing) as exc:
+        print(f"appliance demo: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        json.dump(report.as_dict(), sys.stdout, ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(render_report(report))
+    return 0 if not report.problems else 2
+
+
 def _cmd_fleet(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
@@ -256,6 +280,17 @@ def build_parser() -> argparse.ArgumentParser:
                        "disk, recognition queue, model (exit 0 healthy, 1 not, 3 not running)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("demo", help="a simulated PBX places scripted calls (real speech, over "
+                       "SIPREC) and sends call records to the running appliance, then shows "
+                       "what it found")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--timeout", type=float, default=600.0,
+                   help="seconds to wait for the calls to be analysed")
+    p.add_argument("--scripts", help="TOML file of call scripts (default: the built-in ones)")
+    p.add_argument("--pbx-port", type=int, default=5095,
+                   help="UDP port of the simulated PBX's SIP endpoint (RTP from 31000)")
+    p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("update", help="signed A/B updates: keygen, build a bundle, apply it, "
                        "check (confirm or roll back) after the restart")

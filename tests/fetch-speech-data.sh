@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Real speech for tests and benchmarks: Debian's festvox-ru voice (620 recordings with
-# transcripts and phone labels), unpacked into .cache/ without installing festival.
+# transcripts and phone labels). `make test` installs the package (the demo speaks with it);
+# elsewhere it is unpacked into .cache/ without installing festival.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ -d /usr/share/festival/voices/russian/msu_ru_nsh_clunits/lab ]; then
+    exit 0
+fi
 dest=.cache/festvox-ru
 if [ -d "$dest/usr/share/festival/voices/russian/msu_ru_nsh_clunits/lab" ]; then
     exit 0

@@ -53,7 +53,8 @@ class CallTruth:
                    [tuple(x) for x in d.get("utterances", [])])
 
 
-def _fade(x: np.ndarray, ms: float = 15.0) -> np.ndarray:
+def fade(x: np.ndarray, ms: float = 15.0) -> np.ndarray:
+    """Short fade-in and fade-out, so a cut piece of speech does not click."""
     n = min(len(x) // 2, int(RATE * ms / 1000))
     if n:
         ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
@@ -86,7 +87,9 @@ def mutual_silences(speech: dict[str, list[tuple[float, float]]], duration: floa
     return [(a[1], b[0]) for a, b in zip(merged, merged[1:]) if b[0] - a[1] >= min_s]
 
 
-class _Track:
+class Track:
+    """One party's channel: pieces of audio placed in time, and where speech is."""
+
     def __init__(self) -> None:
         self.pieces: list[tuple[int, np.ndarray]] = []
         self.speech: list[tuple[float, float]] = []
@@ -107,7 +110,7 @@ def build_call(utts: Sequence[Utterance], rng: np.random.Generator, turns: int =
                p_interrupt: float = 0.2, p_backchannel: float = 0.3,
                p_dead_air: float = 0.12) -> tuple[np.ndarray, CallTruth]:
     """Assemble one call: (16 kHz float32 stereo [agent, client], truth)."""
-    tracks = {"agent": _Track(), "client": _Track()}
+    tracks = {"agent": Track(), "client": Track()}
     interruptions: list[tuple[str, float]] = []
     backchannels: list[tuple[str, float]] = []
     party, other = "agent", "client"
@@ -139,7 +142,7 @@ def build_call(utts: Sequence[Utterance], rng: np.random.Generator, turns: int =
                 hi = min(hi, lo + (cut - start_at))
             else:
                 kind = "reply"
-        audio = _fade(u.audio[int(lo * RATE): int(hi * RATE)])
+        audio = fade(u.audio[int(lo * RATE): int(hi * RATE)])
         speech = _clip(u.speech, lo, hi, start_at)
         tracks[party].put(start_at, audio, speech)
         used.append((party, u.uid, kind != "interrupt"))      # an interrupted turn is cut
@@ -154,7 +157,7 @@ def build_call(utts: Sequence[Utterance], rng: np.random.Generator, turns: int =
                 length = float(rng.uniform(0.25, 0.45))
                 cs = float(rng.uniform(a, b - length))
                 at = float(rng.uniform(t + 1.5, end - 1.5))
-                piece = _fade(donor.audio[int(cs * RATE): int((cs + length) * RATE)], 25.0)
+                piece = fade(donor.audio[int(cs * RATE): int((cs + length) * RATE)], 25.0)
                 tracks[other].put(at, piece, [(at + 0.01, at + length - 0.01)])
                 backchannels.append((other, round(at, 3)))
         if kind == "interrupt":

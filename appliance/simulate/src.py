@@ -9,6 +9,7 @@ Used by the end-to-end tests, the capacity benchmark and the demo. Modes: ``sipr
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -16,6 +17,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from xml.sax.saxutils import escape
 
 import pjsua2 as pj
 
@@ -49,6 +51,8 @@ class CallSpec:
     duration_s: float | None = None   # hang up after this long (default: longest file + 1 s)
     headers: dict[str, str] = field(default_factory=dict)
     metadata: str | None = None       # rs-metadata body (default: METADATA filled in)
+    caller_name: str = "Client"
+    callee_name: str = "Agent"
 
 
 class _Call(pj.Call):
@@ -156,7 +160,7 @@ class RecordingClient:
             sid = f"sess{n}x{int(time.time() * 1000) % 10**9}"
             part.body = spec.metadata or METADATA.format(
                 sid=sid, sip_session=f"{sid}-orig", caller=spec.caller, callee=spec.callee,
-                caller_name="Client", callee_name="Agent")
+                caller_name=escape(spec.caller_name), callee_name=escape(spec.callee_name))
             tx.multipartParts.append(part)
         call.makeCall(spec.target, op)
         self.calls.append(call)
@@ -190,14 +194,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--caller", default="79161234567")
     p.add_argument("--callee", default="101")
     p.add_argument("--no-bye", action="store_true", help="never hang up (to be killed)")
+    p.add_argument("--plan", help="JSON list of calls, each with the fields of CallSpec "
+                   "(target may be left out); each hangs up after its own duration_s")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     import soundfile as sf
 
+    if args.plan:
+        return _play_plan(args.target, args.plan, args.port, args.rtp_port)
     stream_sets = [args.wavs] * args.calls if args.wavs else []
     stream_sets += [c.split(",") for c in args.call]
     if not stream_sets:
-        p.error("give the WAVs of a call, or --call")
+        p.error("give the WAVs of a call, or --call, or --plan")
     longest = max(sf.info(w).duration for ws in stream_sets for w in ws)
     headers = dict(h.split(":", 1) for h in args.header)
     headers = {k.strip(): v.strip() for k, v in headers.items()}
@@ -220,6 +228,36 @@ def main(argv: list[str] | None = None) -> int:
         c.disconnected.wait(5)
     failed = [c.status for c in calls if not c.confirmed.is_set()]
     client.exit(1 if failed else 0)
+    return 0
+
+
+def _play_plan(target: str, plan_file: str, port: int, rtp_port: int) -> int:
+    """Place every call of a plan at once; each ends after its own ``duration_s``. Prints one
+    JSON line per call (index, answered, SIP status, start and end times)."""
+    import soundfile as sf
+
+    with open(plan_file, encoding="utf-8") as f:
+        specs = [CallSpec(**{"target": target, **raw}) for raw in json.load(f)]
+    if not 1 <= len(specs) <= 4:
+        raise SystemExit("a plan holds 1 to 4 calls (the wheel's PJSUA_MAX_CALLS)")
+    client = RecordingClient(port, rtp_port)
+    calls = [client.place(spec, n) for n, spec in enumerate(specs)]
+    started = time.time()
+    ends = [started + (s.duration_s if s.duration_s is not None
+                       else max(sf.info(w).duration for w in s.streams) + 1.0) for s in specs]
+    answered = [c.confirmed.wait(10) for c in calls]
+    hung_up: dict[int, float] = {}
+    for n in sorted(range(len(calls)), key=lambda i: ends[i]):
+        if answered[n]:
+            time.sleep(max(0.0, ends[n] - time.time()))
+            calls[n].hangup(pj.CallOpParam(True))
+            hung_up[n] = time.time()
+    for n, c in enumerate(calls):
+        c.disconnected.wait(5)
+        print(json.dumps({"index": n, "answered": answered[n], "status": c.status,
+                          "started_at": round(started, 3), "ended_at": hung_up.get(n)}),
+              flush=True)
+    client.exit(0 if all(answered) else 1)
     return 0
 
 

@@ -1,0 +1,290 @@
+"""``appliance demo``: a simulated PBX fills the running appliance with real results.
+
+It sends the PBX's call records of two missed calls (one never called back) to the CDR
+API, places three scripted calls as SIPREC sessions (a polite call, a pushy one full of
+interruptions, an angry client's complaint with profanity), then waits until the appliance
+has recorded and analysed them, reads back what it found, and listens to the MQTT alerts.
+Nothing is faked on the appliance's side: the calls travel over SIP and RTP like a PBX's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings
+from ..system.health import daemon_state
+from .dialogue import Rendered, Script, assemble, load_scripts
+from .pbx import answered_call, missed_calls, place_calls
+from .voice import render
+
+log = logging.getLogger(__name__)
+ALERTS_EXPECTED = ("profanity", "complaint", "missed_not_called_back")
+
+
+class DemoError(RuntimeError):
+    """The demo cannot run; the message says what to do."""
+
+
+def default_cache_dir() -> Path:
+    from ..asr.model import default_model_dir
+
+    return default_model_dir().parent / "demo"
+
+
+@dataclass
+class Report:
+    panel: str
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    missed: list[dict[str, Any]] = field(default_factory=list)
+    kpis: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"panel": self.panel, "calls": self.calls, "alerts": self.alerts,
+                "missed": self.missed, "kpis": self.kpis, "problems": self.problems,
+                "ok": not self.problems}
+
+
+class _Api:
+    def __init__(self, base: str, token: str) -> None:
+        self.base, self.token = base.rstrip("/"), token
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"{self.base}/api/v1{path}", data=data, method=method,
+                                     headers={"Authorization": f"Bearer {self.token}",
+                                              "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            raise DemoError(f"{method} {path}: HTTP {exc.code}: {exc.read()[:300]!r}") from exc
+        except OSError as exc:
+            raise DemoError(f"the appliance's API at {self.base} does not answer: {exc}") from exc
+
+
+class _AlertListener:
+    """Collects the box's MQTT alerts while the demo runs (when MQTT is on)."""
+
+    def __init__(self, settings: Settings, mqtt: dict[str, Any]) -> None:
+        import paho.mqtt.client as paho
+
+        self.alerts: list[dict[str, Any]] = []
+        self.ready = threading.Event()
+        cfg = settings.mqtt
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2,
+                                  client_id=f"appliance-demo-{int(time.time())}")
+        central = mqtt.get("host") == cfg.host      # not the embedded broker: its credentials
+        if central and cfg.username:
+            self.client.username_pw_set(cfg.username, cfg.password or None)
+        if central and cfg.tls:
+            self.client.tls_set(ca_certs=str(cfg.ca_file) if cfg.ca_file else None,
+                                certfile=str(cfg.cert_file) if cfg.cert_file else None,
+                                keyfile=str(cfg.key_file) if cfg.key_file else None)
+        topic = f"{cfg.topic_prefix}/+/alerts"
+        self.client.on_connect = lambda c, *_: (c.subscribe(topic, qos=1), self.ready.set())
+        self.client.on_message = self._on_message
+        self.client.connect_async(mqtt["host"], int(mqtt["port"]))
+        self.client.loop_start()
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        try:
+            self.alerts.append(json.loads(msg.payload))
+        except ValueError:
+            pass
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def _target(settings: Settings) -> str:
+    sip = settings.sip
+    if not sip.enabled or not sip.direct_calls:
+        raise DemoError("the demo calls the box directly: set sip.enabled and sip.direct_calls "
+                        "to true (the defaults) and restart the appliance")
+    host = "127.0.0.1" if sip.bind_address in ("0.0.0.0", "::") else sip.bind_address
+    return f"sip:recorder@{host}:{sip.port}"
+
+
+def _wait_for_calls(api: _Api, scripts: list[Script], since: float,
+                    timeout_s: float) -> dict[str, dict[str, Any]]:
+    """The stored call of each script (matched by client number), once all are analysed."""
+    deadline = time.monotonic() + timeout_s
+    found: dict[str, dict[str, Any]] = {}
+    while time.monotonic() < deadline:
+        rows = api.call("GET", "/calls?period=" + time.strftime("%Y-%m-%d") + "&limit=200")["calls"]
+        for s in scripts:
+            for r in rows:
+                if (r.get("started_at") or 0) >= since - 5 and \
+                        (r.get("client") or "").endswith(s.client[-10:]):
+                    found[s.id] = r
+        if len(found) == len(scripts):
+            return found
+        time.sleep(2.0)
+    missing = [s.id for s in scripts if s.id not in found]
+    raise DemoError(f"calls {missing} were not stored within {timeout_s:.0f} s: see the "
+                    "appliance's log (appliance status, or the panel's system page)")
+
+
+def _tags(call: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(t.get("party"), t.get("tag")) for t in call.get("timeline", {}).get("tags", [])}
+
+
+def check(script: Script, call: dict[str, Any]) -> list[str]:
+    """What the analysis missed of the script's ``expect``; ``call``: the call's detail as
+    ``/api/v1/calls/<uid>/detail`` gives it."""
+    e, misses = script.expect, []
+    tags = _tags(call)
+    for party in ("agent", "client"):
+        for tag in e.get(f"{party}_tags", []):
+            if (party, tag) not in tags:
+                misses.append(f"no {tag!r} tag for the {party}")
+    for tag in e.get("no_tags", []):
+        if any(d == tag for _, d in tags):
+            misses.append(f"unexpected {tag!r} tag")
+    score = (call.get("score") or {}).get("total")
+    if "min_score" in e and (score is None or score < e["min_score"]):
+        misses.append(f"score {score} < {e['min_score']}")
+    if "max_score" in e and (score is None or score > e["max_score"]):
+        misses.append(f"score {score} > {e['max_score']}")
+    made = {p: v.get("interruptions_made", 0) for p, v in call.get("parties", {}).items()}
+    if "max_interruptions" in e and sum(made.values()) > e["max_interruptions"]:
+        misses.append(f"{sum(made.values())} interruptions > {e['max_interruptions']}")
+    for party in ("agent", "client"):
+        want = e.get(f"min_interruptions_by_{party}")
+        if want is not None and made.get(party, 0) < want:
+            misses.append(f"{party} interrupted {made.get(party, 0)} times < {want}")
+    return misses
+
+
+def _summary(script: Script, stored: dict[str, Any], call: dict[str, Any]) -> dict[str, Any]:
+    parties = call.get("parties", {})
+    return {"id": script.id, "title": script.title, "uid": stored["uid"],
+            "agent": stored.get("agent"), "client": stored.get("client"),
+            "direction": stored.get("direction"), "duration_s": stored.get("duration_s"),
+            "pbx_record": bool(call.get("call", {}).get("pbx")),
+            "score": (call.get("score") or {}).get("total"),
+            "talk_share": {p: v.get("talk_share") for p, v in parties.items()},
+            "interruptions_made": {p: v.get("interruptions_made") for p, v in parties.items()},
+            "tags": sorted(f"{party}:{tag}" for party, tag in _tags(call)),
+            "transcript": [f"{t['party']}: {t['text']}" for t in call.get("transcript", [])],
+            "misses": check(script, call)}
+
+
+def run_demo(settings: Settings, scripts_file: Path | None = None, timeout_s: float = 600.0,
+             cache_dir: Path | None = None, sip_port: int = 5095, rtp_port: int = 31000) -> Report:
+    """Run the demo against the appliance running with ``settings``."""
+    from ..web.tokens import TokenFile
+
+    data_dir = settings.paths.data_dir
+    state = daemon_state(data_dir)
+    if state is None:
+        raise DemoError(f"the appliance is not running (no fresh {data_dir}/run/daemon.json): "
+                        "start it with `make run` or `appliance run`, then run the demo "
+                        "in a second terminal with the same configuration")
+    if not state.get("web"):
+        raise DemoError("the appliance's panel and API are off: set web.enabled = true")
+    target = _target(settings)
+    path = scripts_file or Path(str(resources.files("appliance.simulate") / "demo_calls.toml"))
+    scripts = load_scripts(path)
+    calls: list[tuple[Script, Rendered]] = []
+    for s in scripts:
+        lines = render([(t.say, s.pitch[t.who]) for t in s.turns], cache_dir or default_cache_dir())
+        calls.append((s, assemble(s.turns, lines)))
+    report = Report(state["web"])
+    run_id = time.strftime("%Y%m%d%H%M%S")
+    tokens = TokenFile(data_dir)
+    token_name = f"demo-{run_id}"
+    api = _Api(state["web"], tokens.create(token_name, "integration"))
+    listener = _AlertListener(settings, state["mqtt"]) if state["mqtt"].get("enabled") else None
+    try:
+        if listener is not None:
+            listener.ready.wait(10)
+        now = time.time()
+        api.call("POST", "/cdr", {"records": missed_calls(run_id, now)})
+        placed = place_calls(target, calls, sip_port, rtp_port)
+        for (s, _), p in zip(calls, placed):
+            if not p["answered"]:
+                raise DemoError(f"the appliance did not answer the {s.id} call (SIP {p['status']}): "
+                                "see its log")
+        api.call("POST", "/cdr", {"records": [answered_call(run_id, s, p["started_at"], p["ended_at"])
+                                              for (s, _), p in zip(calls, placed)]})
+        stored = _wait_for_calls(api, scripts, now, timeout_s)
+        for s in scripts:
+            call = api.call("GET", f"/calls/{stored[s.id]['uid']}/detail")
+            report.calls.append(_summary(s, stored[s.id], call))
+            report.problems += [f"{s.id}: {m}" for m in report.calls[-1]["misses"]]
+        report.missed = api.call("GET", f"/missed?period={time.strftime('%Y-%m')}")["missed"]
+        report.kpis = api.call("GET", f"/kpis?period={time.strftime('%Y-%m')}")
+        if listener is not None:
+            _wait_for_alerts(listener)
+            report.alerts = [a for a in listener.alerts if (a.get("ts") or 0) >= now - 30 * 3600]
+            kinds = {a.get("kind") for a in report.alerts}
+            for kind in ALERTS_EXPECTED:
+                if kind not in kinds:
+                    report.problems.append(f"no {kind!r} alert over MQTT")
+    finally:
+        if listener is not None:
+            listener.close()
+        tokens.revoke(token_name)
+    return report
+
+
+def _wait_for_alerts(listener: _AlertListener, wait_s: float = 30.0) -> None:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        kinds = {a.get("kind") for a in listener.alerts}
+        if set(ALERTS_EXPECTED) <= kinds:
+            return
+        time.sleep(0.5)
+
+
+KPI_COLUMNS = (("in", "calls_in"), ("out", "calls_out"), ("recorded", "recorded"),
+               ("missed", "missed"), ("never called back", "missed_never"),
+               ("score", "avg_score"), ("interruptions", "interruptions_per_call"))
+
+
+def _figure(v: Any) -> str:
+    return "-" if v is None else f"{v:.1f}" if isinstance(v, float) else str(v)
+
+
+def render_report(report: Report) -> str:
+    """The report for a terminal: each call's findings, the alerts, the missed calls, KPIs."""
+    out = [f"Panel: {report.panel}  (sign in; the first start logged a set-up link)", ""]
+    for c in report.calls:
+        share = c["talk_share"].get("agent")
+        out.append(f"{c['title']}: agent {c['agent']}, client {c['client']}, "
+                   f"{c['duration_s']:.0f} s, score {c['score']}, agent talk "
+                   f"{share:.0%}" if share is not None else f"{c['title']}")
+        made = c["interruptions_made"]
+        out.append(f"  interruptions: agent {made.get('agent', 0)}, client {made.get('client', 0)}; "
+                   f"tags: {', '.join(c['tags']) or 'none'}")
+        out.append(f"  {report.panel.rstrip('/')}/calls/{c['uid']}")
+        out += [f"  ! {m}" for m in c["misses"]]
+    if report.alerts:
+        out += ["", "MQTT alerts:"]
+        out += [f"  {a.get('severity', '')}: {a.get('kind')}: {a.get('message')}" for a in report.alerts]
+    never = [m for m in report.missed if (m.get("callback") or {}).get("status") == "never"]
+    out += ["", f"Missed calls this month: {len(report.missed)}, never called back: {len(never)}"]
+    rows = [("office", report.kpis.get("office") or {})]
+    rows += sorted((report.kpis.get("managers") or {}).items())
+    if rows[0][1]:
+        out += ["", f"KPIs {report.kpis.get('period')}:",
+                " " * 10 + "".join(f"{label:>{len(label) + 2}}" for label, _ in KPI_COLUMNS)]
+        for name, k in rows:
+            out.append(f"  {name:<8}" + "".join(f"{_figure(k.get(key)):>{len(label) + 2}}"
+                                                 for label, key in KPI_COLUMNS))
+    out += ["", "All as scripted." if not report.problems else "Not as scripted:"]
+    out += [f"  - {p}" for p in report.problems]
+    return "\n".join(out)
