@@ -270,6 +270,9 @@ class UpdateSettings(_Section):
                            description="trusted Ed25519 public keys (*.pub, PEM)")
     confirm_deadline_s: float = Field(600.0, ge=30.0, le=86400.0,
                                       description="a new version not healthy by then is rolled back")
+    handoff: bool = Field(False, description="the panel verifies an uploaded bundle and leaves it in "
+                          "<data_dir>/updates/pending.tar for the root updater (the image: the "
+                          "daemon cannot write update.root) instead of installing it itself")
 
 
 class SipAccount(_Section):

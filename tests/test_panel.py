@@ -500,3 +500,15 @@ def test_update_bundle_uploaded_on_the_system_page(box, admin, tmp_path):
     assert os.readlink(root / "current") == "slots/b" and (root / "slots" / "b" / "big.bin").exists()
     actions = [e["action"] for e in box.db.audit.recent(10)]
     assert "update applied" in actions and "update refused" in actions
+    # on the image the daemon may not write the slots: it verifies, the root updater installs
+    box.settings.update.handoff = True
+    newer = tmp_path / "newer.tar"
+    update.build_bundle(payload, "1.2.0", tmp_path / "release.pem", newer)
+    (root / "update-state.json").unlink()                  # as if 1.1.0 had been confirmed
+    assert upload(admin, good).status_code == 400           # 1.1.0 again: a downgrade, not handed over
+    pending = box.settings.paths.data_dir / "updates" / update.HANDOFF
+    assert not pending.exists()
+    resp = upload(admin, newer)
+    assert resp.status_code == 302 and pending.read_bytes() == newer.read_bytes()
+    assert os.readlink(root / "current") == "slots/b"       # untouched by the daemon
+    assert "update handed over" in [e["action"] for e in box.db.audit.recent(10)]

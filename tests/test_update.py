@@ -189,3 +189,64 @@ def test_cli_update_keygen_build_apply(tmp_path):
     out = run("apply", str(bundle), "--root", str(root), "--keys", str(keys))
     assert out.returncode == 0 and "slot b" in out.stdout, out.stderr
     assert (root / "current" / "marker").read_text() == "v2"
+
+
+class _Healthz:
+    """A /healthz on loopback answering a fixed status."""
+
+    def __init__(self, status: int) -> None:
+        import http.server
+        import threading
+
+        code = status
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                self.send_response(code)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/healthz"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _outside_check(tmp_path: Path, root: Path, url: str, deadline: str) -> str:
+    """The image's copy of the check: slots.py and atomic.py alone, run with the standard
+    library only (-S: no site-packages, so nothing of the slot's virtualenv)."""
+    lib = tmp_path / "lib" / "slotcheck"
+    lib.mkdir(parents=True, exist_ok=True)
+    (lib / "__init__.py").write_text("")
+    src = Path(update.__file__).parent
+    for name in ("slots.py", "atomic.py"):
+        (lib / name).write_text((src / name).read_text())
+    out = subprocess.run([sys.executable, "-S", "-m", "slotcheck.slots", "check", "--root", str(root),
+                          "--health", url, "--deadline", deadline, "--restart", ""],
+                         env={"PYTHONPATH": str(lib.parent), "PATH": os.environ["PATH"]},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_check_outside_the_slots_rolls_back_a_sick_slot_and_confirms_a_healthy_one(tree):
+    tmp_path, slots, keys = tree
+    sick, well = _Healthz(503), _Healthz(200)
+    try:
+        slots.apply(read_bundle(_bundle(tmp_path, "1.1.0"), keys))
+        assert _outside_check(tmp_path, slots.root, sick.url, "600") == "update check: waiting"
+        assert slots.active() == "b"
+        assert _outside_check(tmp_path, slots.root, sick.url, "0") == "update check: rolled back"
+        assert slots.active() == "a" and slots.state()["rolled_back"] == "b"
+        slots.apply(read_bundle(_bundle(tmp_path, "1.2.0"), keys))
+        assert _outside_check(tmp_path, slots.root, well.url, "600") == "update check: confirmed"
+        assert slots.active() == "b" and slots.state()["confirmed"] == "b"
+        assert _outside_check(tmp_path, slots.root, well.url, "600") == "update check: none"
+    finally:
+        sick.close()
+        well.close()

@@ -5,17 +5,10 @@ A **bundle** is a tar file of three members:
 - ``manifest.sig``: the Ed25519 signature of ``manifest.json``'s bytes;
 - ``payload.tar``: the new contents of a slot (the appliance's virtualenv, model, units).
 
-On the box, ``<root>/slots/a`` and ``<root>/slots/b`` hold two installations and
-``<root>/current`` is a symlink to the one that runs. Applying a bundle:
-1. checks the signature against the trusted keys, the payload's hash and size, and that
-   its version is newer than the running one (unsigned, tampered and downgrade bundles are
-   refused with the reason, and nothing is touched);
-2. unpacks the payload into the *inactive* slot (safely: no links, no paths outside it);
-3. switches ``current`` to it with one atomic rename, and records the switch as pending.
-
-After the restart, ``confirm_or_rollback`` (run by the new daemon once it is up) marks the
-slot good when the health check passes; a failed health check, or no confirmation within
-``deadline_s`` (the new version does not even start), switches back to the previous slot.
+Applying a bundle checks the signature against the trusted keys, the payload's hash and
+size, and that its version is newer than the running one (unsigned, tampered and downgrade
+bundles are refused with the reason, and nothing is touched); then ``slots.py`` unpacks it
+into the inactive slot and switches to it.
 """
 
 from __future__ import annotations
@@ -24,12 +17,11 @@ import hashlib
 import io
 import json
 import logging
-import os
 import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -37,25 +29,18 @@ from cryptography.hazmat.primitives.serialization import (Encoding, NoEncryption
                                                           PublicFormat, load_pem_private_key,
                                                           load_pem_public_key)
 
-from .atomic import fsync_dir, write_json_atomic, write_text_atomic
+from .atomic import write_text_atomic
+from .slots import Slots, UpdateError, version_key
+
+__all__ = ["Bundle", "Slots", "UpdateError", "build_bundle", "generate_key", "read_bundle",
+           "trusted_keys", "version_key"]
 
 log = logging.getLogger(__name__)
 
 FORMAT = "appliance-update/1"
 MANIFEST, SIGNATURE, PAYLOAD = "manifest.json", "manifest.sig", "payload.tar"
 MAX_MANIFEST = 64 * 1024
-SLOTS = ("a", "b")
-
-
-class UpdateError(ValueError):
-    """The bundle was refused or could not be applied; nothing changed. The message says why."""
-
-
-def version_key(version: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(p) for p in version.split("."))
-    except ValueError:
-        raise UpdateError(f"version {version[:40]!r} is not dotted numbers such as 1.4.2") from None
+HANDOFF = "pending.tar"         # <data_dir>/updates/: a verified bundle for the root updater
 
 
 # --- keys and signing (the release side) ---
@@ -149,108 +134,3 @@ def read_bundle(path: Path, keys: list[Ed25519PublicKey], max_bytes: int = 4 << 
         raise UpdateError("tampered bundle: the payload does not match its signed hash")
     version_key(str(manifest.get("version", "")))
     return Bundle(manifest, payload)
-
-
-# --- slots ---
-class Slots:
-    """``<root>/slots/{a,b}``, ``<root>/current`` (symlink) and ``<root>/update-state.json``."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.current_link = root / "current"
-        self.state_path = root / "update-state.json"
-
-    def active(self) -> str:
-        try:
-            return Path(os.readlink(self.current_link)).name
-        except OSError:
-            return "a"
-
-    def inactive(self) -> str:
-        return "b" if self.active() == "a" else "a"
-
-    def slot(self, name: str) -> Path:
-        return self.root / "slots" / name
-
-    def version(self, name: str) -> str | None:
-        try:
-            return json.loads((self.slot(name) / "slot.json").read_text())["version"]
-        except (OSError, ValueError, KeyError):
-            return None
-
-    def state(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.state_path.read_text())
-        except (OSError, ValueError):
-            return {}
-
-    def _switch(self, name: str) -> None:
-        tmp = self.root / ".current.tmp"
-        tmp.unlink(missing_ok=True)
-        os.symlink(Path("slots") / name, tmp)
-        os.replace(tmp, self.current_link)         # atomic: old or new, never neither
-        fsync_dir(self.root)
-
-    def apply(self, bundle: Bundle, now: float | None = None) -> dict[str, Any]:
-        """Unpack into the inactive slot and switch to it; the switch stays pending until
-        ``confirm_or_rollback`` sees the new version healthy."""
-        now = time.time() if now is None else now
-        running = self.version(self.active())
-        if self.state().get("pending"):
-            raise UpdateError("an update is still being checked; wait for it to be confirmed or "
-                              "rolled back")
-        if running is not None and version_key(bundle.version) <= version_key(running):
-            raise UpdateError(f"downgrade refused: the bundle is {bundle.version}, the box runs "
-                              f"{running}")
-        target = self.inactive()
-        staging = self.root / "slots" / f".{target}.new"
-        _rmtree(staging)
-        staging.mkdir(parents=True)
-        try:
-            with tarfile.open(fileobj=io.BytesIO(bundle.payload), mode="r:") as tar:
-                tar.extractall(staging, filter="data")     # no links out, no absolute paths
-        except (tarfile.TarError, OSError) as exc:
-            _rmtree(staging)
-            raise UpdateError(f"payload not unpacked: {exc}") from None
-        write_json_atomic(staging / "slot.json", {"version": bundle.version, "installed_at": now})
-        old = self.slot(target)
-        _rmtree(old)
-        os.replace(staging, old)
-        fsync_dir(old.parent)
-        previous = self.active()
-        self._switch(target)
-        state = {"pending": target, "previous": previous, "version": bundle.version,
-                 "from_version": running, "switched_at": now}
-        write_json_atomic(self.state_path, state)
-        log.warning("update applied; restart to run it", extra=state)
-        return state
-
-    def confirm_or_rollback(self, healthy: Callable[[], bool], deadline_s: float = 600.0,
-                            now: float | None = None) -> str:
-        """After a switch: ``confirmed`` when healthy, ``rolled back`` when not healthy by
-        the deadline (or when this is the old slot running again), else ``waiting``;
-        ``none`` without a pending switch."""
-        now = time.time() if now is None else now
-        state = self.state()
-        if not state.get("pending"):
-            return "none"
-        if self.active() == state["pending"] and healthy():
-            write_json_atomic(self.state_path, {"confirmed": state["pending"], "version": state["version"],
-                                                "at": now})
-            log.info("update confirmed", extra={"version": state["version"]})
-            return "confirmed"
-        if now - float(state["switched_at"]) < deadline_s:
-            return "waiting"
-        self._switch(state["previous"])
-        write_json_atomic(self.state_path, {"rolled_back": state["pending"], "version": state["version"],
-                                            "restored": state.get("from_version"), "at": now})
-        log.error("update rolled back: not healthy in time",
-                  extra={"version": state["version"], "restored": state.get("from_version")})
-        return "rolled back"
-
-
-def _rmtree(path: Path) -> None:
-    import shutil
-
-    if path.exists() or path.is_symlink():
-        shutil.rmtree(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -246,16 +247,28 @@ def update_upload() -> Any:
     inbox.mkdir(parents=True, exist_ok=True)
     path = inbox / "upload.tar"
     upload.save(path)
+    slots = update.Slots(cfg.root)
     try:
-        state = update.Slots(cfg.root).apply(update.read_bundle(path, update.trusted_keys(cfg.keys_dir)))
+        bundle = update.read_bundle(path, update.trusted_keys(cfg.keys_dir))
+        if cfg.handoff:           # the root updater installs it and restarts the appliance
+            slots.check_newer(bundle.version)
+            os.replace(path, inbox / update.HANDOFF)
+            state = {"version": bundle.version, "pending": "handoff"}
+        else:
+            state = slots.apply(bundle)
     except update.UpdateError as exc:
         audit("update refused", upload.filename or "", reason=str(exc))
         return render_template("system.html", s=system_data(), error=str(exc)), 400
     finally:
         path.unlink(missing_ok=True)
-    audit("update applied", state["version"], slot=state["pending"])
-    flash(_("Version {v} installed: restart to run it (rolled back if not healthy).",
-            v=state["version"]))
+    if cfg.handoff:
+        audit("update handed over", state["version"])
+        flash(_("Version {v} verified: the box installs it and restarts in a minute (rolled back if not healthy).",  # noqa: E501
+                v=state["version"]))
+    else:
+        audit("update applied", state["version"], slot=state["pending"])
+        flash(_("Version {v} installed: restart to run it (rolled back if not healthy).",
+                v=state["version"]))
     return redirect(url_for("admin.system"))
 
 

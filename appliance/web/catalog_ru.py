@@ -118,6 +118,8 @@ RU: dict[str, str] = {
     "Update": "Обновление", "Install update": "Установить обновление",
     "A signed update bundle goes into the other slot; the running version is kept until the new one proves healthy.":
         "Подписанный пакет обновления ставится во второй слот; работающая версия сохраняется, пока новая не докажет работоспособность.",
+    "Version {v} verified: the box installs it and restarts in a minute (rolled back if not healthy).":
+        "Версия {v} проверена: устройство установит её и перезапустится в течение минуты (если она не заработает, вернётся прежняя).",
     "Version {v} installed: restart to run it (rolled back if not healthy).":
         "Версия {v} установлена: перезапустите устройство (если она не заработает, вернётся прежняя).",
     "Backup": "Резервная копия", "Active calls": "Звонки сейчас", "Source": "Источник",
