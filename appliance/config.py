@@ -80,6 +80,8 @@ class FileSettings(_Section):
 
     max_duration_h: float = Field(12.0, gt=0, le=48.0, description="longer recordings are refused")
     block_s: float = Field(2.0, ge=0.1, le=30.0, description="decoding block: bounds memory")
+    max_upload_mb: float = Field(1024.0, ge=1.0, le=16384.0,
+                                 description="largest recording accepted by POST /api/v1/recordings")
 
 
 class PathSettings(_Section):

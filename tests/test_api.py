@@ -34,7 +34,8 @@ def web(tmp_path):
 
 ENDPOINTS = [("get", "/api/v1/calls?period=2026-10"), ("get", "/api/v1/calls/x"),
              ("post", "/api/v1/calls/x/outcome"), ("post", "/api/v1/cdr"),
-             ("post", "/api/v1/cdr/asterisk"), ("get", "/api/v1/kpis?period=2026-10"),
+             ("post", "/api/v1/cdr/asterisk"), ("post", "/api/v1/recordings"),
+             ("get", "/api/v1/kpis?period=2026-10"),
              ("get", "/api/v1/kpis/compare?period=2026-10"), ("get", "/api/v1/kpis/flags?period=2026-10"),
              ("get", "/api/v1/missed?period=2026-10"), ("get", "/api/v1/clients")]
 
@@ -117,3 +118,72 @@ def test_outcomes_kpis_and_bad_queries(web):
     resp = client.post("/api/v1/cdr/asterisk", data=big, content_type="text/csv", headers=h)
     assert resp.status_code == 413 and "web.max_body_mb" in resp.get_json()["error"]
     assert client.get("/api/v1/nothing", headers=h).status_code == 404
+
+
+def _stereo_wav(path: Path, seconds: float = 2.0) -> bytes:
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(int(seconds * 8000)) / 8000
+    tone = (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    sf.write(str(path), np.stack([tone, tone * 0], axis=1), 8000, subtype="PCM_16")
+    return path.read_bytes()
+
+
+def test_recording_upload_queues_the_file_with_what_the_pbx_knows(web, tmp_path):
+    import io
+
+    from appliance.sources.inbox import InboxWatcher
+
+    client, keys, q = web
+    wav = _stereo_wav(tmp_path / "call.wav")
+    fields = {"agent": "101", "client": "+7 916 123-45-67", "direction": "inbound",
+              "started_at": "2026-11-24T10:15:00+03:00", "call_id": "a84b4c76e66710@pbx"}
+
+    def send(data: bytes, name: str, headers=None, **form):
+        return client.post("/api/v1/recordings", headers=headers or keys["integration"],
+                           content_type="multipart/form-data",
+                           data={"file": (io.BytesIO(data), name), **form})
+
+    resp = send(wav, "call.wav", **fields)
+    assert resp.status_code == 202, resp.get_json()
+    body = resp.get_json()
+    assert body["status"] == "queued" and body["call_id"] == "a84b4c76e66710@pbx"
+    inbox = q.settings.paths.inbox
+    assert (inbox / body["file"]).read_bytes() == wav
+    assert not list(inbox.glob(".*.part"))
+    watcher = InboxWatcher(q.settings)
+    watcher.poll_once(now=0.0)
+    written = watcher.poll_once(now=100.0)                        # settled
+    import json
+
+    call = json.loads(written[0].read_text())["call"]
+    assert (call["agent"], call["client"], call["direction"]) == ("101", "+7 916 123-45-67", "inbound")
+    assert call["call_id"] == "a84b4c76e66710@pbx" and call["started_at"] == 1795504500.0
+    assert not list(inbox.glob("*.meta.json"))                     # its content is in the JSON
+    # refusals, each saying what was wrong; nothing is left in the inbox
+    cases = [(send(b"not audio at all", "call.wav"), 400, "WAV or FLAC"),
+             (send(wav, "call.mp3"), 400, "WAV or FLAC"),
+             (send(wav, "call.wav", direction="sideways"), 400, "direction"),
+             (send(wav, "call.wav", started_at="yesterday"), 400, "started_at"),
+             (send(wav, "call.wav", agent="<script>"), 400, "agent"),
+             (send(wav, "call.wav", colour="red"), 400, "unknown fields"),
+             (client.post("/api/v1/recordings", headers=keys["integration"]), 400, "form file"),
+             (send(wav, "call.wav", headers=keys["viewer"]), 403, "")]
+    for resp, status, words in cases:
+        assert resp.status_code == status and words in resp.get_json()["error"], resp.get_json()
+    assert not [p for p in inbox.iterdir() if p.is_file()]
+
+
+def test_recording_upload_may_exceed_the_form_limit_but_not_its_own(web, tmp_path):
+    import io
+
+    client, keys, q = web
+    big = _stereo_wav(tmp_path / "long.wav", seconds=60.0)          # ~1.9 MB > web.max_body_mb 0.5
+    resp = client.post("/api/v1/recordings", headers=keys["admin"], content_type="multipart/form-data",
+                       data={"file": (io.BytesIO(big), "long.wav")})
+    assert resp.status_code == 202
+    q.settings.files.max_upload_mb = 1.0
+    resp = client.post("/api/v1/recordings", headers=keys["admin"], content_type="multipart/form-data",
+                       data={"file": (io.BytesIO(big), "long.wav")})
+    assert resp.status_code == 413

@@ -223,15 +223,19 @@ def iter_call_blocks(call: FileCall, settings: Settings) -> Iterator[tuple[np.nd
 
 
 def analyse_files(paths: list[str | os.PathLike[str]], settings: Settings,
-                  call_id: str | None = None, stages: Stages | None = None) -> dict[str, Any]:
+                  call_id: str | None = None, stages: Stages | None = None,
+                  info: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the whole call pipeline on a recorded call and return the call JSON.
 
     ``stages`` (ASR, tagger, checklist) are shared between calls; without them only the
-    conversation DSP runs.
+    conversation DSP runs. ``info``: what the PBX said about the call (``sidecar.py``).
     """
     call = open_call_files(paths, settings)
-    meta = CallMeta(source="file", call_id=call_id or Path(paths[0]).stem,
-                    started_at=os.path.getmtime(paths[0]),
+    info = info or {}
+    meta = CallMeta(source="file", call_id=info.get("call_id") or call_id or Path(paths[0]).stem,
+                    started_at=info.get("started_at") or os.path.getmtime(paths[0]),
+                    direction=info.get("direction"), agent=info.get("agent"),
+                    client=info.get("client"),
                     extra={"files": [str(p) for p in paths],
                            "sample_rate": call.agent.sample_rate,
                            "format": f"{call.agent.format}/{call.agent.subtype}"})

@@ -3,7 +3,8 @@
 A file is taken once it has stopped growing for ``inbox.settle_s``; its analysis is written
 to ``calls/<name>.json`` and the recording moved to ``calls/``; a file that cannot be
 analysed goes to ``inbox/failed/`` with a ``.error.txt`` beside it saying why. Nothing is
-deleted.
+deleted. A ``<name>.meta.json`` beside a file says who talked and when (``sidecar.py``); the
+upload API (``POST /api/v1/recordings``) writes both.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..cdr.record import Context
 from ..config import Settings
 from ..media.session import Stages
 from ..system.atomic import write_json_atomic
 from .files import AudioFileError, analyse_files
+from .sidecar import SidecarError, read_sidecar, sidecar_path
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +70,20 @@ class InboxWatcher:
         return written
 
     def _process(self, path: Path) -> list[Path]:
+        meta = sidecar_path(path)
         try:
-            result = analyse_files([path], self.settings, stages=self.stages)
-        except AudioFileError as exc:
+            info = read_sidecar(path, Context.from_settings(self.settings))
+            result = analyse_files([path], self.settings, stages=self.stages, info=info)
+        except (AudioFileError, SidecarError) as exc:
             log.error("recording rejected", extra={"file": path.name, "reason": str(exc)})
             os.replace(path, self.failed / path.name)
+            if meta.exists():
+                os.replace(meta, self.failed / meta.name)
             (self.failed / f"{path.name}.error.txt").write_text(str(exc) + "\n", encoding="utf-8")
             return []
         out = self.calls / f"{path.stem}.json"
         os.replace(path, self.calls / path.name)
+        meta.unlink(missing_ok=True)            # what it said is in the call JSON now
         result["call"]["extra"]["files"] = [str(self.calls / path.name)]
         write_json_atomic(out, result)
         log.info("recording analysed", extra={"file": path.name, "json": out.name})

@@ -9,7 +9,12 @@ error is JSON: ``{"error": "what was wrong and what to do"}``.
 
 from __future__ import annotations
 
+import os
+import secrets
+import shutil
+import time
 from functools import wraps
+from pathlib import Path
 from typing import Any, Callable
 
 from flask import Blueprint, abort, current_app, g, jsonify, request
@@ -19,6 +24,7 @@ from ..analysis.library import LibraryError
 from ..query import NotFound, Queries
 from ..store.outcomes import OutcomeError
 from ..system import panel_settings
+from ..system.atomic import write_json_atomic
 from . import views
 from .auth import session_user
 from .users import UserError
@@ -160,6 +166,50 @@ def cdr_asterisk() -> Any:
     name = upload.filename if upload is not None and upload.filename else "Master.csv"
     out = _q().import_asterisk(text, g.actor, name[:100])
     return jsonify(out), _status(out)
+
+
+@api.post("/recordings")
+@allow("admin", "integration")
+def recording_upload() -> Any:
+    """A stereo recording the PBX wrote (form file ``file``, WAV or FLAC, agent on channel
+    ``channels.agent_channel``) with what the PBX knows: ``agent``, ``client``,
+    ``direction``, ``started_at``, ``call_id``. Queued for analysis like the inbox's files."""
+    from ..cdr.record import Context
+    from ..sources.inbox import AUDIO_SUFFIXES
+    from ..sources.sidecar import SidecarError, normalise_info, sidecar_path
+
+    settings = current_app.extensions["settings"]
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return _error(400, "send the recording as a form file named 'file' (curl -F file=@call.wav)")
+    suffix = Path(upload.filename).suffix.lower()
+    head = upload.stream.read(4)
+    upload.stream.seek(0)
+    if suffix not in AUDIO_SUFFIXES or head not in (b"RIFF", b"fLaC"):
+        return _error(400, "the file must be a WAV or FLAC recording (.wav, .flac)")
+    try:
+        info = normalise_info(request.form, Context.from_settings(settings))
+    except SidecarError as exc:
+        return _error(400, str(exc))
+    inbox = settings.paths.inbox
+    inbox.mkdir(parents=True, exist_ok=True)
+    free_mb = shutil.disk_usage(inbox).free / 2**20
+    if free_mb < settings.retention.stop_recording_free_mb:
+        return _error(507, f"disk full ({free_mb:.0f} MB free): the recording was not kept; "
+                      "free space or lower retention.audio_days, then send it again")
+    name = f"api-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}{suffix}"
+    part = inbox / f".{name}.part"          # the watcher takes only finished .wav/.flac files
+    try:
+        if info:
+            write_json_atomic(sidecar_path(inbox / name), info)
+        upload.save(part)
+        os.replace(part, inbox / name)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        sidecar_path(inbox / name).unlink(missing_ok=True)
+        return _error(507, f"the recording could not be stored: {exc}")
+    _audit("recording upload", name, **{k: v for k, v in info.items() if k != "started_at"})
+    return jsonify(file=name, call_id=info.get("call_id") or Path(name).stem, status="queued"), 202
 
 
 @api.get("/kpis")

@@ -71,6 +71,8 @@ def create_app(queries: Queries, settings: Settings,
         g.lang = pick_language()
         if request.endpoint == "admin.update_upload":      # bundles are larger than forms
             request.max_content_length = admin.UPDATE_MAX_BYTES
+        elif request.endpoint == "api.recording_upload":    # so are recordings
+            request.max_content_length = int(settings.files.max_upload_mb * 2**20)
         # Every state change made with the session cookie, and the sign-in forms themselves
         # (login CSRF); a request with neither is refused by the view (401), not here.
         if request.method not in SAFE_METHODS and not api.bearer() and (
