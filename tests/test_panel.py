@@ -512,3 +512,29 @@ def test_update_bundle_uploaded_on_the_system_page(box, admin, tmp_path):
     assert resp.status_code == 302 and pending.read_bytes() == newer.read_bytes()
     assert os.readlink(root / "current") == "slots/b"       # untouched by the daemon
     assert "update handed over" in [e["action"] for e in box.db.audit.recent(10)]
+
+
+def test_api_tokens_are_made_and_revoked_on_the_users_page(box, admin):
+    page = admin.get("/users")
+    token = csrf(page)
+    resp = admin.post("/tokens", data={"csrf_token": token, "action": "create", "name": "pbx",
+                                       "role": "integration"})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200 and "apl_" in html
+    secret = re.search(r'value="(apl_[^"]+)"', html).group(1)
+    assert "apl_" not in (resp.headers.get("Set-Cookie") or "")        # shown once, never stored
+    assert "apl_" not in admin.get("/users").get_data(as_text=True)
+    api = box.app.test_client()
+    bearer = {"Authorization": f"Bearer {secret}"}
+    assert api.get("/api/v1/kpis?period=2026-11", headers=bearer).status_code == 200
+    bad = admin.post("/tokens", data={"csrf_token": token, "action": "create", "name": "x", "role": "root"})
+    assert bad.status_code == 400 and "role" in bad.get_data(as_text=True)
+    assert admin.post("/tokens", data={"action": "create", "name": "y", "role": "viewer"}).status_code == 400
+    viewer = _as(box, "viewer")
+    assert viewer.post("/tokens", data={"csrf_token": csrf(viewer.get("/")), "action": "create",
+                                        "name": "z", "role": "admin"}).status_code == 403
+    resp = admin.post("/tokens", data={"csrf_token": token, "action": "revoke", "name": "pbx"})
+    assert resp.status_code == 302
+    assert api.get("/api/v1/kpis?period=2026-11", headers=bearer).status_code == 401
+    actions = [e["action"] for e in box.db.audit.recent(10)]
+    assert "token create" in actions and "token revoke" in actions

@@ -16,6 +16,7 @@ from ..system.logs import RECENT
 from . import backup
 from .auth import audit, login_required
 from .i18n import gettext as _
+from .tokens import ROLES as TOKEN_ROLES
 from .users import ROLES, UserError, Users
 
 bp = Blueprint("admin", __name__)
@@ -277,7 +278,7 @@ def update_upload() -> Any:
 @login_required("admin")
 def users() -> Any:
     if request.method == "GET":
-        return render_template("users.html", users=_users().all(), roles=ROLES)
+        return _users_page()
     action = request.form.get("action", "")
     name = request.form.get("username", "").strip()
     try:
@@ -294,11 +295,40 @@ def users() -> Any:
         else:
             abort(400, "action: create, update or delete")
     except UserError as exc:
-        return render_template("users.html", users=_users().all(), roles=ROLES,
-                               error=str(exc)), 400
+        return _users_page(error=str(exc)), 400
     audit(f"user {action}", name, role=request.form.get("role"))
     flash(_("User {name}: done.", name=name))
     return redirect(url_for("admin.users"))
+
+
+def _users_page(**extra: Any) -> str:
+    tokens = current_app.extensions["tokens"]
+    return render_template("users.html", users=_users().all(), roles=ROLES, tokens=tokens.list(),
+                           token_roles=TOKEN_ROLES, **extra)
+
+
+@bp.post("/tokens")
+@login_required("admin")
+def tokens() -> Any:
+    """API tokens for the PBX, a CRM or a central server: made here (the secret is shown
+    once, on this page, never put in a cookie) or revoked."""
+    action = request.form.get("action", "")
+    name = request.form.get("name", "").strip()
+    files = current_app.extensions["tokens"]
+    if action == "create":
+        try:
+            secret = files.create(name, request.form.get("role", ""))
+        except ValueError as exc:
+            return _users_page(error=str(exc)), 400
+        audit("token create", name, role=request.form.get("role"))
+        return _users_page(new_token={"name": name, "secret": secret})
+    if action == "revoke":
+        if not files.revoke(name):
+            return _users_page(error=_("No token named {name}.", name=name)), 404
+        audit("token revoke", name)
+        flash(_("Token {name} revoked.", name=name))
+        return redirect(url_for("admin.users"))
+    abort(400, "action: create or revoke")
 
 
 @bp.get("/audit")

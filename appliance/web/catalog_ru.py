@@ -136,6 +136,15 @@ RU: dict[str, str] = {
         "администратор: всё; руководитель: звонки, результаты, словари, чек-листы, система; наблюдатель: только просмотр.",
     "sign-ins, changes, who listened to which call": "входы, изменения, кто слушал какие звонки",
     "Who": "Кто", "Action": "Действие", "Object": "Объект", "Details": "Подробности",
+    # API tokens
+    "API tokens": "Токены API", "New token": "Новый токен", "Who uses it": "Кто им пользуется",
+    "Created": "Создан", "Revoke": "Отозвать", "No tokens yet.": "Токенов пока нет.",
+    "integration": "интеграция",
+    "For machines: the PBX sending call records and recordings, a CRM posting outcomes, a central server reading KPIs. Send it as Authorization: Bearer TOKEN.":
+        "Для программ: АТС, присылающей записи о звонках и записи разговоров, CRM с результатами сделок, центрального сервера, читающего показатели. Передаётся как Authorization: Bearer ТОКЕН.",
+    "Token for {name}: copy it now, it is not shown again.":
+        "Токен для {name}: скопируйте его сейчас, больше он не будет показан.",
+    "Token {name} revoked.": "Токен {name} отозван.", "No token named {name}.": "Токена {name} нет.",
 }
 
 EN: dict[str, str] = {
