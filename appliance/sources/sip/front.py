@@ -114,7 +114,10 @@ class SipFront:
             f"1 sip:{WORKER_HOST}:{worker_port(self.settings, i)}\n" for i in range(self.workers)))
         cfg = self.dir / "kamailio.cfg"
         cfg.write_text(render(self.settings, self.workers, dispatcher, mpath))
-        check = subprocess.run([binary, "-c", "-f", str(cfg)], capture_output=True, text=True)
+        # -Y: its runtime directory, also for the check (the default one, /var/run/kamailio,
+        # is read-only for the hardened service)
+        check = subprocess.run([binary, "-c", "-f", str(cfg), "-Y", str(self.dir)],
+                               capture_output=True, text=True)
         if check.returncode != 0:
             raise SipError(f"SIP front configuration rejected by kamailio: "
                            f"{(check.stderr or check.stdout).strip()[-500:]}")
