@@ -1,5 +1,5 @@
-"""Command line: `appliance run | status | demo | update | analyze | models | token | cdr | kpis |
-fleet | config`."""
+"""Command line: `appliance run | status | setup-link | demo | update | analyze | models | token |
+cdr | kpis | fleet | config`."""
 
 from __future__ import annotations
 
@@ -220,6 +220,36 @@ def _cmd_update(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_setup_link(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the first-run set-up link (exit 0), or say that set-up is done (exit 1). Makes
+    the panel's secrets when missing, so the image's first boot can show the link."""
+    from .system.health import daemon_state
+    from .web.users import SetupToken, Users, secret_key
+
+    data_dir = settings.paths.data_dir
+    base = args.base or f"http://{settings.web.bind_address}:{settings.web.port}/"
+    setup = SetupToken(data_dir)
+    if daemon_state(data_dir) is not None:      # the daemon owns the store: it made the token
+        if not setup.path.exists():
+            print("set-up is done: sign in on the panel", file=sys.stderr)
+            return 1
+        token = setup.ensure()
+    else:
+        from .store.database import Database
+
+        db = Database(data_dir)
+        try:
+            if len(Users(db.users)):
+                print("set-up is done: sign in on the panel", file=sys.stderr)
+                return 1
+        finally:
+            db.close()
+        secret_key(data_dir)
+        token = setup.ensure()
+    print(f"{base.rstrip('/')}/setup?token={token}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0: every call recorded and analysed as scripted; 1: the demo could not run;
     2: it ran, and the analysis missed something (listed)."""
@@ -280,6 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "disk, recognition queue, model (exit 0 healthy, 1 not, 3 not running)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("setup-link", help="print the first-run link that creates the panel's "
+                       "administrator (exit 1 once set-up is done)")
+    p.add_argument("--base", help="panel address as the administrator reaches it (default: "
+                   "web.bind_address and web.port)")
+    p.set_defaults(func=_cmd_setup_link)
 
     p = sub.add_parser("demo", help="a simulated PBX places scripted calls (real speech, over "
                        "SIPREC) and sends call records to the running appliance, then shows "

@@ -132,3 +132,25 @@ def test_a_burst_of_signals_stops_the_daemon_cleanly(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "appliance stopped" in err
+
+
+def test_setup_link_makes_the_secrets_once_and_stops_after_set_up(tmp_path):
+    from appliance.store.database import Database
+    from appliance.web.users import Users
+
+    env = dict(os.environ, APPLIANCE_PATHS__DATA_DIR=str(tmp_path / "data"))
+    cmd = [sys.executable, "-m", "appliance.cli", "setup-link", "--base", "https://box.local/"]
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    link = first.stdout.strip()
+    assert link.startswith("https://box.local/setup?token=") and len(link.split("=")[1]) >= 32
+    secrets = tmp_path / "data" / "secrets"
+    assert oct((secrets / "setup-token").stat().st_mode)[-3:] == "600"
+    assert (secrets / "web-secret-key").stat().st_size >= 32
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert again.stdout.strip() == link                   # the same link until it is used
+    db = Database(tmp_path / "data")
+    Users(db.users).create("admin", "correct horse battery", "admin")
+    db.close()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "set-up is done" in done.stderr and not done.stdout
