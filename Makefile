@@ -11,7 +11,7 @@ DEMO_DEBS := festival festvox-ru
 # browser, the demo's voices; festvox-ru is also the tests' real speech).
 TEST_DEBS := $(RUN_DEBS) $(DEMO_DEBS) sip-tester mosquitto openssl chromium fonts-dejavu-core systemd
 
-.PHONY: run demo test install install-test bench clean
+.PHONY: run demo test install install-test bench image image-test clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,16 @@ bench: install-test
 	$(PY) bench/store.py
 	$(PY) bench/mqtt.py
 	$(PY) bench/web.py
+
+# The box's disk image (root; see firmware/README.md) and its boot test in qemu.
+IMAGE_DEBS := debootstrap e2fsprogs fdisk grub-pc-bin grub2-common qemu-system-x86 curl
+image: install
+	bash tests/install-system-deps.sh $(IMAGE_DEBS)
+	bash firmware/build-image.sh
+
+image-test:
+	bash tests/install-system-deps.sh $(IMAGE_DEBS)
+	bash firmware/smoke-test.sh $$(ls -t build/image/appliance-*.img | head -1)
 
 clean:
 	rm -rf $(VENV) build appliance/native/*.so native/*.c

@@ -34,12 +34,32 @@ def test_unit_verifies_without_warnings(tmp_path):
                 "ProtectSystem=strict", "ReadWritePaths=/var/lib/appliance", "NoNewPrivileges=true",
                 "PrivateTmp=true", "CapabilityBoundingSet=CAP_NET_BIND_SERVICE"):
         assert key in text, key
-    # the image installs the venv in /opt/appliance; here, the one under test
-    local = text.replace("/opt/appliance/venv/bin/appliance", APPLIANCE)
+    # the image runs the venv of the current slot; here, the one under test
+    local = text.replace("/opt/appliance/current/venv/bin/appliance", APPLIANCE)
     out = _verify(local, tmp_path)
     assert out.returncode == 0 and "appliance.service" not in out.stderr, out.stderr
     bad = _verify(local.replace("ProtectSystem=strict", "ProtectSystem=stricter"), tmp_path)
     assert "protect system value" in bad.stderr           # the check can fail
+
+
+FIRMWARE = UNITS.parent / "firmware" / "rootfs"
+
+
+def test_image_units_verify_without_warnings(tmp_path):
+    """First-boot set-up, the root updater and the update check (the image's programs
+    replaced by the repository's copies, which is where they come from)."""
+    names = ["appliance-firstboot.service", "appliance-update.path", "appliance-update.service",
+             "appliance-update-check.service", "appliance-update-check.timer"]
+    for name in names:
+        text = (UNITS / name).read_text().replace("/usr/lib/appliance/", f"{FIRMWARE}/usr/lib/appliance/")
+        (tmp_path / name).write_text(text)
+    out = subprocess.run(["systemd-analyze", "verify", *(str(tmp_path / n) for n in names)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "appliance" not in out.stderr, out.stderr
+    check = (UNITS / "appliance-update-check.service").read_text()
+    assert "/usr/bin/python3 -S -m slotcheck.slots" in check      # not the slot's virtualenv
+    watch = (UNITS / "appliance-update.path").read_text()
+    assert "PathExists=/var/lib/appliance/updates/pending.tar" in watch
 
 
 def test_sysusers_and_tmpfiles_create_the_user_and_directories(tmp_path):
