@@ -23,7 +23,7 @@ from typing import Any
 from ..config import Settings
 from ..system.health import daemon_state
 from .dialogue import Rendered, Script, assemble, load_scripts
-from .pbx import answered_call, missed_calls, place_calls
+from .pbx import KEPT_AGO_S, LOST_AGO_S, answered_call, missed_calls, place_calls
 from .voice import render
 
 log = logging.getLogger(__name__)
@@ -117,13 +117,50 @@ def _target(settings: Settings) -> str:
     return f"sip:recorder@{host}:{sip.port}"
 
 
+def _wait_for_capture(settings: Settings, timeout_s: float = 60.0) -> None:
+    """Until every capture process runs (a daemon just started may still be starting them)."""
+    from ..sources.sip.workers import state_files, workers_needed
+
+    want = workers_needed(settings)
+    deadline = time.monotonic() + timeout_s
+    while len(state_files(settings.paths.data_dir)) < want and time.monotonic() < deadline:
+        time.sleep(1.0)
+
+
+def _place_with_retries(target: str, calls: list[tuple[Script, Rendered]], sip_port: int,
+                        rtp_port: int, attempts: int = 3) -> list[dict[str, Any]]:
+    """Place the calls; those the box turned away as busy (486, 503: it is still starting
+    its capture processes, or full) are placed again a few seconds later."""
+    placed: dict[int, dict[str, Any]] = {}
+    for attempt in range(attempts):
+        todo = [i for i in range(len(calls)) if i not in placed]
+        for i, result in zip(todo, place_calls(target, [calls[i] for i in todo], sip_port, rtp_port)):
+            if result["answered"] or result["status"] not in (486, 503) or attempt == attempts - 1:
+                placed[i] = result
+        if len(placed) == len(calls):
+            break
+        log.warning("demo calls turned away as busy; trying again",
+                    extra={"calls": len(calls) - len(placed)})
+        time.sleep(6.0)
+    for i, (s, _) in enumerate(calls):
+        if not placed[i]["answered"]:
+            raise DemoError(f"the appliance did not answer the {s.id} call (SIP "
+                            f"{placed[i]['status']}): see its log")
+    return [placed[i] for i in range(len(calls))]
+
+
+def _day(ts: float) -> str:
+    return time.strftime("%Y-%m-%d", time.localtime(ts))
+
+
 def _wait_for_calls(api: _Api, scripts: list[Script], since: float,
                     timeout_s: float) -> dict[str, dict[str, Any]]:
     """The stored call of each script (matched by client number), once all are analysed."""
     deadline = time.monotonic() + timeout_s
     found: dict[str, dict[str, Any]] = {}
     while time.monotonic() < deadline:
-        rows = api.call("GET", "/calls?period=" + time.strftime("%Y-%m-%d") + "&limit=200")["calls"]
+        rows = api.call("GET", f"/calls?from={_day(since - 60)}&to={_day(time.time())}"
+                               "&limit=200")["calls"]
         for s in scripts:
             for r in rows:
                 if (r.get("started_at") or 0) >= since - 5 and \
@@ -213,11 +250,8 @@ def run_demo(settings: Settings, scripts_file: Path | None = None, timeout_s: fl
             listener.ready.wait(10)
         now = time.time()
         api.call("POST", "/cdr", {"records": missed_calls(run_id, now)})
-        placed = place_calls(target, calls, sip_port, rtp_port)
-        for (s, _), p in zip(calls, placed):
-            if not p["answered"]:
-                raise DemoError(f"the appliance did not answer the {s.id} call (SIP {p['status']}): "
-                                "see its log")
+        _wait_for_capture(settings)
+        placed = _place_with_retries(target, calls, sip_port, rtp_port)
         api.call("POST", "/cdr", {"records": [answered_call(run_id, s, p["started_at"], p["ended_at"])
                                               for (s, _), p in zip(calls, placed)]})
         stored = _wait_for_calls(api, scripts, now, timeout_s)
@@ -225,7 +259,8 @@ def run_demo(settings: Settings, scripts_file: Path | None = None, timeout_s: fl
             call = api.call("GET", f"/calls/{stored[s.id]['uid']}/detail")
             report.calls.append(_summary(s, stored[s.id], call))
             report.problems += [f"{s.id}: {m}" for m in report.calls[-1]["misses"]]
-        report.missed = api.call("GET", f"/missed?period={time.strftime('%Y-%m')}")["missed"]
+        for day in sorted({_day(now - LOST_AGO_S), _day(now - KEPT_AGO_S)}):   # the records' days
+            report.missed += api.call("GET", f"/missed?period={day}")["missed"]
         report.kpis = api.call("GET", f"/kpis?period={time.strftime('%Y-%m')}")
         if listener is not None:
             _wait_for_alerts(listener)
@@ -276,7 +311,8 @@ def render_report(report: Report) -> str:
         out += ["", "MQTT alerts:"]
         out += [f"  {a.get('severity', '')}: {a.get('kind')}: {a.get('message')}" for a in report.alerts]
     never = [m for m in report.missed if (m.get("callback") or {}).get("status") == "never"]
-    out += ["", f"Missed calls this month: {len(report.missed)}, never called back: {len(never)}"]
+    out += ["", f"Missed calls on the PBX records' days: {len(report.missed)}, never called back: "
+            f"{len(never)}"]
     rows = [("office", report.kpis.get("office") or {})]
     rows += sorted((report.kpis.get("managers") or {}).items())
     if rows[0][1]:

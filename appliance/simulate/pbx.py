@@ -20,6 +20,10 @@ from .dialogue import Rendered, Script
 log = logging.getLogger(__name__)
 
 
+LOST_AGO_S = 26 * 3600      # older than the callback window (cdr.callback_slow_h, 24 h)
+KEPT_AGO_S = 3 * 3600
+
+
 def iso(ts: float) -> str:
     """Local time with its offset, as a PBX writes it."""
     return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
@@ -28,7 +32,7 @@ def iso(ts: float) -> str:
 def missed_calls(run_id: str, now: float) -> list[dict[str, Any]]:
     """Records of two missed calls: one from yesterday that nobody called back (a queue rang
     two phones), one from this morning that a colleague called back within 12 minutes."""
-    lost, kept = now - 26 * 3600, now - 3 * 3600
+    lost, kept = now - LOST_AGO_S, now - KEPT_AGO_S
     return [
         {"id": f"demo-{run_id}-m1a", "group": f"demo-{run_id}-m1", "start": iso(lost),
          "end": iso(lost + 31), "from": "+7 985 222-33-44", "to": "101",
