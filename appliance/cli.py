@@ -255,7 +255,8 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     2: it ran, and the analysis missed something (listed)."""
     from pathlib import Path
 
-    from .simulate.demo import DemoError, render_report, run_demo
+    from .simulate.demo import DemoError, run_demo
+    from .simulate.report import render_report
     from .simulate.dialogue import ScriptError
     from .simulate.voice import VoiceMissing
 

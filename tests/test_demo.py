@@ -164,3 +164,18 @@ def test_demo_fills_the_appliance_with_real_results(tmp_path):
     assert (data / "secrets" / "setup-token").exists()
     assert "first run: create the admin account" in log and "kamailio.pid" not in log
     assert daemon.returncode == 0, log[-2000:]
+
+
+def test_check_names_what_the_analysis_missed():
+    from appliance.simulate.report import check
+
+    script = load_scripts(BUILT_IN)[2]            # the complaint: client tags, an interruption
+    found = {"timeline": {"tags": [{"party": "client", "tag": "complaints"},
+                                   {"party": "agent", "tag": "greeting"},
+                                   {"party": "agent", "tag": "stop_words"}]},
+             "parties": {"agent": {"interruptions_made": 0}, "client": {"interruptions_made": 1}},
+             "score": {"total": 90}}
+    assert check(script, found) == ["no 'profanity' tag for the client"]
+    found["parties"]["client"]["interruptions_made"] = 0
+    found["timeline"]["tags"].append({"party": "client", "tag": "profanity"})
+    assert check(script, found) == ["client interrupted 0 times < 1"]

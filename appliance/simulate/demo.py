@@ -15,7 +15,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from ..config import Settings
 from ..system.health import daemon_state
 from .dialogue import Rendered, Script, assemble, load_scripts
 from .pbx import KEPT_AGO_S, LOST_AGO_S, answered_call, missed_calls, place_calls
+from .report import Report, summarize
 from .voice import render
 
 log = logging.getLogger(__name__)
@@ -38,21 +38,6 @@ def default_cache_dir() -> Path:
     from ..asr.model import default_model_dir
 
     return default_model_dir().parent / "demo"
-
-
-@dataclass
-class Report:
-    panel: str
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
-    missed: list[dict[str, Any]] = field(default_factory=list)
-    kpis: dict[str, Any] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"panel": self.panel, "calls": self.calls, "alerts": self.alerts,
-                "missed": self.missed, "kpis": self.kpis, "problems": self.problems,
-                "ok": not self.problems}
 
 
 class _Api:
@@ -174,51 +159,6 @@ def _wait_for_calls(api: _Api, scripts: list[Script], since: float,
                     "appliance's log (appliance status, or the panel's system page)")
 
 
-def _tags(call: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(t.get("party"), t.get("tag")) for t in call.get("timeline", {}).get("tags", [])}
-
-
-def check(script: Script, call: dict[str, Any]) -> list[str]:
-    """What the analysis missed of the script's ``expect``; ``call``: the call's detail as
-    ``/api/v1/calls/<uid>/detail`` gives it."""
-    e, misses = script.expect, []
-    tags = _tags(call)
-    for party in ("agent", "client"):
-        for tag in e.get(f"{party}_tags", []):
-            if (party, tag) not in tags:
-                misses.append(f"no {tag!r} tag for the {party}")
-    for tag in e.get("no_tags", []):
-        if any(d == tag for _, d in tags):
-            misses.append(f"unexpected {tag!r} tag")
-    score = (call.get("score") or {}).get("total")
-    if "min_score" in e and (score is None or score < e["min_score"]):
-        misses.append(f"score {score} < {e['min_score']}")
-    if "max_score" in e and (score is None or score > e["max_score"]):
-        misses.append(f"score {score} > {e['max_score']}")
-    made = {p: v.get("interruptions_made", 0) for p, v in call.get("parties", {}).items()}
-    if "max_interruptions" in e and sum(made.values()) > e["max_interruptions"]:
-        misses.append(f"{sum(made.values())} interruptions > {e['max_interruptions']}")
-    for party in ("agent", "client"):
-        want = e.get(f"min_interruptions_by_{party}")
-        if want is not None and made.get(party, 0) < want:
-            misses.append(f"{party} interrupted {made.get(party, 0)} times < {want}")
-    return misses
-
-
-def _summary(script: Script, stored: dict[str, Any], call: dict[str, Any]) -> dict[str, Any]:
-    parties = call.get("parties", {})
-    return {"id": script.id, "title": script.title, "uid": stored["uid"],
-            "agent": stored.get("agent"), "client": stored.get("client"),
-            "direction": stored.get("direction"), "duration_s": stored.get("duration_s"),
-            "pbx_record": bool(call.get("call", {}).get("pbx")),
-            "score": (call.get("score") or {}).get("total"),
-            "talk_share": {p: v.get("talk_share") for p, v in parties.items()},
-            "interruptions_made": {p: v.get("interruptions_made") for p, v in parties.items()},
-            "tags": sorted(f"{party}:{tag}" for party, tag in _tags(call)),
-            "transcript": [f"{t['party']}: {t['text']}" for t in call.get("transcript", [])],
-            "misses": check(script, call)}
-
-
 def run_demo(settings: Settings, scripts_file: Path | None = None, timeout_s: float = 600.0,
              cache_dir: Path | None = None, sip_port: int = 5095, rtp_port: int = 31000) -> Report:
     """Run the demo against the appliance running with ``settings``."""
@@ -257,7 +197,7 @@ def run_demo(settings: Settings, scripts_file: Path | None = None, timeout_s: fl
         stored = _wait_for_calls(api, scripts, now, timeout_s)
         for s in scripts:
             call = api.call("GET", f"/calls/{stored[s.id]['uid']}/detail")
-            report.calls.append(_summary(s, stored[s.id], call))
+            report.calls.append(summarize(s, stored[s.id], call))
             report.problems += [f"{s.id}: {m}" for m in report.calls[-1]["misses"]]
         for day in sorted({_day(now - LOST_AGO_S), _day(now - KEPT_AGO_S)}):   # the records' days
             report.missed += api.call("GET", f"/missed?period={day}")["missed"]
@@ -283,44 +223,3 @@ def _wait_for_alerts(listener: _AlertListener, wait_s: float = 30.0) -> None:
         if set(ALERTS_EXPECTED) <= kinds:
             return
         time.sleep(0.5)
-
-
-KPI_COLUMNS = (("in", "calls_in"), ("out", "calls_out"), ("recorded", "recorded"),
-               ("missed", "missed"), ("never called back", "missed_never"),
-               ("score", "avg_score"), ("interruptions", "interruptions_per_call"))
-
-
-def _figure(v: Any) -> str:
-    return "-" if v is None else f"{v:.1f}" if isinstance(v, float) else str(v)
-
-
-def render_report(report: Report) -> str:
-    """The report for a terminal: each call's findings, the alerts, the missed calls, KPIs."""
-    out = [f"Panel: {report.panel}  (sign in; the first start logged a set-up link)", ""]
-    for c in report.calls:
-        share = c["talk_share"].get("agent")
-        out.append(f"{c['title']}: agent {c['agent']}, client {c['client']}, "
-                   f"{c['duration_s']:.0f} s, score {c['score']}, agent talk "
-                   f"{share:.0%}" if share is not None else f"{c['title']}")
-        made = c["interruptions_made"]
-        out.append(f"  interruptions: agent {made.get('agent', 0)}, client {made.get('client', 0)}; "
-                   f"tags: {', '.join(c['tags']) or 'none'}")
-        out.append(f"  {report.panel.rstrip('/')}/calls/{c['uid']}")
-        out += [f"  ! {m}" for m in c["misses"]]
-    if report.alerts:
-        out += ["", "MQTT alerts:"]
-        out += [f"  {a.get('severity', '')}: {a.get('kind')}: {a.get('message')}" for a in report.alerts]
-    never = [m for m in report.missed if (m.get("callback") or {}).get("status") == "never"]
-    out += ["", f"Missed calls on the PBX records' days: {len(report.missed)}, never called back: "
-            f"{len(never)}"]
-    rows = [("office", report.kpis.get("office") or {})]
-    rows += sorted((report.kpis.get("managers") or {}).items())
-    if rows[0][1]:
-        out += ["", f"KPIs {report.kpis.get('period')}:",
-                " " * 10 + "".join(f"{label:>{len(label) + 2}}" for label, _ in KPI_COLUMNS)]
-        for name, k in rows:
-            out.append(f"  {name:<8}" + "".join(f"{_figure(k.get(key)):>{len(label) + 2}}"
-                                                 for label, key in KPI_COLUMNS))
-    out += ["", "All as scripted." if not report.problems else "Not as scripted:"]
-    out += [f"  - {p}" for p in report.problems]
-    return "\n".join(out)
