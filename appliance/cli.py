@@ -230,22 +230,20 @@ def _cmd_setup_link(args: argparse.Namespace, settings: Settings) -> int:
     base = args.base or f"http://{settings.web.bind_address}:{settings.web.port}/"
     setup = SetupToken(data_dir)
     if daemon_state(data_dir) is not None:      # the daemon owns the store: it made the token
-        if not setup.path.exists():
-            print("set-up is done: sign in on the panel", file=sys.stderr)
-            return 1
-        token = setup.ensure()
+        done = not setup.path.exists()
     else:
         from .store.database import Database
 
         db = Database(data_dir)
         try:
-            if len(Users(db.users)):
-                print("set-up is done: sign in on the panel", file=sys.stderr)
-                return 1
+            done = len(Users(db.users)) > 0
         finally:
             db.close()
-        secret_key(data_dir)
-        token = setup.ensure()
+    if done:
+        print("set-up is done: sign in on the panel", file=sys.stderr)
+        return 1
+    secret_key(data_dir)                        # made once; the daemon's is kept
+    token = setup.ensure()
     print(f"{base.rstrip('/')}/setup?token={token}")
     return 0
 

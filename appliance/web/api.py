@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import time
 from functools import wraps
 from pathlib import Path
@@ -25,6 +24,7 @@ from ..query import NotFound, Queries
 from ..store.outcomes import OutcomeError
 from ..system import panel_settings
 from ..system.atomic import write_json_atomic
+from ..system.disk import disk_state
 from . import views
 from .auth import session_user
 from .users import UserError
@@ -193,7 +193,7 @@ def recording_upload() -> Any:
         return _error(400, str(exc))
     inbox = settings.paths.inbox
     inbox.mkdir(parents=True, exist_ok=True)
-    free_mb = shutil.disk_usage(inbox).free / 2**20
+    free_mb = disk_state(inbox).free_mb
     if free_mb < settings.retention.stop_recording_free_mb:
         return _error(507, f"disk full ({free_mb:.0f} MB free): the recording was not kept; "
                       "free space or lower retention.audio_days, then send it again")
