@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from appliance.config import SipSettings
-from appliance.sources.sip.account import source_allowed
-from appliance.sources.sip.call import add_labels
+from appliance.sources.sip.screen import source_allowed
+from appliance.sources.sip.message import add_labels
 from appliance.sources.sip.message import body_parts, parse_message, sdp_media
 from appliance.sources.sip.metadata import MetadataError, parse_metadata
 from appliance.sources.sip.plan import plan_call, update_from_reinvite

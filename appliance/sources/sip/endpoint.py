@@ -1,8 +1,14 @@
 """The pjsua2 endpoint: transports, codecs, accounts, the calls in progress, and shutdown.
 
-pjsua2 rules this module keeps (each was seen to abort the process otherwise): every thread
-that calls pjsua2 registers itself first; no ``Call`` or ``AudioMediaPort`` may be alive when
-``libDestroy`` runs; and the library is created once per process.
+Everything that touches pjsua runs on one thread, the endpoint's SIP thread: it polls
+pjsua's events (so every callback arrives there), runs the commands other threads queue
+(``_call_soon``) and the once-a-second maintenance. One owner means no call object is ever
+used by two threads, and a call's pjsua object is destroyed in its own DISCONNECTED
+callback, before pjsua can give its slot to the next call (see ``call.py``).
+
+pjsua2 rules this module keeps (each was seen to abort the process otherwise): no ``Call``
+or ``AudioMediaPort`` may be alive when ``libDestroy`` runs; and the library is created once
+per process.
 """
 
 from __future__ import annotations
@@ -10,14 +16,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
-import ipaddress
 import logging
 import os
 import queue
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pjsua2 as pj
@@ -29,13 +34,19 @@ from ...config import Settings
 from ...media.session import Stages
 from ...system.atomic import write_json_atomic
 from ...system.disk import RecordingGuard
-from .account import Registration, SipAccount, plan_for
-from .call import RecordedCall
+from .account import SipAccount
+from .call import PjCall
+from .recorded import Dialog, RecordedCall
+from .registration import Registration
+from .screen import networks, plan_incoming
+from .tap import TapPool
 
 log = logging.getLogger(__name__)
 pjlog = logging.getLogger("pjsip")
 
 MAINTENANCE_S = 1.0
+POLL_MS = 20                # longest a queued command waits for the SIP thread
+HANGUP_WAIT_S = 5.0         # for pjsua to report every call disconnected at shutdown
 FINALIZE_WAIT_S = 120.0
 
 
@@ -86,7 +97,7 @@ def add_siprec_capability() -> None:
 
 
 class SipEndpoint:
-    """Runs the SIP side of the appliance: ``start()``, then ``stop()`` from the same thread."""
+    """Runs the SIP side of the appliance: ``start()``, then ``stop()``."""
 
     def __init__(self, settings: Settings, stages: Stages | None = None,
                  bus: Bus | None = None, *, sip_address: tuple[str, int] | None = None,
@@ -98,26 +109,90 @@ class SipEndpoint:
         self.contact = contact
         self.stages = stages
         self.bus = bus or Bus()
-        sip = settings.sip
-        self.allowed_networks = [ipaddress.ip_network(n, strict=False) for n in sip.allowed_sources]
+        self.allowed_networks = networks(settings.sip.allowed_sources)
         settings.paths.data_dir.mkdir(parents=True, exist_ok=True)
         self.guard = RecordingGuard(settings.paths.data_dir, settings.retention.stop_recording_free_mb)
         self.ep: pj.Endpoint | None = None
         self.accounts: list[SipAccount] = []
-        self.calls: dict[int, RecordedCall] = {}
-        self.ended: list[RecordedCall] = []
+        self.taps = TapPool(0)
+        # pjsua call slot -> its call object: SIP thread only; the only reference to it
+        self._slots: dict[int, PjCall] = {}
+        # recordings by dialog, until their analysis is final (any thread, under _lock)
+        self.recordings: dict[tuple[str, str], RecordedCall] = {}
         self.finished_results = 0
-        self._lock = threading.RLock()
+        self.counts = {"offered": 0, "answered": 0, "refused": 0, "finalized": 0}
+        self._lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._writer = _LogWriter()
         self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._deferred: queue.SimpleQueue[tuple[RecordedCall, pj.CallOpParam]] = queue.SimpleQueue()
-        self._maint: threading.Thread | None = None
+        self._stopping = False
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+        self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
         self.state_path = settings.paths.data_dir / "run" / f"{state_name}.json"
 
-    # --- start / stop ---
+    # --- start / stop (any thread) ---
     def start(self) -> None:
+        """Start the SIP thread; raise ``SipError`` if the endpoint cannot start."""
+        self._thread = threading.Thread(target=self._run, name="sip", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._start_error is not None:
+            self._thread.join()
+            raise self._start_error
+        sip = self.settings.sip
+        host, port = self.sip_address
+        log.info("sip endpoint started", extra={"address": f"{host}:{port}",
+                                                "transports": ",".join(sip.transports),
+                                                "accounts": len(sip.accounts),
+                                                "direct_calls": sip.direct_calls})
+        self.write_state()
+
+    def stop(self) -> None:
+        """Hang up and finalize every call, release pjsua2 objects, destroy the library."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._thread = None
+
+    def _call_soon(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the SIP thread."""
+        self._commands.put(fn)
+
+    # --- the SIP thread ---
+    def _run(self) -> None:
+        try:
+            self._create()
+        except BaseException as exc:     # noqa: BLE001 - handed to start()
+            self._start_error = exc
+            self._destroy()
+            self._ready.set()
+            return
+        self._ready.set()
+        next_tick = time.monotonic() + MAINTENANCE_S
+        while not self._stop.is_set():
+            self._poll()
+            now = time.monotonic()
+            if now >= next_tick:
+                next_tick = now + MAINTENANCE_S
+                self._maintain(now)
+        self._shutdown()
+
+    def _poll(self) -> None:
+        assert self.ep is not None
+        self.ep.libHandleEvents(POLL_MS)
+        while True:
+            try:
+                fn = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                fn()
+            except Exception:   # noqa: BLE001 - one command must not stop the SIP thread
+                log.exception("sip command failed")
+
+    def _create(self) -> None:
         sip = self.settings.sip
         ep = pj.Endpoint()
         with _quiet_stdout():       # pjlib prints its start-up chatter before logging is set
@@ -125,7 +200,7 @@ class SipEndpoint:
         self.ep = ep
         cfg = pj.EpConfig()
         cfg.uaConfig.maxCalls = sip.max_calls
-        cfg.uaConfig.threadCnt = 1
+        cfg.uaConfig.threadCnt = 0          # events are polled by the SIP thread (_poll)
         cfg.uaConfig.mainThreadOnly = False
         cfg.uaConfig.userAgent = f"call-appliance/{__version__}"
         cfg.logConfig.level = sip.log_level
@@ -137,9 +212,9 @@ class SipEndpoint:
         cfg.medConfig.clockRate = 16000
         cfg.medConfig.sndClockRate = 16000
         cfg.medConfig.maxMediaPorts = sip.max_calls * (sip.max_streams * 2) + 8
+        host, port = self.sip_address
         try:
             ep.libInit(cfg)
-            host, port = self.sip_address
             bound = "" if host in ("0.0.0.0", "::") else host
             for name in sip.transports:
                 tc = pj.TransportConfig()
@@ -150,21 +225,14 @@ class SipEndpoint:
                 ep.transportCreate(kind, tc)
             ep.audDevManager().setNullDev()
             ep.libStart()
+            self.taps = TapPool(sip.max_calls * sip.max_streams)
             self._set_codecs()
             add_siprec_capability()
             self._add_accounts()
         except pj.Error as exc:
-            self.stop()
             raise SipError(f"SIP endpoint failed to start on {host}:{port}: "
                            f"{exc.info()}; check sip.bind_address / sip.port (is another SIP "
                            "service using the port?)") from None
-        self._maint = threading.Thread(target=self._maintain, name="sip-maint", daemon=True)
-        self._maint.start()
-        log.info("sip endpoint started", extra={"address": f"{host}:{port}",
-                                                "transports": ",".join(sip.transports),
-                                                "accounts": len(sip.accounts),
-                                                "direct_calls": sip.direct_calls})
-        self.write_state()
 
     def _set_codecs(self) -> None:
         assert self.ep is not None
@@ -225,23 +293,36 @@ class SipEndpoint:
                                        "transport": a.transport, "expiry_s": a.expiry_s})
         return acc
 
-    def stop(self) -> None:
-        """Hang up, finalize every call, release pjsua2 objects, destroy the library."""
-        self._stop.set()
-        self._wake.set()
-        if self._maint is not None:
-            self._maint.join(timeout=10)
+    def _shutdown(self) -> None:
+        """Refuse new calls, hang up the others (``end_reason``: appliance stopping), wait for
+        every recording to be final, then destroy the library."""
+        self._stopping = True
+        self._end_calls("appliance stopping")
+        deadline = time.monotonic() + HANGUP_WAIT_S
+        while self._slots and time.monotonic() < deadline:
+            self._poll()            # DISCONNECTED callbacks drop the call objects
+        with self._lock:
+            pending = list(self.recordings.values())
+        for rec in pending:
+            rec.finish("appliance stopping")
+        for rec in pending:
+            if not rec.live.wait(FINALIZE_WAIT_S):
+                log.error("call not finalized before shutdown", extra={"uid": rec.uid})
+        del pending
+        self._destroy()
+        self.write_state(stopped=True)
+        log.info("sip endpoint stopped")
+
+    def _destroy(self) -> None:
+        """Drop every pjsua2 object, then destroy the library. A separate frame so that no
+        local variable keeps a ``pj.Call`` alive into ``libDestroy`` (which aborts)."""
         ep = self.ep
         if ep is None:
             return
-        try:
-            ep.hangupAllCalls()
-        except pj.Error:
-            pass
-        deadline = time.monotonic() + 5
-        while self.calls and time.monotonic() < deadline:
-            time.sleep(0.1)     # DISCONNECTED callbacks arrive on pjsua's worker thread
-        self._release_calls()
+        for call in self._slots.values():
+            call.release_taps()
+        self._slots.clear()
+        self.taps.silence()
         for acc in self.accounts:
             try:
                 acc.shutdown()
@@ -251,134 +332,105 @@ class SipEndpoint:
         sys.last_type = sys.last_value = sys.last_traceback = None  # type: ignore[assignment]
         gc.collect()
         ep.libDestroy()
+        self.taps.abandon()
         self.ep = None
-        self.write_state(stopped=True)
-        log.info("sip endpoint stopped")
 
-    def _release_calls(self) -> None:
-        """Finalize and drop every call. A separate frame so that no local variable keeps a
-        ``pj.Call`` alive into ``libDestroy`` (which aborts the process)."""
+    # --- calls (SIP thread: pjsua callbacks) ---
+    def incoming(self, acc: SipAccount, slot: int, raw: str, source: str) -> None:
+        """``onIncomingCall``: answer the call, or refuse it right after this callback."""
+        self.counts["offered"] += 1
+        dialog = Dialog.of_invite(raw)
+        plan = plan_incoming(raw, source, self.settings.sip, self.allowed_networks,
+                             direct=acc.direct, disk_ok=self.guard.allowed(),
+                             stopping=self._stopping)
         with self._lock:
-            pending = list(self.calls.values()) + self.ended
-        for call in pending:
-            call.finish("appliance stopping")
-        for call in pending:
-            if call.live is not None and not call.live.wait(FINALIZE_WAIT_S):
-                log.error("call not finalized before shutdown", extra={"uid": call.uid})
-        with self._lock:
-            for call in pending:
-                call.release()
-            self.calls.clear()
-            self.ended.clear()
-
-    # --- calls (pjsua worker thread) ---
-    def incoming(self, acc: SipAccount, call_id: int, raw: str, source: str) -> None:
-        plan = plan_for(raw, source, self, acc.direct)
-        call = RecordedCall(self, acc, call_id, plan)
-        op = pj.CallOpParam()
-        with self._lock:
-            self.calls[call_id] = call
+            if plan.accepted and dialog.key in self.recordings:
+                plan.status, plan.reason = 482, "Loop Detected (this dialog is already recorded)"
         if not plan.accepted:
+            self.counts["refused"] += 1
             log.warning("call refused", extra={"status": plan.status, "reason": plan.reason,
-                                               "source": source,
-                                               "sip_call_id": plan.extra.get("sip_call_id")})
-            op.statusCode = plan.status
-            op.reason = plan.reason
-            # Rejected from the maintenance thread, not inside this callback: pjsua 2.15.1
-            # aborts (double free of the cloned INVITE) when a body-less INVITE is rejected
-            # from onIncomingCall.
-            self._deferred.put((call, op))
-            self._wake.set()
+                                               "source": source, "sip_call_id": dialog.call_id})
+            call = PjCall(self, acc, slot, plan, None)
+            self._slots[slot] = call
+            # Rejected after this callback, not inside it: pjsua 2.15.1 aborts (double free
+            # of the cloned INVITE) when a body-less INVITE is rejected from onIncomingCall.
+            self._call_soon(lambda: call.end(f"refused {plan.status}", plan.status))
             return
-        call.start_recording()
+        try:
+            rec = RecordedCall(self.settings, plan, dialog, self.stages, on_done=self.call_done)
+        except OSError as exc:      # the recording cannot be created: the PBX must know
+            log.error("recording not started", extra={"reason": str(exc),
+                                                      "sip_call_id": dialog.call_id})
+            plan.status, plan.reason = 503, "Service Unavailable (recording cannot be written)"
+            call = PjCall(self, acc, slot, plan, None)
+            self._slots[slot] = call
+            self._call_soon(lambda: call.end("refused 503", 503))
+            return
+        with self._lock:
+            self.recordings[dialog.key] = rec
+        call = PjCall(self, acc, slot, plan, rec)
+        self._slots[slot] = call
+        self.counts["answered"] += 1
+        op = pj.CallOpParam()
         op.statusCode = 200
         op.opt.audioCount = plan.audio_count
         op.opt.videoCount = 0
         try:
             call.answer(op)
         except pj.Error as exc:
-            log.error("answer failed", extra={"uid": call.uid, "reason": exc.info()})
-            call.finish(f"answer failed: {exc.reason}")
+            log.error("answer failed", extra={"uid": rec.uid, "reason": exc.info()})
+            call.end(f"answer failed: {exc.reason}")
         self.write_state()
-        self.bus.publish("call.started", uid=call.uid, source=plan.source, agent=plan.agent,
+        self.bus.publish("call.started", uid=rec.uid, source=plan.source, agent=plan.agent,
                          client=plan.client, direction=plan.direction)
 
-    def call_ended(self, call: RecordedCall) -> None:
-        with self._lock:
-            for cid, c in list(self.calls.items()):
-                if c is call:
-                    del self.calls[cid]
-            self.ended.append(call)
-        if call.live is not None:
-            log.info("call ended", extra={"uid": call.uid, "reason": call.live.meta.extra.get(
-                "end_reason")})
+    def forget(self, call: PjCall) -> None:
+        """A call's slot is disconnected: drop its object now (see ``call.py``)."""
+        if self._slots.get(call.slot) is call:
+            del self._slots[call.slot]
 
     def call_done(self, result: dict[str, Any]) -> None:
         """A live call's recording and analysis are final (called on its worker thread)."""
-        self.finished_results += 1
+        uid = result.get("call", {}).get("extra", {}).get("uid")
+        with self._lock:
+            for key, rec in list(self.recordings.items()):
+                if rec.uid == uid:
+                    del self.recordings[key]
+            self.finished_results += 1
         self.bus.publish("call.analysed", result=result)
         self.write_state()
 
-    def registration_changed(self, acc: SipAccount) -> None:
-        self.bus.publish("sip.registration", **acc.registration.as_dict())
+    def registration_changed(self, acc: SipAccount, changed: bool) -> None:
+        if changed:
+            self.bus.publish("sip.registration", **acc.registration.as_dict())
         self.write_state()
 
-    # --- maintenance thread ---
-    def _maintain(self) -> None:
-        assert self.ep is not None
-        self.ep.libRegisterThread("sip-maint")
+    # --- maintenance (SIP thread, once a second) ---
+    def _maintain(self, now: float) -> None:
         timeout = self.settings.sip.rtp_timeout_s
-        while not self._stop.is_set():
-            self._wake.wait(MAINTENANCE_S)
-            self._wake.clear()
-            self._reject_deferred()
-            now = time.monotonic()
-            with self._lock:
-                active = list(self.calls.values())
-            for call in active:
-                if call.live is None or call.ended_at is not None:
-                    continue
-                if call.rtp_idle_s(now) > timeout:
-                    log.warning("rtp timeout", extra={"uid": call.uid, "idle_s": timeout})
-                    call.end_reason = "rtp timeout"
-                    try:
-                        call.hangup(pj.CallOpParam())
-                    except pj.Error:
-                        pass
-                    call.finish("rtp timeout")
-            with self._lock:
-                done = [c for c in self.ended if c.ended_at and now - c.ended_at > 2
-                        and (c.live is None or c.live.done.is_set())]
-                self.ended = [c for c in self.ended if c not in done]
-            for call in done:
-                call.release()
-            del done, active
+        for call in list(self._slots.values()):
+            if call.recorded is None or call.disconnected or not call.taps:
+                continue
+            if call.rtp_idle_s(now) > timeout:
+                log.warning("rtp timeout", extra={"uid": call.recorded.uid, "idle_s": timeout})
+                call.end("rtp timeout")
 
-    def _reject_deferred(self) -> None:
-        while True:
-            try:
-                call, op = self._deferred.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                call.hangup(op)     # an unanswered incoming call: sends the final response
-            except pj.Error as exc:
-                log.warning("reject failed", extra={"reason": exc.info()})
-            call.finish(f"refused {op.statusCode}")
-            del call
+    def _end_calls(self, reason: str) -> None:
+        for call in list(self._slots.values()):
+            call.end(reason)
 
-    # --- state for the rest of the appliance ---
+    # --- state for the rest of the appliance (any thread) ---
     @property
     def registrations(self) -> list[Registration]:
         return [a.registration for a in self.accounts if not a.direct]
 
     def state(self) -> dict[str, Any]:
         with self._lock:
-            calls = [c.capture_info() for c in self.calls.values() if c.live is not None]
-        asr = self.stages.asr if self.stages is not None else None
+            calls = [r.capture_info() for r in self.recordings.values() if not r.ended]
+            recordings = len(self.recordings)
         return {"registrations": [r.as_dict() for r in self.registrations],
-                "active_calls": calls, "calls_finalized": self.finished_results,
-                "asr_queue": asr.queue_length if asr is not None and asr.available else 0,
+                "active_calls": calls, "finalizing": recordings - len(calls),
+                "calls_finalized": self.finished_results, "counts": dict(self.counts),
                 "updated_at": time.time()}
 
     def write_state(self, stopped: bool = False) -> None:

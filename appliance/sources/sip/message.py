@@ -162,3 +162,37 @@ def display_name(value: str | None) -> str | None:
         return None
     m = re.match(r'\s*"([^"]*)"', value) or re.match(r"\s*([^<\"]+?)\s*<", value)
     return m.group(1).strip() or None if m else None
+
+
+_TAG = re.compile(r";\s*tag=([^;>\s,]+)", re.I)
+
+
+def header_tag(value: str | None) -> str:
+    """The ``tag`` parameter of a From/To header value ('' if none)."""
+    m = _TAG.search(value or "")
+    return m.group(1) if m else ""
+
+
+_LINE_END = re.compile(r"\r?\n")
+
+
+def add_labels(sdp: str, labels: dict[int, str]) -> str:
+    """Append ``a=label:X`` to each m= section of an SDP (by media index) that lacks one."""
+    lines = [ln for ln in _LINE_END.split(sdp) if ln]
+    out: list[str] = []
+    index = -1
+
+    def close_section() -> None:
+        if index in labels and not any(ln.startswith("a=label:") for ln in section):
+            out.append(f"a=label:{labels[index]}")
+
+    section: list[str] = []
+    for line in lines:
+        if line.startswith("m="):
+            close_section()
+            index += 1
+            section = []
+        out.append(line)
+        section.append(line)
+    close_section()
+    return "\r\n".join(out) + "\r\n"

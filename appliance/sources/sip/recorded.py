@@ -1,0 +1,147 @@
+"""One answered call's recording, tied to the SIP dialog it answered. No SIP stack here.
+
+The pjsua2 side (``call.py``) lives only as long as pjsua's call slot belongs to this dialog;
+this object lives until the recording and its analysis are final. Whatever ends the call
+(BYE, CANCEL, a failed set-up, RTP timeout, session timer, shutdown), ``finish`` runs the
+end of the recording exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ...config import Settings
+from ...media.frames import PARTIES, Party
+from ...media.live import LiveCall
+from ...media.session import CallMeta, Stages
+from .message import SipMessage, SipMessageError, header_tag, parse_message
+from .plan import CallPlan, update_from_reinvite
+
+log = logging.getLogger(__name__)
+
+
+def new_uid() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class Dialog:
+    """A SIP dialog as the box answered it: Call-ID and the caller's tag (the box's own tag
+    is added once pjsua has chosen it)."""
+
+    call_id: str
+    remote_tag: str
+    local_tag: str = ""
+
+    @classmethod
+    def of_invite(cls, raw: str) -> "Dialog":
+        try:
+            msg: SipMessage | None = parse_message(raw)
+        except SipMessageError:
+            msg = None
+        if msg is None:
+            return cls("", "")
+        return cls((msg.header("call-id") or "")[:200], header_tag(msg.header("from"))[:100])
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What identifies the dialog before the answer (the caller's side)."""
+        return (self.call_id, self.remote_tag)
+
+    def as_dict(self) -> dict[str, str]:
+        return {"call_id": self.call_id, "remote_tag": self.remote_tag,
+                "local_tag": self.local_tag}
+
+
+class RecordedCall:
+    """The recording of one answered call; ``finish`` ends it once, from any thread."""
+
+    def __init__(self, settings: Settings, plan: CallPlan, dialog: Dialog,
+                 stages: Stages | None, on_done: Callable[[dict[str, Any]], None] | None = None
+                 ) -> None:
+        self.settings = settings
+        self.plan = plan
+        self.dialog = dialog
+        self.uid = new_uid()
+        self.frames: dict[int, int] = {}             # media index -> frames tapped
+        self.rtp_stats: dict[int, dict[str, Any]] = {}
+        self.media_started: float | None = None
+        self.ended_at: float | None = None
+        self.end_reason: str | None = None
+        self._lock = threading.Lock()
+        meta = CallMeta(source=plan.source, call_id=self.uid, direction=plan.direction,
+                        agent=plan.agent, client=plan.client, notes=list(plan.notes),
+                        extra={**plan.extra, "dialog": dialog.as_dict()})
+        parties = tuple(p for p in PARTIES if p in plan.parties.values())
+        self.live = LiveCall(settings, meta, stages, self.uid, parties=parties, on_done=on_done)
+        log.info("call recording", extra={"uid": self.uid, "source": plan.source,
+                                          "sip_call_id": dialog.call_id, "agent": plan.agent,
+                                          "client": plan.client, "streams": plan.audio_count,
+                                          "roles": plan.extra.get("roles")})
+
+    @property
+    def ended(self) -> bool:
+        return self.ended_at is not None
+
+    def sink(self, index: int, party: Party) -> Callable[[bytes], None]:
+        """What a media tap calls with each frame of stream ``index`` (media-clock thread:
+        a counter and a queue append, nothing else)."""
+        frames, push = self.frames, self.live.push
+        frames.setdefault(index, 0)
+
+        def take(pcm: bytes) -> None:
+            frames[index] += 1
+            push(party, pcm)
+        return take
+
+    def media_tapped(self, now: float) -> None:
+        if self.media_started is None:
+            self.media_started = now
+
+    def answered(self, local_tag: str) -> None:
+        """pjsua chose the box's tag: the dialog is complete."""
+        if local_tag and not self.dialog.local_tag:
+            self.dialog = Dialog(self.dialog.call_id, self.dialog.remote_tag, local_tag)
+            self.live.meta.extra["dialog"] = self.dialog.as_dict()
+
+    def reinvite(self, raw: str) -> None:
+        """New SIPREC metadata in a re-INVITE: merged into the call's record."""
+        try:
+            msg = parse_message(raw)
+        except SipMessageError:
+            return
+        changes = update_from_reinvite(self.plan, msg)
+        if changes and not self.ended:
+            self.live.meta.extra.update({k: v for k, v in self.plan.extra.items()
+                                         if k in ("siprec", "metadata_updates")})
+            self.live.write_meta("recording")
+            log.info("metadata updated", extra={"uid": self.uid, "change": "; ".join(changes)})
+
+    def finish(self, reason: str) -> bool:
+        """End the recording (the analysis finalizes on the call's own thread). Only the first
+        call does anything; returns whether this one did."""
+        with self._lock:
+            if self.ended_at is not None:
+                return False
+            self.ended_at = time.monotonic()
+            self.end_reason = reason
+        media_s = self.ended_at - self.media_started if self.media_started else 0.0
+        self.live.meta.extra["media"] = {
+            "seconds": round(media_s, 2),
+            "streams": {self.plan.parties[i]: dict(st, label=self.plan.labels.get(i))
+                        for i, st in self.rtp_stats.items() if i in self.plan.parties}}
+        self.live.end(reason)
+        log.info("call ended", extra={"uid": self.uid, "reason": reason,
+                                      "sip_call_id": self.dialog.call_id})
+        return True
+
+    def capture_info(self) -> dict[str, Any]:
+        return {"uid": self.uid, "source": self.plan.source, "agent": self.plan.agent,
+                "client": self.plan.client, "sip_call_id": self.dialog.call_id,
+                "frames": dict(self.frames)}
