@@ -46,9 +46,14 @@ def run(settings: Settings, stop: threading.Event | None = None,
     from .sources.sip import workers as sip_workers
 
     n_workers = sip_workers.workers_needed(settings) if settings.sip.enabled else 0
-    # Capture workers load their own recognizer; this one serves the inbox and crash recovery.
+    # The box's one recognizer: capture workers send it their calls' speech.
     stages = Stages.load(settings)
     log.info("speech recognition", extra=stages.asr.info() if stages.asr else {"status": "disabled"})
+    link = None
+    if n_workers > 1 and stages.asr is not None and stages.asr.available:
+        from .asr.link import PieceServer
+
+        link = PieceServer(stages.asr)
     from .media.recovery import recover_unfinished
 
     recover_unfinished(settings, stages)
@@ -56,7 +61,7 @@ def run(settings: Settings, stop: threading.Event | None = None,
 
     bus = Bus()
     try:
-        local = LocalData.open(settings, bus, model=stages.asr.info if stages.asr else None)
+        local = LocalData.open(settings, bus, stages)
     except StoreBusy as exc:
         log.error("store busy", extra={"reason": str(exc)})
         stages.close()
@@ -80,12 +85,15 @@ def run(settings: Settings, stop: threading.Event | None = None,
             front.start()
             pool = sip_workers.WorkerPool(
                 settings, config_path, n_workers,
-                on_death=lambda i: recover_unfinished(settings, stages, process=str(i)))
+                on_death=lambda i: recover_unfinished(settings, stages, process=str(i)),
+                env=link.env() if link is not None else {})
             pool.start()
     except Exception as exc:    # noqa: BLE001 - SipError and OS errors: say why and stop
         log.error("sip capture failed to start", extra={"reason": str(exc)})
         if front is not None:
             front.stop()
+        if link is not None:
+            link.close()
         local.close()
         stages.close()
         return 3
@@ -106,6 +114,8 @@ def run(settings: Settings, stop: threading.Event | None = None,
         front.stop()
     for t in threads:
         t.join(timeout=30)
+    if link is not None:
+        link.close()
     local.close()
     stages.close()
     log.info("appliance stopped")
@@ -116,15 +126,26 @@ class LocalData:
     """The store and what serves it: the ingester (the calls' one writer path), retention,
     the query API and the HTTP server."""
 
-    def __init__(self, settings: Settings, bus: Bus) -> None:
+    def __init__(self, settings: Settings, bus: Bus, stages: Stages | None = None) -> None:
         from .query import Queries
         from .store.database import Database
         from .store.ingest import Ingester
         from .store.retention import Retention
 
         self.settings = settings
+        self.stages = stages
         self.db = Database(settings.paths.data_dir)
         self.ingester = Ingester(self.db.calls, settings.paths.calls, bus, self.db.search)
+        if stages is not None and stages.asr is not None:
+            from .asr.pending import PendingCalls
+            from .sources.files import call_audio, read_pieces
+
+            def read_audio(result: dict[str, Any], path: Any, specs: list[Any]) -> Any:
+                paths, agent_channel = call_audio(result, path)
+                return read_pieces(paths, settings, specs, agent_channel)
+            self.pending = PendingCalls(stages.asr, stages.complete, read_audio,
+                                        self.ingester.ingest_file)
+            self.ingester.on_pending = self.pending.adopt
         self.retention = Retention(settings, self.db, bus)
         self.queries = Queries(self.db, settings,
                                on_cdr=lambda new: bus.publish("cdr.added", new=new))
@@ -158,8 +179,10 @@ class LocalData:
         """Device status: registrations, calls, queues, disk, MQTT outbox."""
         from .system.status import device_status
 
+        asr = self.stages.asr if self.stages is not None else None
         return device_status(self.settings.paths.data_dir,
-                             len(self.outbox) if self.outbox is not None else None)
+                             len(self.outbox) if self.outbox is not None else None,
+                             asr.backlog() if asr is not None and asr.available else None)
 
     def daemon_state(self) -> dict[str, Any]:
         """What only the daemon knows, for ``/healthz`` and ``appliance status``."""
@@ -187,11 +210,10 @@ class LocalData:
             stop.wait(interval_s)
 
     @classmethod
-    def open(cls, settings: Settings, bus: Bus,
-             model: Callable[[], dict[str, Any]] | None = None) -> "LocalData":
-        local = cls(settings, bus)
-        if model is not None:
-            local.model = model
+    def open(cls, settings: Settings, bus: Bus, stages: Stages | None = None) -> "LocalData":
+        local = cls(settings, bus, stages)
+        if stages is not None and stages.asr is not None:
+            local.model = stages.asr.info
         if local.publisher is not None:
             local.publisher.start()
         local.ingester.scan()                 # reconcile the store with the calls on disk
@@ -254,8 +276,10 @@ def run_worker(settings: Settings, index: int, count: int) -> int:
 
     stop = threading.Event()
     _stop_on_signals(stop)
+    from .asr.link import PieceClient
+
     ws = worker_settings(settings, index, count)
-    stages = Stages.load(ws)
+    stages = Stages.capture(PieceClient.from_env() if ws.asr.enabled else None)
     endpoint = SipEndpoint(ws, stages, Bus(), sip_address=(WORKER_HOST, worker_port(settings, index)),
                            contact=_front_contact(settings) if index == 0 else None,
                            state_name=f"sip-{index}")

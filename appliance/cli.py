@@ -26,7 +26,7 @@ def _cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
         settings.asr.enabled = False
     if args.language:
         settings.asr.language = args.language
-    stages = Stages.load(settings)
+    stages = Stages.load(settings, wait=True)
     try:
         result = analyse_files(args.files, settings, stages=stages)
     except AudioFileError as exc:

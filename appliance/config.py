@@ -129,6 +129,15 @@ class AsrSettings(_Section):
                       "DSP get the CPU first, recognition catches up")
     min_level_dbfs: float = Field(-50.0, ge=-90.0, le=0.0,
                                   description="quieter segments are not decoded (hallucination guard)")
+    min_piece_s: float = Field(0.3, ge=0.0, le=2.0,
+                               description="shorter speech is not decoded (too short for a word; "
+                               "it still counts as speech or a backchannel)")
+    max_delay_s: float = Field(900.0, ge=30.0, le=86400.0,
+                               description="a call waiting longer than this for its transcript "
+                               "fails the health check and raises an alert")
+    buffer_s: float = Field(1800.0, ge=30.0, le=36000.0,
+                            description="speech audio held in memory waiting for recognition; "
+                            "beyond it, audio is read back from the recordings")
 
 
 class RecordingSettings(_Section):

@@ -9,8 +9,8 @@ import soxr
 from appliance.asr.filters import clean_transcript
 from appliance.asr.model import ModelError, find_model, verify
 from appliance.asr.recognizer import WhisperRecognizer
-from appliance.asr.stage import AsrService, _cut
-from appliance.config import AsrSettings, Settings
+from appliance.asr.service import AsrService
+from appliance.config import Settings
 from appliance.media.session import CallMeta, CallSession, Stages
 from appliance.simulate.calls import make_noise
 from appliance.simulate.scoring import word_errors, words
@@ -77,66 +77,6 @@ def test_corrupt_model_is_detected(tmp_path):
         verify(d)
 
 
-class Parrot:
-    """A recognizer that says what it is told (to test the stage around it)."""
-
-    name = "parrot"
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.calls: list[int] = []
-
-    def transcribe(self, audio: np.ndarray) -> str:
-        self.calls.append(len(audio))
-        return self.text
-
-
-def fake_audio(quiet_party=None):
-    def audio(party, a, b):
-        level = -70.0 if party == quiet_party else -20.0
-        return np.zeros((b - a) * 320, np.int16), np.full(b - a, level, np.float32)
-    return audio
-
-
-def test_quiet_segments_are_not_decoded_and_long_ones_are_cut():
-    from appliance.asr.stage import CallTranscriber
-    parrot = Parrot("Продолжение следует...")
-    service = AsrService(AsrSettings(workers=2), recognizer=parrot)
-    tr = CallTranscriber(service, fake_audio(quiet_party="client"))
-    tr.add("agent", 0, 60 * 50)                   # a 60 s segment
-    tr.add("client", 0, 100)
-    assert tr.transcript() == []                  # stock subtitle line filtered out
-    assert len(parrot.calls) == 3                 # 60 s cut into pieces <= 25 s; quiet skipped
-    assert max(parrot.calls) <= 25 * 16000
-    service.close()
-
-
-def test_close_segments_are_recognised_together():
-    from appliance.asr.stage import CallTranscriber
-    parrot = Parrot("Добрый день")
-    service = AsrService(AsrSettings(workers=1), recognizer=parrot)
-    tr = CallTranscriber(service, fake_audio())
-    tr.add("agent", 0, 100)
-    tr.tick(190, {"agent": 130})                  # the next segment (from 130) is still open
-    tr.add("agent", 130, 200)                     # 0.6 s pause: same chunk, pause included
-    tr.tick(205, {"agent": None})
-    tr.add("agent", 300, 400)                     # 2 s later: a new chunk
-    tr.tick(500, {"agent": None})                 # long after: the last chunk is decoded
-    lines = tr.transcript()
-    assert len(parrot.calls) == 2 and sorted(parrot.calls) == [100 * 320, 200 * 320]
-    assert [(t["start"], t["end"]) for t in lines] == [(0.0, 4.0), (6.0, 8.0)]
-    service.close()
-
-
-def test_cuts_at_the_quietest_frame():
-    levels = np.zeros(3000, np.float32)
-    levels[2000] = -90
-    pieces = _cut(100, 3100, levels, 1250)
-    assert pieces[0][0] == 100 and pieces[-1][1] == 3100
-    assert all(b - a <= 1250 for a, b in pieces)
-    assert (2100 in [b for _, b in pieces])
-
-
 @pytest.mark.parametrize("text, expected", [
     ("[музыка]", ""),
     ("(смех) Да, конечно.", "Да, конечно."),
@@ -169,7 +109,8 @@ class Broken:
 
 def test_a_failing_recognizer_costs_only_its_text(real_call):
     settings = Settings()
-    stages = Stages(asr=AsrService(settings.asr, recognizer=Broken()))
+    asr = AsrService(settings.asr, recognizer=Broken())
+    stages = Stages(asr=asr, pieces=asr, wait=True)
     session = CallSession(settings, CallMeta(source="file", call_id="x"), stages)
     pcm = (real_call[0] * 32767).astype(np.int16)
     session.feed("agent", pcm[:, 0])

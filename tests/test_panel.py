@@ -454,10 +454,11 @@ def test_device_status_lists_active_calls(tmp_path):
     run.mkdir()
     call = {"uid": "u1", "source": "siprec", "agent": "101", "client": "7916",
             "frames": {"0": 500, "1": 750}}
-    (run / "sip-0.json").write_text(json.dumps({"registrations": [], "asr_queue": 2,
-                                                "active_calls": [call]}))
-    status = device_status(tmp_path)
+    (run / "sip-0.json").write_text(json.dumps({"registrations": [], "active_calls": [call]}))
+    backlog = {"calls": 1, "pieces": 2, "audio_s": 7.5, "oldest_s": 3.0}
+    status = device_status(tmp_path, asr=backlog)
     assert status["active_calls"] == 1 and status["asr_queue"] == 2
+    assert status["asr_backlog"] == backlog
     assert status["calls"] == [{"uid": "u1", "source": "siprec", "agent": "101", "client": "7916",
                                 "seconds": 15}]
 

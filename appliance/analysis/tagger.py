@@ -20,11 +20,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
-import snowballstemmer
 
 STEM, PREFIX, EXACT = 0, 1, 2
 WORD = re.compile(r"[\w'’-]+", re.UNICODE)
 STEMMERS = {"ru": "russian", "en": "english"}
+
+
+def _stemmer(language: str) -> Any:
+    # imported on first use: the package loads all its languages (~4 MB), and a capture
+    # worker, which never tags, imports this module
+    import snowballstemmer
+
+    return snowballstemmer.stemmer(STEMMERS[language])
 PARTIES = ("agent", "client", "any")
 
 
@@ -53,7 +60,7 @@ class Tagger:
 
     def __init__(self, entries: Iterable[Entry]) -> None:
         self.entries = list(entries)
-        self._stemmers = {lang: snowballstemmer.stemmer(STEMMERS[lang])
+        self._stemmers = {lang: _stemmer(lang)
                           for lang in {e.language for e in self.entries}}
         self._by_stem: dict[tuple[str, str], list[Entry]] = {}
         self._by_form: dict[str, list[Entry]] = {}
@@ -132,7 +139,7 @@ def parse_dictionary(text: str, source: str, language: str) -> list[Entry]:
                 "alert": data.get("alert", False)}
     if language not in STEMMERS:
         raise DictionaryError(f"{source}: language {language!r} is not one of {sorted(STEMMERS)}")
-    stemmer = snowballstemmer.stemmer(STEMMERS[language])
+    stemmer = _stemmer(language)
     entries = []
     raws = data.get("entries", [])
     if not isinstance(raws, list):

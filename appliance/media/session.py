@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..analysis.call_metrics import SCHEMA, conversation_metrics
+from ..analysis.completion import complete_result
 from ..analysis.dsp import CallStream
 from ..analysis.library import Library
-from ..analysis.scoring import Checklist, load_checklist, score_call
+from ..analysis.scoring import Checklist, load_checklist
 from ..analysis.tagger import Tagger, load_tagger
-from ..asr.stage import AsrService, CallTranscriber
+from ..asr.pieces import PieceCutter, PieceSink, PieceSpec
+from ..asr.service import AsrService
 from ..config import Settings
 from ..media.frames import PARTIES, Party
 from .window import AudioWindow
@@ -36,23 +39,51 @@ class CallMeta:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class _Waiting:
+    """A sink for a command-line analysis: offers wait for room (no recording to go back to)."""
+
+    def __init__(self, service: AsrService) -> None:
+        self.service = service
+
+    def offer(self, ref: str, piece: PieceSpec, pcm: np.ndarray) -> None:
+        self.service.offer(ref, piece, pcm, block=True)
+
+
 @dataclass
 class Stages:
-    """The per-process analysis services every call shares (loaded once)."""
+    """The analysis services calls share (loaded once per process).
+
+    In the daemon: the box's one recognizer (``asr``), which also takes the pieces
+    (``pieces``), and the tagger and checklist that finish a call once it is transcribed.
+    In a capture worker: only ``pieces``, the link to the daemon's recognizer; calls are
+    written with their transcript pending and the daemon completes them.
+    """
 
     asr: AsrService | None = None
+    pieces: PieceSink | None = None
     tagger: Tagger | None = None
     checklist: Checklist | None = None
     library: Library | None = None          # where edited dictionaries and checklists live
     language: str = "ru"
+    wait: bool = False                      # finish() waits for the transcript
+    remote: bool = False                    # calls are completed by the daemon (a worker)
     _signature: tuple[Any, ...] = ()
 
     @classmethod
-    def load(cls, settings: Settings) -> "Stages":
+    def load(cls, settings: Settings, wait: bool = False) -> "Stages":
+        """The recognizer, dictionaries and checklist. ``wait``: each call's ``finish``
+        returns it transcribed (a command-line analysis) instead of pending."""
         library = Library(settings.paths.data_dir / "dictionaries")
-        stages = cls(asr=AsrService(settings.asr), library=library, language=settings.asr.language)
+        asr = AsrService(settings.asr)
+        stages = cls(asr=asr, pieces=_Waiting(asr) if wait else asr, library=library,
+                     language=settings.asr.language, wait=wait)
         stages.refresh()
         return stages
+
+    @classmethod
+    def capture(cls, sink: PieceSink | None) -> "Stages":
+        """A capture worker's: pieces go to ``sink`` (the daemon), nothing else is loaded."""
+        return cls(pieces=sink, remote=True)
 
     def refresh(self) -> None:
         """Reload dictionaries and the checklist when the panel changed them. A broken file
@@ -71,9 +102,19 @@ class Stages:
                 raise
         self._signature = signature
 
+    def complete(self, result: dict[str, Any], transcript: list[dict[str, Any]],
+                 failed: int) -> dict[str, Any]:
+        """Tag and score a call whose transcript is known (in place; returned)."""
+        self.refresh()
+        info = self.asr.info() if self.asr is not None else {"status": "disabled"}
+        return complete_result(result, transcript, failed, info, self.tagger, self.checklist)
+
     def close(self) -> None:
         if self.asr is not None:
-            self.asr.close()
+            self.asr.close_service()
+        close = getattr(self.pieces, "close", None)
+        if close is not None and self.pieces is not self.asr:
+            close()
 
 
 # Audio kept before the oldest frame a segment may still start at: covers the onset and a
@@ -94,8 +135,13 @@ class CallSession:
         self.stages = stages or Stages()
         self.stream = CallStream(settings.vad)
         self.windows = {p: AudioWindow() for p in PARTIES}
-        self.transcriber = (CallTranscriber(self.stages.asr, self._audio)
-                            if self.stages.asr else None)
+        self.ref = uuid.uuid4().hex          # names this call's pieces at the recognizer
+        sink = self.stages.pieces
+        if sink is None or not settings.asr.enabled or (
+                self.stages.asr is not None and not self.stages.asr.available):
+            self.cutter = None
+        else:
+            self.cutter = PieceCutter(settings.asr, self._audio, sink, self.ref)
         self._finished = False
 
     def feed(self, party: Party, pcm: np.ndarray) -> None:
@@ -110,11 +156,11 @@ class CallSession:
             for start, end in segs:
                 log.debug("segment", extra={"call": self.meta.call_id, "party": who,
                                             "start_frame": start, "end_frame": end})
-                if self.transcriber is not None:
-                    self.transcriber.add(who, start, end)
+                if self.cutter is not None:
+                    self.cutter.add(who, start, end)
         open_starts = {p: self.stream.open_start(p) for p in PARTIES}
-        if self.transcriber is not None:
-            self.transcriber.tick(self.stream.frames, open_starts)
+        if self.cutter is not None:
+            self.cutter.tick(self.stream.frames, open_starts)
         for p, oldest in open_starts.items():
             keep = self.stream.frames if oldest is None else oldest
             self.windows[p].drop_before(keep - KEEP_FRAMES)
@@ -126,24 +172,27 @@ class CallSession:
         return self.windows[party].slice(start, end), levels  # type: ignore[index]
 
     def finish(self) -> dict[str, Any]:
-        """Close the call: flush open segments, wait for its transcript, tag and score it."""
+        """Close the call: flush open segments and return its call JSON. With a recognizer
+        the JSON says ``asr.status = pending`` and lists its speech pieces, and whoever owns
+        the recognizer completes it (``Stages.complete``), unless ``stages.wait``: then the
+        transcript, tags and score are in it."""
         if not self._finished:
             self._segments_closed(self.stream.finish())
             self._finished = True
-        self.stages.refresh()
         total = self.stream.frames
         result: dict[str, Any] = {"schema": SCHEMA, "call": asdict(self.meta)}
         result.update(conversation_metrics(self.stream.segments["agent"],
                                            self.stream.segments["client"], total,
                                            self.settings.conversation))
+        pieces = self.cutter.finish() if self.cutter is not None else []
         asr = self.stages.asr
-        result["asr"] = asr.info() if asr is not None else {"status": "disabled"}
-        result["transcript"] = self.transcriber.transcript() if self.transcriber else []
-        if self.transcriber is not None and self.transcriber.failed:
-            result["asr"]["failed_segments"] = self.transcriber.failed
-        result["tags"] = self.stages.tagger.tag(result["transcript"]) if self.stages.tagger else []
-        if self.stages.checklist is not None:
-            result["score"] = score_call(result, self.stages.checklist)
+        if not self.stages.remote and (self.cutter is None or self.stages.wait):
+            transcript, failed = asr.transcribe(self.ref, pieces) if pieces and asr else ([], 0)
+            self.stages.complete(result, transcript, failed)
+        else:       # completed by the daemon's recognizer, which took the pieces
+            result["asr"] = {"status": "pending", "ref": self.ref,
+                             "pieces": [p.as_list() for p in pieces]}
+            result["transcript"], result["tags"] = [], []
         log.info("call analysed", extra={"call": self.meta.call_id,
                                          "duration_s": result["duration_s"],
                                          "segments": len(result["segments"]),

@@ -13,6 +13,7 @@ from ..bus import Bus, Event
 from ..config import Settings
 from ..kpi.periods import current
 from ..query import Queries
+from ..system.health import recognition_backlog
 from .messages import Topics, alert, box_id, call_alerts, call_summary, envelope
 from .outbox import Outbox
 
@@ -24,6 +25,7 @@ ALERTED_KEY = "mqtt.missed_alerted"
 class Feeds:
     def __init__(self, settings: Settings, outbox: Outbox, queries: Queries, bus: Bus,
                  status: Callable[[], dict[str, Any]]) -> None:
+        self.settings = settings
         self.cfg = settings.mqtt
         self.outbox = outbox
         self.queries = queries
@@ -78,12 +80,12 @@ class Feeds:
                                  f"{reg.get('reason') or reg.get('status')}", "critical",
                                  account=key, status=reg.get("status"))
             self._registered[key] = now
-        behind = status.get("asr_queue", 0) >= self.cfg.asr_queue_alert
-        if behind and not self._asr_behind:
-            self.raise_alert("asr_behind", f"speech recognition falling behind: "
-                             f"{status['asr_queue']} segments waiting", "warning",
-                             queue=status["asr_queue"])
-        self._asr_behind = behind
+        keeping_up, detail = recognition_backlog(self.settings, status)
+        if not keeping_up and not self._asr_behind:
+            self.raise_alert("asr_behind", f"speech recognition falling behind: {detail}",
+                             "warning", queue=status.get("asr_queue", 0),
+                             backlog=status.get("asr_backlog") or {})
+        self._asr_behind = not keeping_up
         self.outbox.put(self.topics.status, envelope(self.box, **status), qos=self.cfg.qos,
                         retain=True)
 

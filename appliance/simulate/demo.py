@@ -140,7 +140,8 @@ def _day(ts: float) -> str:
 
 def _wait_for_calls(api: _Api, scripts: list[Script], since: float,
                     timeout_s: float) -> dict[str, dict[str, Any]]:
-    """The stored call of each script (matched by client number), once all are analysed."""
+    """The stored call of each script (matched by client number), once all are analysed
+    (transcribed, tagged and scored)."""
     deadline = time.monotonic() + timeout_s
     found: dict[str, dict[str, Any]] = {}
     while time.monotonic() < deadline:
@@ -148,7 +149,7 @@ def _wait_for_calls(api: _Api, scripts: list[Script], since: float,
                                "&limit=200")["calls"]
         for s in scripts:
             for r in rows:
-                if (r.get("started_at") or 0) >= since - 5 and \
+                if (r.get("started_at") or 0) >= since - 5 and r.get("asr") != "pending" and \
                         (r.get("client") or "").endswith(s.client[-10:]):
                     found[s.id] = r
         if len(found) == len(scripts):

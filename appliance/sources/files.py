@@ -17,8 +17,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from ..asr.pieces import PieceSpec
 from ..config import Settings
-from ..media.frames import PIPELINE_RATE
+from ..media.frames import PIPELINE_RATE, SAMPLES_PER_FRAME
 from ..media.session import CallMeta, CallSession, Stages
 
 log = logging.getLogger(__name__)
@@ -105,8 +106,10 @@ def _wav_shortfall(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def open_call_files(paths: list[str | os.PathLike[str]], settings: Settings) -> FileCall:
-    """Check one stereo file or two mono files (agent first) and describe their tracks."""
+def open_call_files(paths: list[str | os.PathLike[str]], settings: Settings,
+                    agent_channel: int | None = None) -> FileCall:
+    """Check one stereo file or two mono files (agent first) and describe their tracks.
+    ``agent_channel`` overrides ``channels.agent_channel`` (the box's own recordings)."""
     if not 1 <= len(paths) <= 2:
         raise AudioFileError(f"give one stereo file or two mono files, not {len(paths)}")
     infos = [(Path(p), _probe(Path(p))) for p in paths]
@@ -137,7 +140,7 @@ def open_call_files(paths: list[str | os.PathLike[str]], settings: Settings) -> 
             raise AudioFileError(
                 f"{path}: a {what} recording; the analysis needs each party on its own channel: "
                 "give a stereo file (agent and client channels) or two mono files")
-        a = settings.channels.agent_channel
+        a = settings.channels.agent_channel if agent_channel is None else agent_channel
         return FileCall(track(path, info, a), track(path, info, 1 - a), notes)
     for path, info in infos:
         if info.channels != 1:
@@ -250,3 +253,40 @@ def analyse_files(paths: list[str | os.PathLike[str]], settings: Settings,
     if result["duration_s"] == 0:
         raise AudioFileError(f"{paths[0]}: shorter than one 20 ms frame; nothing to analyse")
     return result
+
+
+def call_audio(result: dict[str, Any], json_path: Path) -> tuple[list[Path], int | None]:
+    """The recording(s) a call JSON was analysed from, and the agent's channel when it is
+    the box's own recording (agent left, whatever ``channels.agent_channel`` says)."""
+    extra = result.get("call", {}).get("extra", {})
+    recording = extra.get("recording")
+    if recording and result.get("call", {}).get("source") in ("sip", "siprec"):
+        return [json_path.parent / Path(recording).name], 0
+    files = [Path(f) for f in extra.get("files") or []]
+    if files:
+        return files, None
+    if recording:
+        return [json_path.parent / Path(recording).name], None
+    raise AudioFileError(f"{json_path.name}: names no recording to read speech from")
+
+
+def read_pieces(paths: list[Path], settings: Settings, specs: list[PieceSpec],
+                agent_channel: int | None = None) -> dict[PieceSpec, np.ndarray]:
+    """The audio (int16, 16 kHz) of each piece, read in one pass through the recording."""
+    call = open_call_files(list(paths), settings, agent_channel)
+    wanted = sorted(specs, key=lambda s: s.start)
+    bufs = {s: np.zeros((s.end - s.start) * SAMPLES_PER_FRAME, np.int16) for s in wanted}
+    last = max((s.end for s in wanted), default=0) * SAMPLES_PER_FRAME
+    offset = 0
+    for agent, client in iter_call_blocks(call, settings):
+        n = len(agent)
+        for spec in wanted:
+            a, b = spec.start * SAMPLES_PER_FRAME, spec.end * SAMPLES_PER_FRAME
+            lo, hi = max(a, offset), min(b, offset + n)
+            if lo < hi:
+                src = agent if spec.party == "agent" else client
+                bufs[spec][lo - a:hi - a] = src[lo - offset:hi - offset]
+        offset += n
+        if offset >= last:
+            break
+    return bufs

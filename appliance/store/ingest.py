@@ -8,8 +8,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from ..analysis.completion import pending
 from ..bus import Bus
 from .calls import CallStore
 from .search import TranscriptIndex
@@ -34,7 +37,11 @@ def result_files(calls_dir: Path, recent_only: bool = False) -> list[Path]:
 
 class Ingester:
     def __init__(self, store: CallStore, calls_dir: Path, bus: Bus | None = None,
-                 search: TranscriptIndex | None = None) -> None:
+                 search: TranscriptIndex | None = None,
+                 on_pending: Callable[[Path, dict[str, Any]], object] | None = None) -> None:
+        """``on_pending(path, result)``: a call written before its transcript (the recognizer
+        completes it and the file comes back through ``ingest_file``)."""
+        self.on_pending = on_pending
         self.store = store
         self.search = search
         self.calls_dir = calls_dir
@@ -56,7 +63,9 @@ class Ingester:
 
     def ingest_file(self, path: Path) -> int:
         """Store the call in one result file (a source in this process calls it directly);
-        return 1 if it was new."""
+        return 1 if it was new or completed. A call still waiting for its transcript is
+        stored at once and handed to ``on_pending``; ``call.stored`` goes out when it is
+        complete."""
         with self._lock:
             try:
                 result = json.loads(path.read_text(encoding="utf-8"))
@@ -71,12 +80,18 @@ class Ingester:
             if "call" not in result:
                 return 0
             uid = result["call"].get("extra", {}).get("uid") or result["call"].get("call_id")
-            if uid in self.store:
-                return 0
-            self.store.add(result, str(path.relative_to(self.calls_dir)))
-            if self.search is not None:
-                self.search.add_result(uid, result)
-        if self.bus is not None:        # every source's calls, once, after they are stored
+            waiting = pending(result)
+            stored = self.store.get(uid) if uid in self.store else None
+            fresh = stored is None or (stored.get("asr") == "pending" and not waiting)
+            if fresh:
+                self.store.add(result, str(path.relative_to(self.calls_dir)))
+                if self.search is not None and not waiting:
+                    self.search.add_result(uid, result)
+        if waiting and self.on_pending is not None:
+            self.on_pending(path, result)
+        if not fresh:
+            return 0
+        if self.bus is not None and not waiting:    # every source's calls, once, when complete
             self.bus.publish("call.stored", result=result)
         return 1
 

@@ -72,14 +72,24 @@ def health(settings: Settings, status: dict[str, Any], daemon: dict[str, Any]) -
                                 f"({disk.get('free_percent', 0):.0f}%), recording stops below {floor} MB")
     else:
         checks["disk"] = _check(False, "data directory unreadable")
-    queue = int(status.get("asr_queue") or 0)
-    limit = settings.mqtt.asr_queue_alert
-    checks["queue"] = _check(queue < limit, f"{queue} speech segments waiting (alert at {limit})")
+    checks["queue"] = _check(*recognition_backlog(settings, status))
     model = daemon.get("model") or {}
     state = model.get("status", "unknown")
     checks["model"] = _check(state in ("ok", "disabled"),
                              f"{state}: {model.get('model') or model.get('reason') or ''}".rstrip(": "))
     return {"ok": all(c["ok"] for c in checks.values()), "checks": checks, "at": time.time()}
+
+
+def recognition_backlog(settings: Settings, status: dict[str, Any]) -> tuple[bool, str]:
+    """Whether transcripts keep up with the calls, and a line that says how far behind."""
+    queue = int(status.get("asr_queue") or 0)
+    backlog = status.get("asr_backlog") or {}
+    oldest = float(backlog.get("oldest_s") or 0.0)
+    limit, delay = settings.mqtt.asr_queue_alert, settings.asr.max_delay_s
+    return (queue < limit and oldest < delay,
+            f"{queue} speech segments of {backlog.get('calls', 0)} calls waiting "
+            f"({backlog.get('audio_s', 0):.0f} s of speech, oldest {oldest:.0f} s; "
+            f"alert at {limit} segments or {delay:.0f} s)")
 
 
 def box_health(settings: Settings, now: float | None = None) -> dict[str, Any]:

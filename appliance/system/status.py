@@ -10,12 +10,14 @@ from typing import Any
 from .disk import disk_state
 
 
-def device_status(data_dir: Path, outbox: int | None = None) -> dict[str, Any]:
+def device_status(data_dir: Path, outbox: int | None = None,
+                  asr: dict[str, Any] | None = None) -> dict[str, Any]:
     """Registrations and active calls from the capture processes' state files, the disk,
-    and the MQTT outbox length."""
+    the recognizer's backlog (``AsrService.backlog``) and the MQTT outbox length."""
     registrations: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
-    active = asr_queue = 0
+    active = 0
+    asr_queue = int(asr.get("pieces", 0)) if asr else 0
     for path in sorted((data_dir / "run").glob("sip*.json")):
         try:
             state = json.loads(path.read_text(encoding="utf-8"))
@@ -29,7 +31,6 @@ def device_status(data_dir: Path, outbox: int | None = None) -> dict[str, Any]:
             frames = max((c.get("frames") or {}).values(), default=0)
             calls.append({k: c.get(k) for k in ("uid", "source", "agent", "client")}
                          | {"seconds": round(frames * 0.02)})
-        asr_queue += int(state.get("asr_queue", 0))
     try:
         disk = disk_state(data_dir).as_dict()
     except OSError:
@@ -38,6 +39,7 @@ def device_status(data_dir: Path, outbox: int | None = None) -> dict[str, Any]:
                            "registered": all(r.get("registered") for r in registrations)
                            if registrations else None,
                            "active_calls": active, "calls": calls, "asr_queue": asr_queue,
+                           "asr_backlog": asr or {},
                            "disk": disk,
                            "at": time.time()}
     if outbox is not None:

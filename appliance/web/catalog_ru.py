@@ -109,7 +109,8 @@ RU: dict[str, str] = {
     "asr.enabled": "Распознавать речь", "asr.language": "Язык речи",
     # system
     "registered on the PBX": "регистрация на АТС", "yes": "да", "no": "нет", "active calls": "активных звонков",
-    "recognition queue": "очередь распознавания", "CPU": "Процессор", "memory free": "свободно памяти",
+    "recognition queue": "очередь распознавания", "calls waiting for transcripts": "звонков ждут расшифровки",
+    "waiting": "в очереди", "speech segments": "фрагментов речи", "oldest": "самый старый", "CPU": "Процессор", "memory free": "свободно памяти",
     "disk free": "свободно на диске", "Registrations": "Регистрации", "State": "Состояние", "Reason": "Причина",
     "No PBX account configured: the box takes direct calls only.": "Учётная запись АТС не настроена: устройство принимает только прямые звонки.",
     "Speech model": "Модель распознавания", "Machine": "Устройство", "cores": "ядер", "load": "нагрузка",

@@ -57,10 +57,13 @@ class WorkerPool:
     """Starts the capture workers as child processes, restarts one that dies, stops them."""
 
     def __init__(self, settings: Settings, config_path: str | None, count: int,
-                 on_death: Callable[[int], None] | None = None) -> None:
+                 on_death: Callable[[int], None] | None = None,
+                 env: dict[str, str] | None = None) -> None:
         """``on_death(index)`` runs (on the watch thread) after a worker died and before it
-        is restarted: the daemon recovers the calls it was recording."""
+        is restarted: the daemon recovers the calls it was recording. ``env``: added to the
+        workers' environment (how to reach the daemon's recognizer)."""
         self.settings = settings
+        self.env = env or {}
         self.on_death = on_death
         self.config_path = config_path
         self.count = count
@@ -74,7 +77,7 @@ class WorkerPool:
             cmd += ["-c", self.config_path]
         cmd += ["run", "--sip-worker", str(index), "--sip-workers", str(self.count)]
         # workers log to the same stderr (the journal): one stream, tagged by process
-        return subprocess.Popen(cmd, env={**os.environ, "APPLIANCE_WORKER": str(index)},
+        return subprocess.Popen(cmd, env={**os.environ, **self.env, "APPLIANCE_WORKER": str(index)},
                                 preexec_fn=die_with_parent)
 
     def start(self) -> None:

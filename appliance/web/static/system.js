@@ -11,7 +11,8 @@
       const s = await r.json();
       const st = s.status || {}, m = s.machine || {};
       set("active_calls", st.active_calls ?? 0);
-      set("asr_queue", st.asr_queue ?? 0);
+      const bl = st.asr_backlog || {};
+      set("asr_queue", bl.calls ?? 0);
       if (m.cpu_percent != null) set("cpu", m.cpu_percent.toFixed(1) + "%");
       set("memory", `${m.memory_available_mb} / ${m.memory_total_mb} MB`);
       const body = document.querySelector("#calls-now tbody");

@@ -1,0 +1,29 @@
+"""The last step of a call's analysis, once its transcript is known: tags and score."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .scoring import Checklist, score_call
+from .tagger import Tagger
+
+
+def complete_result(result: dict[str, Any], transcript: list[dict[str, Any]], failed: int,
+                    asr_info: dict[str, Any], tagger: Tagger | None,
+                    checklist: Checklist | None) -> dict[str, Any]:
+    """Put the transcript into a call JSON and tag and score it (in place; returned)."""
+    result["asr"] = dict(asr_info)
+    if failed:
+        result["asr"]["failed_segments"] = failed
+    result["transcript"] = transcript
+    result["tags"] = tagger.tag(transcript) if tagger is not None else []
+    if checklist is not None:
+        result["score"] = score_call(result, checklist)
+    else:
+        result.pop("score", None)
+    return result
+
+
+def pending(result: dict[str, Any]) -> bool:
+    """Whether a call JSON still waits for its transcript."""
+    return result.get("asr", {}).get("status") == "pending"

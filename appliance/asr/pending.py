@@ -1,0 +1,82 @@
+"""Calls written before their transcript: the daemon's recognizer completes them.
+
+A call JSON with ``asr.status = pending`` (from a capture worker, the inbox, an upload or a
+recovered recording) lists its speech pieces. Adopting it closes the call at the recognizer;
+when the transcript is ready the JSON is completed (tags, score) and rewritten, and the
+store is told. A daemon that stops with calls pending adopts them again at its next start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..system.atomic import write_json_atomic
+from .pieces import PieceSpec
+from .service import AsrService, Transcript
+
+log = logging.getLogger(__name__)
+
+Complete = Callable[[dict[str, Any], Transcript, int], Any]
+ReadAudio = Callable[[dict[str, Any], Path, list[PieceSpec]], dict[PieceSpec, np.ndarray]]
+
+
+class PendingCalls:
+    def __init__(self, service: AsrService, complete: Complete, read_audio: ReadAudio,
+                 on_final: Callable[[Path], object]) -> None:
+        """``complete(result, transcript, failed)`` tags and scores; ``read_audio(result,
+        json_path, pieces)`` reads pieces from the recording; ``on_final(json_path)`` tells
+        the store."""
+        self.service = service
+        self.complete = complete
+        self.read_audio = read_audio
+        self.on_final = on_final
+        self._adopted: set[str] = set()
+        self._lock = threading.Lock()
+
+    def adopt(self, path: Path, result: dict[str, Any]) -> bool:
+        """Have the recognizer finish this call (once per call); whether it was new."""
+        asr = result.get("asr", {})
+        ref = asr.get("ref")
+        if not isinstance(ref, str) or not ref:
+            ref = f"file:{path}"
+        with self._lock:
+            if ref in self._adopted:
+                return False
+            self._adopted.add(ref)
+        try:
+            pieces = [PieceSpec.from_list(p) for p in asr.get("pieces", [])]
+        except ValueError as exc:
+            log.error("call pieces unreadable; completed without a transcript",
+                      extra={"file": path.name, "reason": str(exc)})
+            pieces = []
+        self.service.close(ref, pieces, lambda specs: self.read_audio(result, path, specs),
+                           lambda transcript, failed: self._finish(path, ref, transcript, failed))
+        return True
+
+    def _finish(self, path: Path, ref: str, transcript: Transcript, failed: int) -> None:
+        with self._lock:
+            self._adopted.discard(ref)
+        try:
+            result = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            log.error("pending call vanished before its transcript",
+                      extra={"file": str(path), "reason": str(exc)})
+            return
+        if result.get("asr", {}).get("ref", f"file:{path}") != ref:
+            return                  # rewritten meanwhile (analysed again)
+        self.complete(result, transcript, failed)
+        try:
+            write_json_atomic(path, result)
+        except OSError as exc:      # stays pending on disk: done again at the next start
+            log.error("transcript not written", extra={"file": str(path), "reason": str(exc)})
+            return
+        log.info("call transcribed", extra={"file": path.name, "pieces": len(transcript),
+                                            "failed": failed})
+        self.on_final(path)
