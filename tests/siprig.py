@@ -10,181 +10,19 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from appliance.simulate.rawsip import (HOST, RawUA, Response, free_port,  # noqa: F401
+                                       invite, parse_response, sdp)
 from appliance.sources.sip.workers import state_files
 
 HERE = Path(__file__).parent
 DATA = HERE / "data" / "sip"
-HOST = "127.0.0.1"
-
-
-def sdp(streams: int = 2, labels: list[str | None] | None = None, direction: str = "sendonly",
-        port: int = 31000, codec: str = "8 PCMA/8000") -> str:
-    pt, name = codec.split(" ")
-    lines = ["v=0", f"o=src 1 1 IN IP4 {HOST}", "s=-", f"c=IN IP4 {HOST}", "t=0 0"]
-    labels = labels if labels is not None else [str(i + 1) for i in range(streams)]
-    for i in range(streams):
-        lines += [f"m=audio {port + 2 * i} RTP/AVP {pt}", f"a=rtpmap:{pt} {name}"]
-        if i < len(labels) and labels[i] is not None:
-            lines.append(f"a=label:{labels[i]}")
-        lines.append(f"a={direction}")
-    return "\r\n".join(lines) + "\r\n"
-
-
-def invite(target: str, body_sdp: str, metadata: str | None = None, siprec: bool = True,
-           headers: dict[str, str] | None = None, boundary: str = '"OSS-unique-boundary-42"',
-           local_port: int = 5099, call_id: str | None = None, from_user: str = "src",
-           cseq: int = 1, to_tag: str | None = None) -> tuple[str, str]:
-    """An INVITE (text, Call-ID): multipart SDP + rs-metadata when ``metadata`` is given."""
-    call_id = call_id or f"{uuid.uuid4().hex}@{HOST}"
-    if metadata is not None:
-        b = boundary.strip('"')
-        body = (f"--{b}\r\nContent-Type: application/sdp\r\n\r\n{body_sdp}\r\n"
-                f"--{b}\r\nContent-Type: application/rs-metadata+xml\r\n"
-                f"Content-Disposition: recording-session\r\n\r\n{metadata}\r\n--{b}--\r\n")
-        ctype = f"multipart/mixed;boundary={boundary}"
-    else:
-        body, ctype = body_sdp, "application/sdp"
-    hdrs = {"Via": f"SIP/2.0/UDP {HOST}:{local_port};branch=z9hG4bK{uuid.uuid4().hex[:12]};rport",
-            "From": f"<sip:{from_user}@{HOST}:{local_port}>;tag={uuid.uuid4().hex[:8]}",
-            "To": f"<{target}>" + (f";tag={to_tag}" if to_tag else ""),
-            "Call-ID": call_id, "CSeq": f"{cseq} INVITE",
-            "Contact": f"<sip:{from_user}@{HOST}:{local_port}>", "Max-Forwards": "70"}
-    if siprec:
-        hdrs["Require"] = "siprec"
-    hdrs.update(headers or {})
-    hdrs["Content-Type"] = ctype
-    hdrs["Content-Length"] = str(len(body.encode()))
-    text = f"INVITE {target} SIP/2.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items())
-    return text + "\r\n" + body, call_id
 
 
 def metadata(name: str) -> str:
     return (DATA / name).read_text(encoding="utf-8")
-
-
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Response:
-    status: int
-    reason: str
-    headers: dict[str, str]
-    text: str
-
-
-def parse_response(data: bytes) -> Response:
-    text = data.decode("utf-8", "replace")
-    first, _, rest = text.partition("\r\n")
-    parts = first.split(" ", 2)
-    headers = {}
-    for line in rest.split("\r\n\r\n", 1)[0].split("\r\n"):
-        k, _, v = line.partition(":")
-        headers.setdefault(k.strip().lower(), v.strip())
-    return Response(int(parts[1]), parts[2] if len(parts) > 2 else "", headers, text)
-
-
-class RawUA:
-    """A bare UDP SIP user agent: sends what a test writes, returns what comes back."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((HOST, 0))
-        self.port = self.sock.getsockname()[1]
-
-    def send(self, text: str | bytes, dest: tuple[str, int]) -> None:
-        self.sock.sendto(text.encode() if isinstance(text, str) else text, dest)
-
-    def final(self, dest: tuple[str, int], timeout: float = 8.0) -> Response | None:
-        """Wait for the first final (>= 200) response."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.sock.settimeout(max(0.05, deadline - time.monotonic()))
-            try:
-                data, _ = self.sock.recvfrom(65535)
-            except socket.timeout:
-                return None
-            if not data.startswith(b"SIP/2.0"):
-                continue
-            r = parse_response(data)
-            if r.status >= 200:
-                return r
-        return None
-
-    def options(self, dest: tuple[str, int], ruri: str | None = None,
-                timeout: float = 2.0) -> Response | None:
-        ruri = ruri or f"sip:{dest[0]}:{dest[1]}"
-        text = (f"OPTIONS {ruri} SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP {HOST}:{self.port};branch=z9hG4bK{uuid.uuid4().hex[:12]};rport\r\n"
-                f"From: <sip:probe@{HOST}:{self.port}>;tag={uuid.uuid4().hex[:8]}\r\n"
-                f"To: <{ruri}>\r\nCall-ID: {uuid.uuid4().hex}\r\nCSeq: 1 OPTIONS\r\n"
-                f"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
-        self.send(text, dest)
-        return self.final(dest, timeout)
-
-    def call(self, text: str, dest: tuple[str, int], timeout: float = 8.0) -> Response | None:
-        """Send an INVITE (this UA's port patched in); ACK the final response."""
-        text = text.replace(":5099", f":{self.port}")
-        self.send(text, dest)
-        resp = self.final(dest, timeout)
-        if resp is not None:
-            self.ack(text, resp, dest)
-        return resp
-
-    def ack(self, invite_text: str, resp: Response, dest: tuple[str, int]) -> None:
-        hdr = {k.lower(): v for k, v in (ln.split(":", 1) for ln in
-               invite_text.split("\r\n\r\n")[0].split("\r\n")[1:])}
-        ruri = invite_text.split(" ")[1]
-        if resp.status < 300:
-            contact = resp.headers.get("contact", f"<{ruri}>")
-            ruri = contact[contact.find("<") + 1:contact.find(">")]
-            via = f"SIP/2.0/UDP {HOST}:{self.port};branch=z9hG4bK{uuid.uuid4().hex[:12]};rport"
-        else:
-            via = hdr["via"].strip()
-        text = (f"ACK {ruri} SIP/2.0\r\nVia: {via}\r\nFrom: {hdr['from'].strip()}\r\n"
-                f"To: {resp.headers.get('to', hdr['to'].strip())}\r\nCall-ID: {hdr['call-id'].strip()}\r\n"
-                f"CSeq: {hdr['cseq'].split()[0]} ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
-        self.send(text, dest)
-        self.last_dialog = (ruri, hdr["from"].strip(), resp.headers.get("to", ""),
-                            hdr["call-id"].strip(), int(hdr["cseq"].split()[0]))
-
-    def reinvite(self, body: str, ctype: str, dest: tuple[str, int]) -> Response | None:
-        """An in-dialog re-INVITE (new SDP/metadata), ACKed."""
-        ruri, frm, to, cid, cseq = self.last_dialog
-        self.last_dialog = (ruri, frm, to, cid, cseq + 1)
-        text = (f"INVITE {ruri} SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP {HOST}:{self.port};branch=z9hG4bK{uuid.uuid4().hex[:12]};rport\r\n"
-                f"From: {frm}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cseq + 1} INVITE\r\n"
-                f"Contact: <sip:src@{HOST}:{self.port}>\r\nMax-Forwards: 70\r\n"
-                f"Content-Type: {ctype}\r\nContent-Length: {len(body.encode())}\r\n\r\n{body}")
-        self.send(text, dest)
-        resp = self.final(dest, 5)
-        if resp is not None:
-            ack = (f"ACK {ruri} SIP/2.0\r\n"
-                   f"Via: SIP/2.0/UDP {HOST}:{self.port};branch=z9hG4bK{uuid.uuid4().hex[:12]};rport\r\n"
-                   f"From: {frm}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cseq + 1} ACK\r\n"
-                   f"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
-            self.send(ack, dest)
-        return resp
-
-    def bye(self, dest: tuple[str, int]) -> Response | None:
-        ruri, frm, to, cid, cseq = self.last_dialog
-        text = (f"BYE {ruri} SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP {HOST}:{self.port};branch=z9hG4bK{uuid.uuid4().hex[:12]};rport\r\n"
-                f"From: {frm}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cseq + 1} BYE\r\n"
-                f"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
-        self.send(text, dest)
-        return self.final(dest, 5)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 # --- processes --------------------------------------------------------------------------
@@ -344,12 +182,20 @@ port = {self.web_port}
             merged["calls_finalized"] += part.get("calls_finalized", 0)
         return merged
 
-    def results(self) -> list[dict]:
+    def written(self) -> list[dict]:
+        """Every call JSON on disk, complete or still waiting for its transcript."""
         out = []
         for p in sorted((self.data / "calls").glob("*/*.json")):
             if not p.name.endswith(".meta.json"):
-                out.append(json.loads(p.read_text()))
+                try:
+                    out.append(json.loads(p.read_text()))
+                except FileNotFoundError:
+                    continue
         return out
+
+    def results(self) -> list[dict]:
+        """The complete call JSONs (transcribed, tagged and scored)."""
+        return [r for r in self.written() if r.get("asr", {}).get("status") != "pending"]
 
     def result_for(self, sip_call_id: str, timeout: float = 60) -> dict | None:
         found: list[dict] = []

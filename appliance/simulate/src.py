@@ -16,6 +16,7 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
@@ -63,14 +64,23 @@ class _Call(pj.Call):
         self.confirmed = threading.Event()
         self.disconnected = threading.Event()
         self.status = 0
+        self.sip_call_id = ""
+        self.hung_up_here = False           # set before this side hangs up
+        self.remote_bye = False             # the far end ended an answered call
+        self.on_disconnected: Callable[[_Call], None] | None = None
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802
         ci = self.getInfo()
+        self.sip_call_id = self.sip_call_id or ci.callIdString
         if ci.state == pj.PJSIP_INV_STATE_CONFIRMED:
             self.confirmed.set()
         elif ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.status = ci.lastStatusCode
+            self.remote_bye = self.confirmed.is_set() and not self.hung_up_here
+            self.players.clear()
             self.disconnected.set()
+            if self.on_disconnected is not None:
+                self.on_disconnected(self)
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
         if self.players:
@@ -102,12 +112,14 @@ class _Call(pj.Call):
 class RecordingClient:
     """A pjsua2 endpoint in this process that places ``CallSpec`` calls."""
 
-    def __init__(self, port: int, rtp_port: int = 30000, address: str = "127.0.0.1") -> None:
+    def __init__(self, port: int, rtp_port: int = 30000, address: str = "127.0.0.1",
+                 poll: bool = False) -> None:
+        """``poll``: no pjsua worker thread; the caller polls (``ep.libHandleEvents``)."""
         self.ep = pj.Endpoint()
         self.ep.libCreate()
         cfg = pj.EpConfig()
         cfg.uaConfig.maxCalls = 32
-        cfg.uaConfig.threadCnt = 1
+        cfg.uaConfig.threadCnt = 0 if poll else 1
         cfg.uaConfig.mainThreadOnly = False
         cfg.logConfig.level = 1
         cfg.logConfig.consoleLevel = 1

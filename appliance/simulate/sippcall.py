@@ -1,0 +1,120 @@
+"""One plain G.711 call placed by sipp (Debian's ``sip-tester``) with real speech from a pcap.
+
+The scenario logs what happened to the call (answered, or refused with 486 or 503) and, for
+a caller that vanishes, ends without a BYE so that the recorder must notice the silence.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+_HEAD = """From: <sip:79160000001@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+Call-ID: [call_id]
+Max-Forwards: 70
+"""
+
+SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="appliance soak: plain call">
+  <send retrans="500"><![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+{head}To: <sip:[service]@[remote_ip]:[remote_port]>
+CSeq: 1 INVITE
+Contact: sip:sipp@[local_ip]:[local_port]
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 8
+a=rtpmap:8 PCMA/8000
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="486" optional="true" next="busy"/>
+  <recv response="503" optional="true" next="unavailable"/>
+  <recv response="200" rtd="true" rrs="true"/>
+  <send><![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+{head}[last_To:]
+[routes]
+CSeq: 1 ACK
+Contact: sip:sipp@[local_ip]:[local_port]
+Content-Length: 0
+]]></send>
+  <nop><action><log message="ANSWERED"/><exec play_pcap_audio="{pcap}"/></action></nop>
+  <pause milliseconds="{ms}"/>
+{bye}  <nop next="done"><action><log message="ENDED"/></action></nop>
+  <label id="busy"/>
+  <nop next="refused"><action><log message="REFUSED 486"/></action></nop>
+  <label id="unavailable"/>
+  <nop><action><log message="REFUSED 503"/></action></nop>
+  <label id="refused"/>
+  <send><![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+[last_Via:]
+{head}[last_To:]
+CSeq: 1 ACK
+Content-Length: 0
+]]></send>
+  <label id="done"/>
+</scenario>
+"""
+
+BYE = """  <send retrans="500"><![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+{head}[last_To:]
+[routes]
+CSeq: 2 BYE
+Contact: sip:sipp@[local_ip]:[local_port]
+Content-Length: 0
+]]></send>
+  <recv response="200" crlf="true"/>
+"""
+
+
+@dataclass
+class SippOutcome:
+    answered: bool
+    status: int              # 200, 486, 503, or 0 when nothing came back
+    completed: bool          # the scenario ran to its end (no unexpected BYE from the box)
+    log: str
+
+
+def scenario(pcap: Path, seconds: float, bye: bool) -> str:
+    """The scenario text: play ``pcap``, stay ``seconds``, then BYE (or just go)."""
+    return SCENARIO.format(head=_HEAD, pcap=pcap, ms=int(seconds * 1000),
+                           bye=BYE.format(head=_HEAD) if bye else "")
+
+
+def start(workdir: Path, name: str, target: tuple[str, int], service: str, pcap: Path,
+          seconds: float, bye: bool, sip_port: int, media_port: int,
+          call_id: str) -> subprocess.Popen[bytes]:
+    """Start sipp for one call (``call_id`` is the SIP Call-ID it will use)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    scen = workdir / f"{name}.xml"
+    scen.write_text(scenario(pcap, seconds, bye))
+    return subprocess.Popen(
+        ["sipp", f"{target[0]}:{target[1]}", "-sf", str(scen), "-m", "1", "-s", service,
+         "-i", "127.0.0.1", "-p", str(sip_port), "-mp", str(media_port), "-cid_str", call_id,
+         "-timeout", str(int(seconds + 60)), "-nostdin", "-trace_logs",
+         "-log_file", str(workdir / f"{name}.log"), "-trace_err",
+         "-error_file", str(workdir / f"{name}.err")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def outcome(workdir: Path, name: str, returncode: int) -> SippOutcome:
+    try:
+        log = (workdir / f"{name}.log").read_text(errors="replace")
+    except FileNotFoundError:
+        log = ""
+    status = 200 if "ANSWERED" in log else 486 if "REFUSED 486" in log else \
+        503 if "REFUSED 503" in log else 0
+    return SippOutcome("ANSWERED" in log, status, returncode == 0, log[-500:])

@@ -1,0 +1,109 @@
+"""The capture soak: a compressed office day of calls against the appliance on its shipped
+layout (capture workers behind the SIP front, recognition on), in one run.
+
+    python bench/soak.py [--calls 5000] [--capacity 32] [--load 0.8] [--min-s 1]
+                         [--max-s 300] [--mean-s 25] [--no-asr]
+
+Arrivals are Poisson at ``load`` x capacity; lengths exponential above ``--min-s``, capped at
+``--max-s``; every kind of call of appliance/simulate/soak.py, with bursts above capacity.
+Reports calls offered, answered, recorded with a complete call JSON and refused with
+486/503, recordings left open, and the box's process tree (processes, threads, open files,
+RSS and PSS) after warm-up, at the end and at its peak, plus the idle footprint before the
+first call. Prints Markdown; saves bench/out/soak.md and bench/out/soak.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from accuracy import OUT, publish  # noqa: E402
+from siprig import Box, free_port  # noqa: E402
+
+from appliance.simulate.calls import build_call  # noqa: E402
+from appliance.simulate.corpus import load_corpus  # noqa: E402
+from appliance.simulate.pcap import wav_to_pcap  # noqa: E402
+from appliance.simulate.procstats import tree_usage  # noqa: E402
+from appliance.simulate.soak import Soak, SoakPlan  # noqa: E402
+
+
+def make_calls(work: Path, seconds: float, n: int = 6) -> list[tuple[Path, Path]]:
+    import soundfile as sf
+    utts, out = load_corpus(), []
+    for k in range(n):
+        audio, _ = build_call(utts, np.random.default_rng(900 + k), turns=max(2, int(seconds / 5)))
+        pcm = np.clip(np.rint(audio * 32767), -32768, 32767).astype(np.int16)
+        a, c = work / f"agent{k}.wav", work / f"client{k}.wav"
+        sf.write(str(a), pcm[:, 0], 16000, subtype="PCM_16")
+        sf.write(str(c), pcm[:, 1], 16000, subtype="PCM_16")
+        out.append((a, c))
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--calls", type=int, default=5000)
+    p.add_argument("--capacity", type=int, default=32)
+    p.add_argument("--load", type=float, default=0.8)
+    p.add_argument("--min-s", type=float, default=1.0)
+    p.add_argument("--max-s", type=float, default=300.0)
+    p.add_argument("--mean-s", type=float, default=25.0)
+    p.add_argument("--burst-every", type=int, default=500)
+    p.add_argument("--no-asr", action="store_true")
+    args = p.parse_args()
+    work = OUT / "soak"
+    work.mkdir(parents=True, exist_ok=True)
+    calls = make_calls(work, min(args.max_s, 120.0))
+    pcap = wav_to_pcap(calls[0][1], work / "speech.pcap")
+    box = Box(work / f"box-{int(time.time())}", free_port(), 20000, asr=not args.no_asr,
+              max_calls=args.capacity, rtp_range=4 * args.capacity * 3 + 64,
+              extra="rtp_timeout_s = 10")
+    box.start()
+    time.sleep(10)                                  # settled: the idle footprint
+    idle = tree_usage(box.proc.pid)
+    plan = SoakPlan(calls=args.calls, load=args.load, min_s=args.min_s, max_s=args.max_s,
+                    mean_s=args.mean_s, burst_every=args.burst_every)
+    try:
+        soak = Soak(box.addr, box.data, box.proc.pid, args.capacity, work / "callers", calls,
+                    pcap, box.results)
+        report = soak.run(plan, sample_s=10.0, drain_s=3600.0,
+                          progress=lambda m: print(m, file=sys.stderr, flush=True))
+    finally:
+        rc = box.stop(timeout=300)
+    d = report.as_dict()
+    d.update(idle=idle.as_dict(), exit_code=rc, plan=vars(plan))
+    (OUT / "soak.json").write_text(json.dumps(d, indent=1))
+    c = d["counts"]
+    lines = [f"# Capture soak: {c['offered']} calls on a {args.capacity}-call box "
+             f"({'ASR on' if not args.no_asr else 'ASR off'})", "",
+             f"`python bench/soak.py --calls {args.calls} --capacity {args.capacity} "
+             f"--load {args.load} --min-s {args.min_s} --max-s {args.max_s} --mean-s {args.mean_s}`",
+             "", "| offered | answered | recorded (complete JSON) | refused 486/503 | left open | problems |",
+             "|---|---|---|---|---|---|",
+             f"| {c['offered']} | {c['answered']} | {c['recorded']} | {c['refused_clean']} | "
+             f"{c['open_recordings']} | {len(d['problems'])} |", "",
+             "| process tree | processes | threads | open files | RSS MB | PSS MB |",
+             "|---|---|---|---|---|---|"]
+    for name in ("idle", "warm", "end", "peak"):
+        u = d.get(name) or {}
+        lines.append(f"| {name} | {u.get('processes', '')} | {u.get('threads', '')} | "
+                     f"{u.get('open_files', '')} | {u.get('rss_mb', '')} | {u.get('pss_mb', '')} |")
+    lines += ["", f"Calls by kind: {c['by_kind']}; statuses: {c['statuses']}; "
+              f"{d['elapsed_s'] / 60:.0f} min."]
+    if d["problems"]:
+        lines += ["", "Problems:", *[f"- {x}" for x in d["problems"][:30]]]
+    publish("soak", "\n".join(lines))
+    return 0 if not d["problems"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

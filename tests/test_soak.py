@@ -1,0 +1,119 @@
+"""An office's day, compressed: hundreds of calls of every kind through reused call slots,
+with the box's threads, open files and memory watched (bench/soak.py runs the long one)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from appliance.simulate.calls import build_call
+from appliance.simulate.pcap import wav_to_pcap
+from appliance.simulate.soak import Soak, SoakPlan
+from conftest import to_pcm, write_wav
+from siprig import Box, free_port
+
+
+@pytest.mark.slow
+def test_300_calls_of_every_kind_are_all_recorded_and_nothing_leaks(corpus, tmp_path):
+    calls = []
+    for k in range(4):
+        audio, _ = build_call(corpus, np.random.default_rng(700 + k), turns=4)
+        pcm = to_pcm(audio)
+        calls.append((write_wav(tmp_path / f"agent{k}.wav", pcm[:, 0]),
+                      write_wav(tmp_path / f"client{k}.wav", pcm[:, 1])))
+    pcap = wav_to_pcap(calls[0][1], tmp_path / "speech.pcap")
+    # two capture processes behind the SIP front, recognition on: the box as shipped, smaller
+    box = Box(tmp_path / "box", free_port(), 20000, asr=True, max_calls=8,
+              extra="rtp_timeout_s = 3")
+    box.start()
+    try:
+        soak = Soak(box.addr, box.data, box.proc.pid, 8, tmp_path / "soak", calls, pcap,
+                    box.results)
+        report = soak.run(SoakPlan(calls=300, burst_every=100))
+    finally:
+        rc = box.stop()
+    summary = json.dumps({k: v for k, v in report.as_dict().items() if k != "samples"},
+                         indent=1)
+    assert report.problems() == [], summary
+    counts = report.counts()
+    assert counts["offered"] >= 300 and counts["answered"] >= 150, summary
+    assert counts["recorded"] == counts["answered"], summary
+    assert counts["refused_clean"] >= 1, summary       # the bursts went above capacity
+    assert set(counts["by_kind"]) >= {"siprec", "plain", "hold", "sipp", "vanish", "cancel",
+                                      "refused", "burst"}, summary
+    assert rc == 0 and "Traceback" not in box.log(), box.log()[-3000:]
+
+
+@pytest.mark.slow
+def test_a_flood_above_capacity_leaves_the_box_recording_the_next_call(corpus, tmp_path):
+    """2,000 INVITEs (never ACKed) and 2,000 OPTIONS as fast as loopback takes them: the box
+    answers what it can hold, refuses the rest with 486/503, ends the unacknowledged calls,
+    and records the next real call with nothing left over."""
+    import socket
+    import threading
+    import time
+
+    from appliance.simulate.procstats import tree_usage
+    from appliance.simulate.rawsip import RawUA, invite, parse_response, sdp
+    from appliance.simulate.soak import open_recordings
+    from siprig import start_src, wait_for
+
+    audio, _ = build_call(corpus, np.random.default_rng(77), turns=3)
+    pcm = to_pcm(audio)
+    agent, client = (write_wav(tmp_path / "agent.wav", pcm[:, 0]),
+                     write_wav(tmp_path / "client.wav", pcm[:, 1]))
+    box = Box(tmp_path / "box", free_port(), 20000, max_calls=8, extra="rtp_timeout_s = 3")
+    box.start()
+    try:
+        assert wait_for(lambda: tree_usage(box.proc.pid).processes >= 3, 10)
+        before = tree_usage(box.proc.pid)
+        ua = RawUA()
+        finals: dict[str, int] = {}
+        stop = threading.Event()
+
+        def listen() -> None:
+            ua.sock.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    data, _ = ua.sock.recvfrom(65535)
+                except socket.timeout:
+                    continue
+                if data.startswith(b"SIP/2.0"):
+                    r = parse_response(data)
+                    if r.status >= 200 and r.headers.get("cseq", "").endswith("INVITE"):
+                        finals.setdefault(r.headers.get("call-id", ""), r.status)
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        sent = []
+        for n in range(2000):
+            text, cid = invite(box.uri, sdp(1, port=ua.port + 1), siprec=False)
+            ua.send(text.replace(":5099", f":{ua.port}"), box.addr)
+            sent.append(cid)
+            probe = RawUA.options_text(box.addr, ua.port)
+            ua.send(probe, box.addr)
+            if n % 100 == 99:
+                time.sleep(0.05)          # about 2,000 INVITEs and OPTIONS a second
+        # the unacknowledged answers time out (32 s of 200 OK retransmissions)
+        assert wait_for(lambda: not box.state()["active_calls"], 90), box.state()
+        stop.set()
+        listener.join()
+        ua.close()
+        statuses = set(finals.values())
+        assert 200 in statuses and statuses <= {200, 486, 503}, statuses
+        answered = sum(1 for s in finals.values() if s == 200)
+        # the next legitimate call is recorded
+        src = start_src(box.uri, [client, agent], free_port(), 30000)
+        out = src.communicate(timeout=120)[0]
+        assert src.returncode == 0, out[-2000:]
+        assert wait_for(lambda: len(box.results()) >= answered + 1, 120), \
+            (answered, len(box.results()))
+        assert open_recordings(box.data) == []
+        assert wait_for(lambda: not box.state()["active_calls"], 30)
+        after = tree_usage(box.proc.pid)
+        assert after.threads <= before.threads + 8, (before, after)
+        assert after.open_files <= before.open_files + 24, (before, after)
+    finally:
+        rc = box.stop()
+    assert rc == 0 and "Traceback" not in box.log(), box.log()[-3000:]
