@@ -36,6 +36,18 @@ def _wait_for_stop(stop: threading.Event) -> None:
             stop.set()
 
 
+def _recover(settings: Settings, stages: Stages, process: str | None = None) -> None:
+    """Calls cut short by a crash (of the box, or of one capture ``process``): their callers
+    get a BYE, their recordings are repaired and analysed."""
+    from .media.recovery import recover_unfinished, unfinished_calls
+
+    if settings.sip.enabled:
+        from .sources.sip.orphans import hang_up
+
+        hang_up(unfinished_calls(settings.paths.calls, process))
+    recover_unfinished(settings, stages, process)
+
+
 def run(settings: Settings, stop: threading.Event | None = None,
         config_path: str | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); return the exit code."""
@@ -54,9 +66,7 @@ def run(settings: Settings, stop: threading.Event | None = None,
         from .asr.link import PieceServer
 
         link = PieceServer(stages.asr)
-    from .media.recovery import recover_unfinished
-
-    recover_unfinished(settings, stages)
+    _recover(settings, stages)
     from .store.database import StoreBusy
 
     bus = Bus()
@@ -85,7 +95,7 @@ def run(settings: Settings, stop: threading.Event | None = None,
             front.start()
             pool = sip_workers.WorkerPool(
                 settings, config_path, n_workers,
-                on_death=lambda i: recover_unfinished(settings, stages, process=str(i)),
+                on_death=lambda i: _recover(settings, stages, process=str(i)),
                 env=link.env() if link is not None else {})
             pool.start()
     except Exception as exc:    # noqa: BLE001 - SipError and OS errors: say why and stop

@@ -7,6 +7,7 @@ pjsua2 endpoint (another child process, streaming a different real-speech record
 and call over loopback RTP, PCMA). Measured per run, over every call:
 - frames: what each party's tap delivered vs the call's media time x 50 frames/s, silence the
   worker had to pad, and RTP packets lost or dropped by the jitter buffer;
+- memory: the peak resident (RSS) and proportional (PSS) size of the whole process tree;
 - fidelity: windowed correlation of each recorded channel with the audio sent on it;
 - CPU of the appliance process per call (user + system time / media time / N);
 - with ASR on: how long after the hang-up each call's transcript and result were final.
@@ -20,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -36,6 +38,7 @@ from siprig import Box, free_port, wait_for  # noqa: E402
 from appliance.simulate.audiocheck import windowed_correlation  # noqa: E402
 from appliance.simulate.calls import build_call  # noqa: E402
 from appliance.simulate.corpus import load_corpus  # noqa: E402
+from appliance.simulate.procstats import tree_usage  # noqa: E402
 
 DISTINCT = 8          # different calls; more simultaneous calls reuse them
 
@@ -78,6 +81,16 @@ def run(n: int, calls, asr: bool, work: Path) -> dict:
             time.sleep(2)
         cpu0 = cpu_seconds(box.proc.pid)
         t0 = time.time()
+        peak = {"rss_mb": 0.0, "pss_mb": 0.0}
+        sampling = threading.Event()
+
+        def sample() -> None:      # the whole process tree, while the calls stream
+            while not sampling.wait(2.0):
+                u = tree_usage(box.proc.pid)
+                peak["rss_mb"] = max(peak["rss_mb"], u.rss_mb)
+                peak["pss_mb"] = max(peak["pss_mb"], u.pss_mb)
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         args = [f"--call={calls[i % DISTINCT][0]},{calls[i % DISTINCT][1]}" for i in range(n)]
         # the calling side has the same limit: one caller process per 4 calls
         srcs = [subprocess.Popen([sys.executable, "-m", "appliance.simulate.src", box.uri,
@@ -91,6 +104,8 @@ def run(n: int, calls, asr: bool, work: Path) -> dict:
         connected = sum(int(line.split()[1].split("/")[0]) for out in outs
                         for line in out.splitlines() if line.startswith("connected"))
         done = wait_for(lambda: len(box.results()) >= n, 900, step=0.5)
+        sampling.set()
+        sampler.join()
         cpu1 = cpu_seconds(box.proc.pid)
         results = box.results()
         finals = sorted(p.stat().st_mtime for p in (box.data / "calls").glob("*/*[0-9a-f].json"))
@@ -125,6 +140,7 @@ def run(n: int, calls, asr: bool, work: Path) -> dict:
             "cpu_per_call_pct": round(100 * (cpu1 - cpu0) / max(wall, 1e-9) / n, 2),
             "box_cpu_pct": round(100 * (cpu1 - cpu0) / max(wall, 1e-9), 1),
             "lag_s": round(max(finals) - hung_up, 1) if finals else None,
+            "peak_rss_mb": round(peak["rss_mb"]), "peak_pss_mb": round(peak["pss_mb"]),
             "elapsed_s": round(time.time() - t0, 1)}
 
 
@@ -146,13 +162,14 @@ def main() -> None:
              f"Calls of about {args.seconds:.0f} s; the appliance and the calling endpoint share "
              f"the machine's {os.cpu_count()} cores. `python bench/sip_capacity.py`", "",
              "| calls | ASR | finalized | frames lost | padded | RTP lost | jitter-buffer drops | "
-             "min corr | CPU/call | appliance CPU | result after hang-up |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "min corr | CPU/call | appliance CPU | result after hang-up | peak RSS / PSS (MB) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['n']} | {'on' if r['asr'] else 'off'} | {r['finalized']}/{r['n']} | "
                      f"{r['lost_frames']} | {r['padded_frames']} | {r['rtp_lost']} | {r['jb_drops']} | "
                      f"{r['min_corr']} | "
-                     f"{r['cpu_per_call_pct']} % | {r['box_cpu_pct']} % | {r['lag_s']} s |")
+                     f"{r['cpu_per_call_pct']} % | {r['box_cpu_pct']} % | {r['lag_s']} s | "
+                     f"{r['peak_rss_mb']} / {r['peak_pss_mb']} |")
     publish("sip_capacity", "\n".join(lines))
 
 

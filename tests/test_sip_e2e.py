@@ -352,8 +352,11 @@ def test_a_dead_capture_worker_is_restarted_and_its_call_recovered(rig, call_aud
     pbx, box = rig
     before = len(box.results())
     src = _src(box.uri, [call_audio["client"], call_audio["agent"]], "--no-bye")
-    assert wait_for(lambda: len(box.state().get("active_calls", [])) == 1, 20)
-    time.sleep(4)
+
+    def streamed_s() -> float:
+        calls = box.state().get("active_calls", [])
+        return max((max(c["frames"].values(), default=0) * 0.02 for c in calls), default=0.0)
+    assert wait_for(lambda: streamed_s() >= 4, 30)
     worker = next(p for p in (box.data / "run").glob("sip-*.json")
                   if json.loads(p.read_text())["active_calls"])
     index = worker.stem.split("-")[1]
@@ -361,11 +364,41 @@ def test_a_dead_capture_worker_is_restarted_and_its_call_recovered(rig, call_aud
                          capture_output=True, text=True).stdout.split()
     assert pid
     os.kill(int(pid[0]), signal.SIGKILL)
-    src.kill()
-    src.wait()
+    # the daemon ends the dead worker's dialog: the caller gets a BYE, not silence
+    out = src.communicate(timeout=60)[0]
+    assert "hung up by the far end" in out, out[-2000:]
+    assert "orphaned call hung up" in box.log()
     assert wait_for(lambda: len(box.results()) > before, 60), box.log()[-3000:]
     result = box.results()[-1]
     assert result["call"]["extra"]["end_reason"] == "recovered after an appliance crash"
     assert result["duration_s"] >= 3
     assert wait_for(lambda: box.log().count("capture worker died; restarting") >= 1, 5)
     assert wait_for(box.alive, 30)
+
+
+def test_the_front_refuses_an_invite_too_large_for_the_workers_over_udp_and_tcp(rig):
+    """What a worker's stack cannot take gets 513 with the limit from the front, whatever the
+    transport and size (kamailio reads up to 64 kB over TCP)."""
+    import socket
+
+    from appliance.simulate.rawsip import RawUA, invite, sdp
+    from appliance.sources.sip.front import MAX_INVITE_BYTES
+    _, box = rig
+    meta = (Path(__file__).parent / "data" / "sip" / "rfc7865-metadata.xml").read_text()
+    for size in (MAX_INVITE_BYTES + 100, 20000, 40000):
+        padded = meta.replace("</recording>", f"<!-- {'x' * size} --></recording>")
+        ua = RawUA()
+        text, _ = invite(box.uri, sdp(2), padded)
+        resp = ua.call(text, box.addr, timeout=5)
+        ua.close()
+        assert resp is not None and resp.status == 513 and str(MAX_INVITE_BYTES) in resp.reason
+        text, _ = invite(box.uri, sdp(2), padded)
+        with socket.create_connection(box.addr, timeout=10) as s:
+            s.sendall(text.replace("SIP/2.0/UDP", "SIP/2.0/TCP")
+                      .replace(":5099", f":{s.getsockname()[1]}").encode())
+            data = b""
+            while b"SIP/2.0 513" not in data:
+                chunk = s.recv(65535)
+                assert chunk, data
+                data += chunk
+    assert box.alive()

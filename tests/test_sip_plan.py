@@ -191,3 +191,66 @@ def test_source_networks():
     assert source_allowed("[::1]:5060", nets)
     assert not source_allowed("8.8.8.8:5060", nets)
     assert not source_allowed("garbage", nets)
+
+
+def _dialog_meta(tmp_path, routes, target):
+    import json
+
+    from appliance.sources.sip.recorded import Dialog
+    text, _ = invite("sip:recorder@127.0.0.1:5080", sdp(1), siprec=False,
+                     headers={"Record-Route": ", ".join(routes)} if routes else None)
+    text = text.replace("Contact: <sip:src@127.0.0.1:5099>", f"Contact: <{target}>")
+    d = Dialog.of_invite(text).as_dict() | {"local_tag": "boxtag"}
+    meta = tmp_path / "u1.meta.json"
+    meta.write_text(json.dumps({"state": "recording", "call": {"extra": {"dialog": d}}}))
+    return d, meta
+
+
+def test_an_orphaned_dialog_is_ended_with_a_bye_from_the_box_side(tmp_path):
+    import socket
+    import threading
+
+    from appliance.sources.sip import orphans
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    port = peer.getsockname()[1]
+    d, meta = _dialog_meta(tmp_path, [f"<sip:127.0.0.1:{port};lr>"], "sip:src@10.9.9.9:5099")
+    assert orphans.destination(d) == ("127.0.0.1", port)          # the route, not the target
+    got = []
+
+    def answer():
+        data, addr = peer.recvfrom(65535)
+        got.append(data.decode())
+        head = data.decode().split("\r\n\r\n")[0].split("\r\n")
+        keep = [h for h in head[1:] if h.split(":")[0] in ("Via", "From", "To", "Call-ID", "CSeq")]
+        peer.sendto(("SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\n\r\n").encode(), addr)
+    t = threading.Thread(target=answer)
+    t.start()
+    assert orphans.hang_up([meta], wait_s=3) == {d["call_id"]: 200}
+    t.join()
+    peer.close()
+    bye = got[0]
+    assert bye.startswith("BYE sip:src@10.9.9.9:5099 SIP/2.0")          # the caller's Contact
+    assert f"Route: <sip:127.0.0.1:{port};lr>" in bye
+    assert "From: <sip:recorder@127.0.0.1:5080>;tag=boxtag" in bye     # the box's side
+    assert f";tag={d['remote_tag']}" in bye.split("To:")[1].split("\r\n")[0]
+
+
+def test_incomplete_dialogs_are_left_alone(tmp_path):
+    from appliance.sources.sip import orphans
+    d, meta = _dialog_meta(tmp_path, [], "sip:src@127.0.0.1:9")
+    assert orphans.destination(d) == ("127.0.0.1", 9)
+    d["local_tag"] = ""                     # never confirmed: no dialog to end
+    assert not orphans.complete(d)
+    meta.write_text("{not json")
+    assert orphans.hang_up([meta], wait_s=0.1) == {}
+
+
+def test_registration_keeps_the_registrars_last_answer():
+    from appliance.sources.sip.registration import Registration
+    reg = Registration("sip:2000@pbx")
+    assert reg.record(408, "Request Timeout", False, 0, now=100.0)       # first answer
+    assert not reg.record(408, "Request Timeout", False, 0, now=130.0)
+    assert (reg.status, reg.failures, reg.changed_at, reg.last_attempt_at) == (408, 2, 100.0, 130.0)
+    assert reg.record(200, "OK", True, 30, now=140.0)
+    assert reg.registered and reg.failures == 0 and reg.expires_s == 30 and reg.changed_at == 140.0

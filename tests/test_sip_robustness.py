@@ -188,3 +188,28 @@ def test_disk_below_the_floor_refuses_new_calls_with_503(tmp_path):
         ua.close()
         assert full.stop() == 0
     assert "disk.full" in full.log() or "disk state" in full.log()
+
+
+def test_registration_state_tells_why_it_fails(tmp_path):
+    """A registrar that refuses the connection: the state file says so (status, reason,
+    failures counting up), not 'not registered yet'."""
+    dead = free_port(socket.SOCK_STREAM)
+    b = Box(tmp_path / "box", free_port(), 44600, max_calls=2, extra=f"""
+[[sip.accounts]]
+registrar = "{HOST}:{dead}"
+user = "2000"
+transport = "tcp"
+retry_s = 2
+""")
+    b.start()
+    try:
+        def failing() -> list[dict]:
+            regs = b.state()["registrations"]
+            return regs if regs and regs[0]["failures"] >= 2 else []
+        assert wait_for(failing, 60), b.state()
+        reg = failing()[0]
+        assert not reg["registered"] and reg["status"] >= 400
+        assert reg["reason"] and reg["reason"] != "not registered yet"
+        assert reg["last_attempt_at"] >= reg["changed_at"] > 0
+    finally:
+        assert b.stop() == 0

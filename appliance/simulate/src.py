@@ -205,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--header", action="append", default=[], help="Name: value (repeatable)")
     p.add_argument("--caller", default="79161234567")
     p.add_argument("--callee", default="101")
-    p.add_argument("--no-bye", action="store_true", help="never hang up (to be killed)")
+    p.add_argument("--no-bye", action="store_true",
+                   help="never hang up: wait until the far end does (or be killed)")
     p.add_argument("--plan", help="JSON list of calls, each with the fields of CallSpec "
                    "(target may be left out); each hangs up after its own duration_s")
     args = p.parse_args(argv)
@@ -230,9 +231,11 @@ def main(argv: list[str] | None = None) -> int:
             log.error("call not answered (status %s)", c.status)
     print(f"connected {sum(c.confirmed.is_set() for c in calls)}/{len(calls)}", flush=True)
     started = time.time()
-    if args.no_bye:
-        while True:
-            time.sleep(3600)
+    if args.no_bye:         # until the far end hangs up (or this process is killed)
+        for c in calls:
+            c.disconnected.wait()
+        print(f"hung up by the far end: {[c.status for c in calls]}", flush=True)
+        client.exit(0)
     time.sleep(args.duration if args.duration is not None else longest + 1.0)
     client.hangup_all()
     print(f"hung up at {time.time():.3f} after {time.time() - started:.1f} s", flush=True)

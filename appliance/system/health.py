@@ -55,8 +55,12 @@ def health(settings: Settings, status: dict[str, Any], daemon: dict[str, Any]) -
     and a one-line ``detail``."""
     regs = status.get("registrations") or []
     up = sum(1 for r in regs if r.get("registered"))
-    checks = {"registration": _check(up == len(regs), f"{up} of {len(regs)} accounts registered"
-                                     if regs else "no PBX account: direct calls only")}
+    failing = [f"{r.get('uri')}: {r.get('status') or ''} {r.get('reason') or ''}".rstrip()
+               for r in regs if not r.get("registered")]
+    detail = (f"{up} of {len(regs)} accounts registered" + (f" ({'; '.join(failing)})"
+                                                            if failing else "")
+              if regs else "no PBX account: direct calls only")
+    checks = {"registration": _check(up == len(regs), detail)}
     mqtt = daemon.get("mqtt") or {}
     if not mqtt.get("enabled"):
         checks["broker"] = _check(True, "MQTT off")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pjsua2 as pj
 
-from .message import add_labels, header_tag
+from .message import add_labels
 from .plan import CallPlan
 from .recorded import RecordedCall
 from .tap import TapPort
@@ -51,8 +51,9 @@ class PjCall(pj.Call):
     def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802
         try:
             ci = self.getInfo()
-            if ci.state == pj.PJSIP_INV_STATE_CONFIRMED and self.recorded is not None:
-                self.recorded.answered(header_tag(ci.localUri))
+            if ci.state == pj.PJSIP_INV_STATE_CONFIRMED and self.recorded is not None \
+                    and prm.e.type == pj.PJSIP_EVENT_RX_MSG:
+                self.recorded.confirmed(prm.e.body.rxMsg.rdata.wholeMsg)      # the ACK
             if ci.state != pj.PJSIP_INV_STATE_DISCONNECTED:
                 return
             reason = self.hangup_reason or f"{ci.lastStatusCode} {ci.lastReason}".strip()

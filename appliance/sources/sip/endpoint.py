@@ -46,6 +46,7 @@ pjlog = logging.getLogger("pjsip")
 
 MAINTENANCE_S = 1.0
 POLL_MS = 20                # longest a queued command waits for the SIP thread
+STATE_EVERY_S = 2.0         # run/sip*.json is rewritten this often while calls are in progress
 HANGUP_WAIT_S = 5.0         # for pjsua to report every call disconnected at shutdown
 FINALIZE_WAIT_S = 120.0
 
@@ -131,6 +132,7 @@ class SipEndpoint:
         self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.state_path = settings.paths.data_dir / "run" / f"{state_name}.json"
+        self._state_at = 0.0
 
     # --- start / stop (any thread) ---
     def start(self) -> None:
@@ -407,6 +409,9 @@ class SipEndpoint:
 
     # --- maintenance (SIP thread, once a second) ---
     def _maintain(self, now: float) -> None:
+        if self.recordings or now - self._state_at > STATE_EVERY_S * 10:
+            if now - self._state_at >= STATE_EVERY_S:
+                self.write_state()          # calls in progress: their length stays current
         timeout = self.settings.sip.rtp_timeout_s
         for call in list(self._slots.values()):
             if call.recorded is None or call.disconnected or not call.taps:
@@ -440,5 +445,6 @@ class SipEndpoint:
                 state = self.state()
                 state["running"] = not stopped
                 write_json_atomic(self.state_path, state)
+                self._state_at = time.monotonic()
         except OSError as exc:
             log.error("sip state not written", extra={"reason": str(exc)})

@@ -28,6 +28,7 @@ log_stderror=yes
 fork=yes
 children=2
 tcp_children=2
+tcp_rd_buf_size=65536
 auto_aliases=no
 {listen}
 mpath="{mpath}"
@@ -52,6 +53,11 @@ request_route {{
     t_check_trans();
     if (is_method("OPTIONS")) {{ sl_send_reply("200", "OK"); exit; }}
     if (!is_method("INVITE")) {{ sl_send_reply("405", "Method Not Allowed"); exit; }}
+    if ($ml > {max_invite}) {{
+        xlog("L_WARN", "INVITE from $si refused: $ml bytes, the capture stack takes {max_invite}\n");
+        sl_send_reply("513", "Message Too Large (over {max_invite} bytes; send compact SIPREC metadata)");
+        exit;
+    }}
     if (!is_in_subnet("$si", "{allowed}")) {{
         xlog("L_WARN", "call refused from $si: not in sip.allowed_sources\\n");
         sl_send_reply("403", "Forbidden (source not in sip.allowed_sources)"); exit;
@@ -74,6 +80,10 @@ failure_route[NEXT_WORKER] {{
 }}
 """
 
+# The capture workers' SIP stack (the pjsua2 wheel) receives at most 4000 bytes per message;
+# the front adds a Via, a Record-Route and X-Appliance-Source on the way (about 200 bytes).
+MAX_INVITE_BYTES = 3750
+
 MPATHS = ["/usr/lib/x86_64-linux-gnu/kamailio/modules", "/usr/lib/aarch64-linux-gnu/kamailio/modules",
           "/usr/lib/kamailio/modules"]
 
@@ -86,6 +96,7 @@ def render(settings: Settings, workers: int, dispatcher: Path, mpath: str) -> st
                            for line in listen.splitlines())
     allowed = ",".join(n for n in sip.allowed_sources)
     return TEMPLATE.format(listen=listen, mpath=mpath, dispatcher=dispatcher, allowed=allowed,
+                           max_invite=MAX_INVITE_BYTES,
                            modules="\n".join(f'loadmodule "{m}.so"' for m in MODULES))
 
 

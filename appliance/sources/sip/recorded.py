@@ -9,11 +9,12 @@ end of the recording exactly once.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ...config import Settings
@@ -32,12 +33,17 @@ def new_uid() -> str:
 
 @dataclass(frozen=True)
 class Dialog:
-    """A SIP dialog as the box answered it: Call-ID and the caller's tag (the box's own tag
-    is added once pjsua has chosen it)."""
+    """A SIP dialog as the box answered it: Call-ID and the caller's tag (the box's own tag is
+    added when the caller's ACK confirms it), and what it takes to end the dialog from the
+    box's side if the process recording it dies (``orphans.py``)."""
 
     call_id: str
     remote_tag: str
     local_tag: str = ""
+    remote_uri: str = ""            # the caller's From (without its tag)
+    local_uri: str = ""             # the To of the INVITE
+    remote_target: str = ""         # the caller's Contact URI
+    routes: tuple[str, ...] = ()    # Record-Route of the INVITE, in order
 
     @classmethod
     def of_invite(cls, raw: str) -> "Dialog":
@@ -47,16 +53,34 @@ class Dialog:
             msg = None
         if msg is None:
             return cls("", "")
-        return cls((msg.header("call-id") or "")[:200], header_tag(msg.header("from"))[:100])
+        routes = tuple(r.strip() for k, v in msg.headers if k == "record-route"
+                       for r in v.split(",") if r.strip())
+        return cls((msg.header("call-id") or "")[:200], header_tag(msg.header("from"))[:100],
+                   remote_uri=_without_tag(msg.header("from"))[:300],
+                   local_uri=_without_tag(msg.header("to"))[:300],
+                   remote_target=_uri_of(msg.header("contact"))[:300], routes=routes[:8])
 
     @property
     def key(self) -> tuple[str, str]:
         """What identifies the dialog before the answer (the caller's side)."""
         return (self.call_id, self.remote_tag)
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, Any]:
         return {"call_id": self.call_id, "remote_tag": self.remote_tag,
-                "local_tag": self.local_tag}
+                "local_tag": self.local_tag, "remote_uri": self.remote_uri,
+                "local_uri": self.local_uri, "remote_target": self.remote_target,
+                "routes": list(self.routes)}
+
+
+def _without_tag(value: str | None) -> str:
+    return re.sub(r";\s*tag=[^;>\s,]+", "", value or "").strip()
+
+
+def _uri_of(value: str | None) -> str:
+    value = (value or "").strip()
+    if "<" in value and ">" in value:
+        return value[value.index("<") + 1:value.index(">")]
+    return value.split(";")[0]
 
 
 class RecordedCall:
@@ -104,11 +128,16 @@ class RecordedCall:
         if self.media_started is None:
             self.media_started = now
 
-    def answered(self, local_tag: str) -> None:
-        """pjsua chose the box's tag: the dialog is complete."""
-        if local_tag and not self.dialog.local_tag:
-            self.dialog = Dialog(self.dialog.call_id, self.dialog.remote_tag, local_tag)
+    def confirmed(self, ack: str) -> None:
+        """The caller's ACK (text) confirmed the dialog: its To carries the box's tag."""
+        try:
+            local_tag = header_tag(parse_message(ack).header("to"))
+        except SipMessageError:
+            return
+        if local_tag and not self.dialog.local_tag and not self.ended:
+            self.dialog = replace(self.dialog, local_tag=local_tag[:100])
             self.live.meta.extra["dialog"] = self.dialog.as_dict()
+            self.live.write_meta("recording")
 
     def reinvite(self, raw: str) -> None:
         """New SIPREC metadata in a re-INVITE: merged into the call's record."""
