@@ -120,6 +120,9 @@ class AsrSettings(_Section):
         "int8", description="int8: faster, smaller; fp32: ~1 point better WER")
     workers: int = Field(1, ge=1, le=64,
                          description="decoders in parallel, sharing the cores (each adds memory)")
+    batch: int = Field(8, ge=1, le=32,
+                       description="pieces of similar length decoded together (faster per piece; "
+                       "each adds memory for its audio and cache)")
     max_segment_s: float = Field(25.0, ge=2.0, le=29.0,
                                  description="longer speech is cut into pieces (Whisper reads 30 s)")
     join_s: float = Field(1.0, ge=0.0, le=1.0,

@@ -2,9 +2,12 @@
 
     python bench/asr.py [--utterances 40]
 
-- WER on a fixed subset of festvox-ru (every 15th recording) at 16 kHz and as telephone
-  audio (300-3400 Hz, 8 kHz G.711 A-law), int8 and fp32, with the real-time factor
-  (one segment at a time, 2 threads).
+- Three engines on the same Whisper base weights, each in its own process on one thread:
+  this box's path (onnxruntime, batched), sherpa-onnx's defaults and faster-whisper
+  (CTranslate2 int8). WER on a fixed subset of festvox-ru (every 15th recording) at 16 kHz
+  and as telephone audio (300-3400 Hz, 8 kHz G.711 A-law), CPU real-time factor, per-party
+  WER and CPU cost on the pieces the box's DSP cuts from three telephone calls, the
+  two-party calls that 2 cores transcribe in real time, and peak RSS.
 - Per-party WER over whole calls (three generated calls without interruptions or
   backchannels, so each party's reference text is exact), through the full pipeline.
 - Tagger precision and recall on labelled transcript lines (bench/data/tagger_eval.toml:
@@ -35,9 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import OUT, publish  # noqa: E402
 
 from appliance.analysis.tagger import load_tagger  # noqa: E402
-from appliance.asr.filters import clean_transcript  # noqa: E402
+
 from appliance.asr.model import find_model  # noqa: E402
-from appliance.asr.recognizer import WhisperRecognizer  # noqa: E402
 from appliance.config import Settings  # noqa: E402
 from appliance.media.session import Stages  # noqa: E402
 from appliance.simulate.calls import build_call, degrade, telephone_band, write_call  # noqa: E402
@@ -55,24 +57,100 @@ def telephone(x: np.ndarray) -> np.ndarray:
     return soxr.resample(sf.read(buf, dtype="float32")[0], 8000, 16000)
 
 
-def wer_table(utts, model, lines: list[str]) -> None:
-    lines += ["| audio | precision | WER | real-time factor |", "|---|---|---|---|"]
-    for precision in ("int8", "fp32"):
-        rec = WhisperRecognizer(model, "ru", precision, threads=2)
-        for cond, fn in (("16 kHz", lambda x: x), ("telephone 8 kHz A-law", telephone)):
-            errs = n = 0
-            audio_s = cpu = 0.0
-            for u in utts:
-                x = fn(u.audio)
-                t0 = time.perf_counter()
-                hyp = clean_transcript(rec.transcribe(x))
-                cpu += time.perf_counter() - t0
-                audio_s += len(x) / 16000
-                ref = words(u.text)
-                errs += edits(ref, words(hyp))
-                n += len(ref)
-            lines.append(f"| {cond} | {precision} | {100 * errs / n:.1f} % | {cpu / audio_s:.3f} |")
-        del rec
+ENGINES = (("appliance", "this box: onnxruntime, batched"),
+           ("sherpa", "sherpa-onnx defaults (the box before)"),
+           ("faster-whisper", "faster-whisper, CTranslate2 int8"))
+
+
+class _Collect:
+    """A piece sink that keeps each party's pieces (what the box would send to its
+    recognizer)."""
+
+    def __init__(self) -> None:
+        self.pieces: list[tuple[str, int, np.ndarray]] = []
+
+    def offer(self, ref, piece, pcm) -> None:
+        self.pieces.append((piece.party, piece.start, pcm.astype(np.float32) / 32768.0))
+
+
+def call_pieces(utts, settings: Settings) -> tuple[list[tuple[str, int, np.ndarray]], list[dict],
+                                                    float]:
+    """The speech pieces of three telephone calls, cut by the box's own DSP, with each
+    party's reference text (calls without interruptions or backchannels, so it is exact)."""
+    from appliance.media.session import CallMeta, CallSession
+    from appliance.sources.files import iter_call_blocks, open_call_files
+    d = OUT / "asr_calls"
+    d.mkdir(parents=True, exist_ok=True)
+    texts = {u.uid: u.text for u in utts}
+    pieces, refs, seconds = [], [], 0.0
+    for k in range(3):
+        rng = np.random.default_rng([77, k])
+        stereo, truth = build_call(utts, rng, turns=8, p_interrupt=0.0, p_backchannel=0.0)
+        audio, rate, subtype, _ = degrade(stereo, truth, "tel8", np.random.default_rng([77, k, 1]))
+        path = d / f"call{k}.wav"
+        write_call(path, audio, rate, subtype)
+        sink = _Collect()
+        session = CallSession(settings, CallMeta(source="file", call_id=f"c{k}"),
+                              Stages(pieces=sink, remote=True))
+        for a, c in iter_call_blocks(open_call_files([path], settings), settings):
+            session.feed("agent", a)
+            session.feed("client", c)
+        seconds += session.finish()["duration_s"]
+        ref = {"agent": [], "client": []}
+        for party, uid, _whole in truth.utterances:
+            ref[party].append(texts[uid])
+        refs.append({p: " ".join(v) for p, v in ref.items()})
+        pieces += [(f"{k}:{party}", start, pcm) for party, start, pcm in sink.pieces]
+    return pieces, refs, seconds
+
+
+def engines_table(subset, utts, settings: Settings, lines: list[str]) -> None:
+    """Every engine on the same utterances and the same pieces of whole calls."""
+    clean = [u.audio for u in subset]
+    tel = [telephone(u.audio) for u in subset]
+    pieces, refs, call_s = call_pieces(utts, settings)
+    data = OUT / "asr_engines.npz"
+    arrays = {f"clean_{i}": a for i, a in enumerate(clean)}
+    arrays |= {f"telephone_{i}": a for i, a in enumerate(tel)}
+    arrays |= {f"calls_{i}": p[2] for i, p in enumerate(pieces)}
+    np.savez(data, **{k: np.asarray(v, np.float32) for k, v in arrays.items()})
+    rows = {}
+    for engine, _ in ENGINES:
+        out = OUT / f"asr_{engine}.json"
+        subprocess.run([sys.executable, str(Path(__file__).parent / "asr_engines.py"), engine,
+                        str(data), str(out)], check=True)
+        rows[engine] = json.loads(out.read_text())
+
+    def wer(hyps: list[str], refs_: list[str]) -> float:
+        e = sum(edits(words(r), words(h)) for r, h in zip(refs_, hyps))
+        return e / sum(len(words(r)) for r in refs_)
+
+    lines += ["| engine (one thread each, same Whisper base weights) | WER 16 kHz | WER telephone "
+              "| CPU RTF (telephone) | calls: agent / client WER | calls: CPU s per call s "
+              "| two-party calls in real time on 2 cores | peak RSS |",
+              "|---|---|---|---|---|---|---|---|"]
+    base = {}
+    for engine, label in ENGINES:
+        r = rows[engine]
+        party_text = {}
+        for (key, _start, _), text in sorted(zip(pieces, r["calls"]["texts"]),
+                                            key=lambda x: (x[0][0], x[0][1])):
+            party_text.setdefault(key, []).append(text)
+        per = {p: wer([" ".join(party_text.get(f"{k}:{p}", [])) for k in range(3)],
+                      [ref[p] for ref in refs]) for p in ("agent", "client")}
+        cost = r["calls"]["cpu_s"] / call_s          # core-seconds per second of call
+        calls_rt = 2.0 / cost
+        base[engine] = calls_rt
+        lines.append(f"| {label} | {100 * wer(r['clean']['texts'], [u.text for u in subset]):.1f} % | "
+                     f"{100 * wer(r['telephone']['texts'], [u.text for u in subset]):.1f} % | "
+                     f"{r['telephone']['cpu_s'] / r['telephone']['audio_s']:.3f} | "
+                     f"{100 * per['agent']:.1f} / {100 * per['client']:.1f} % | {cost:.3f} | "
+                     f"{calls_rt:.1f} | {r['peak_rss_mb']:.0f} MB |")
+    lines += ["", f"Throughput of this box's path: {base['appliance'] / base['sherpa']:.1f}x "
+              f"sherpa-onnx's defaults and {base['appliance'] / base['faster-whisper']:.1f}x "
+              f"faster-whisper on the same weights ({len(pieces)} pieces of 3 telephone calls, "
+              f"{call_s:.0f} s; calls in real time on 2 cores = 2 / CPU seconds per call "
+              "second)."]
 
 
 def call_wer(utts, stages: Stages, settings: Settings, lines: list[str]) -> None:
@@ -149,8 +227,8 @@ def main() -> int:
     lines = [f"festvox-ru subset: {len(subset)} recordings (every 15th), "
              f"{sum(u.duration for u in subset) / 60:.1f} min, "
              f"{sum(len(words(u.text)) for u in subset)} words; model {model.path.name}.", ""]
-    wer_table(subset, model, lines)
-    stages = Stages.load(settings)
+    engines_table(subset, utts, settings, lines)
+    stages = Stages.load(settings, wait=True)
     call_wer(utts, stages, settings, lines)
     stages.close()
     tagger_table(lines)

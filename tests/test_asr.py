@@ -26,17 +26,34 @@ def recognizer():
     return WhisperRecognizer(find_model(), "ru", "int8", threads=2)
 
 
+@pytest.fixture(scope="module")
+def batched():
+    from appliance.asr.recognizer import load_recognizer
+    return load_recognizer(find_model(), "ru", "int8", threads=2)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("telephone", [False, True])
-def test_recognises_real_russian_recordings(recognizer, corpus, telephone):
+def test_recognises_real_russian_recordings(recognizer, batched, corpus, telephone):
     utts = corpus[40:46]
-    errors = []
-    for u in utts:
-        x = u.audio
-        if telephone:     # 8 kHz telephone band and back
-            x = soxr.resample(soxr.resample(x, 16000, 8000), 8000, 16000)
-        errors.append(wer(u.text, recognizer.transcribe(x)))
-    assert np.mean(errors) < 0.35, errors
+    audio = [u.audio for u in utts]
+    if telephone:     # 8 kHz telephone band and back
+        audio = [soxr.resample(soxr.resample(x, 16000, 8000), 8000, 16000) for x in audio]
+    one_by_one = [wer(u.text, recognizer.transcribe(x)) for u, x in zip(utts, audio)]
+    assert np.mean(one_by_one) < 0.35, one_by_one
+    together = [wer(u.text, t) for u, t in zip(utts, batched.transcribe_batch(audio))]
+    assert np.mean(together) < 0.35, together
+    alone = [wer(u.text, batched.transcribe(x)) for u, x in zip(utts, audio)]
+    assert np.mean(alone) < 0.35, alone
+
+
+@pytest.mark.slow
+def test_batched_decoding_detects_the_language_and_keeps_short_pieces(corpus):
+    from appliance.asr.recognizer import load_recognizer
+    auto = load_recognizer(find_model(), "auto", "int8", threads=2)
+    texts = auto.transcribe_batch([corpus[50].audio, corpus[51].audio[:16000]])
+    assert all(any("\u0400" <= ch <= "\u04ff" for ch in t) for t in texts), texts
+    assert auto.transcribe_batch([]) == []
 
 
 def test_no_model_path_keeps_the_dsp_results(tmp_path, real_call):
@@ -104,6 +121,9 @@ class Broken:
     name = "broken"
 
     def transcribe(self, audio):
+        raise RuntimeError("onnxruntime: out of memory")
+
+    def transcribe_batch(self, pieces):
         raise RuntimeError("onnxruntime: out of memory")
 
 

@@ -34,6 +34,9 @@ class Parrot:
         self.gate.set()
         self.entered = threading.Semaphore(0)
 
+    def transcribe_batch(self, pieces: list[np.ndarray]) -> list[str]:
+        return [self.transcribe(p) for p in pieces]
+
     def transcribe(self, audio: np.ndarray) -> str:
         self.entered.release()
         self.gate.wait(30)
@@ -339,4 +342,39 @@ def test_a_worker_sends_pieces_over_the_socket_and_a_wrong_key_gets_nothing_in()
     parrot.gate.set()
     intruder.close()
     server.close()
+    svc.close_service()
+
+
+class Batcher(Parrot):
+    """Records how pieces were grouped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[int]] = []
+
+    def transcribe_batch(self, pieces):
+        self.batches.append([len(p) for p in pieces])
+        return super().transcribe_batch(pieces)
+
+
+def test_pieces_of_similar_length_are_decoded_together_across_calls():
+    rec = Batcher()
+    rec.gate.clear()
+    svc = AsrService(AsrSettings(workers=1, batch=4), recognizer=rec)
+    blocker = spec(0, 10)
+    svc.offer("blocker", blocker, pcm_for(blocker))
+    assert rec.entered.acquire(timeout=10)
+    out, make = done_collector()
+    lengths = {"a": [250, 260, 1200], "b": [255, 240, 270]}     # frames: ~5 s, and one 24 s
+    for ref, ls in lengths.items():
+        pieces = [spec(i * 2000, i * 2000 + n) for i, n in enumerate(ls)]
+        for p in pieces:
+            svc.offer(ref, p, pcm_for(p))
+        svc.close(ref, pieces, None, make(ref))
+    rec.gate.set()
+    assert wait_for(lambda: set(out) == {"a", "b"}, 10)
+    batches = rec.batches[1:]
+    assert sorted(len(b) for b in batches) == [1, 1, 4]      # the 24 s piece goes alone
+    assert max(max(b) / min(b) for b in batches) < 1.5
+    assert all(len(out[r][0]) == 3 for r in ("a", "b"))
     svc.close_service()

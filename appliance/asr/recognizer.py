@@ -12,15 +12,28 @@ SAMPLE_RATE = 16000
 
 
 class Recognizer(Protocol):
-    """Turns one speech segment (16 kHz float32 mono) into text."""
+    """Turns speech pieces (16 kHz float32 mono) into text."""
 
     name: str
 
     def transcribe(self, audio: np.ndarray) -> str: ...
 
+    def transcribe_batch(self, pieces: list[np.ndarray]) -> list[str]: ...
+
+
+def load_recognizer(model: ModelFiles, language: str, precision: str, threads: int) -> Recognizer:
+    """The box's recognizer: Whisper on onnxruntime with batched decoding (``whisper.py``);
+    sherpa-onnx for ``asr.precision = fp32`` (its fp32 files)."""
+    if precision == "int8":
+        from .whisper import WhisperBatch
+
+        return WhisperBatch(model, language, threads=threads)
+    return WhisperRecognizer(model, language, precision, threads=threads)
+
 
 class WhisperRecognizer:
-    """sherpa-onnx's offline Whisper. Thread-safe: one instance serves every worker."""
+    """sherpa-onnx's offline Whisper (its defaults: 10 s of padding, one segment at a time).
+    Thread-safe: one instance serves every worker."""
 
     def __init__(self, model: ModelFiles, language: str = "ru", precision: str = "int8",
                  threads: int = 1) -> None:
@@ -37,6 +50,9 @@ class WhisperRecognizer:
             task="transcribe",
             num_threads=threads,
         )
+
+    def transcribe_batch(self, pieces: list[np.ndarray]) -> list[str]:
+        return [self.transcribe(p) for p in pieces]      # Whisper in sherpa: one at a time
 
     def transcribe(self, audio: np.ndarray) -> str:
         stream = self._rec.create_stream()

@@ -30,7 +30,7 @@ from ..media.frames import PIPELINE_RATE, frames_to_s
 from .filters import clean_transcript
 from .model import ModelError, find_model
 from .pieces import PieceSpec
-from .recognizer import Recognizer, WhisperRecognizer
+from .recognizer import Recognizer, load_recognizer
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class AsrService:
                 return
             # Decoders run in parallel, each on cores // workers threads. Memory grows with
             # the number of decoders (the encoder on a 25 s piece holds ~150 MB).
-            self.recognizer = _at_low_priority(settings.nice, lambda: WhisperRecognizer(
+            self.recognizer = _at_low_priority(settings.nice, lambda: load_recognizer(
                 model, settings.language, settings.precision, threads=max(1, cores // workers)))
         for i in range(workers):
             t = threading.Thread(target=self._decode_loop, name=f"asr-{i}", daemon=True)
@@ -276,18 +276,18 @@ class AsrService:
                         extra={"ref": call.ref, "pieces": len(call.pieces)})
             self._drop_call(call)
 
-    def _next(self) -> tuple[str, _Call, list[PieceSpec]] | None:
-        """The next job: ("load", call, missing pieces) or ("decode", call, [piece])."""
+    def _next(self) -> tuple[str, list[tuple[_Call, PieceSpec]]] | None:
+        """The next job: ("load", [(call, missing piece)...]) or ("decode", a batch)."""
         while self._heap:
-            _, _, _, ref, spec = heapq.heappop(self._heap)
-            call = self._calls.get(ref)
+            entry = heapq.heappop(self._heap)
+            call, spec = self._calls.get(entry[3]), entry[4]
             if call is None:
                 continue
             if spec is None:
                 missing = [s for s, p in call.pieces.items() if p.state == WAITING]
                 if missing and not call.loading and call.load is not None:
                     call.loading = True
-                    return "load", call, missing
+                    return "load", [(call, s) for s in missing]
                 if missing and call.load is None:   # nothing to read them from
                     for s in missing:
                         call.pieces[s].state = FAILED
@@ -296,8 +296,33 @@ class AsrService:
             if p is None or p.state != QUEUED:
                 continue                            # a stale heap entry
             p.state = DECODING
-            return "decode", call, [spec]
+            return "decode", [(call, spec)] + self._companions(spec)
         return None
+
+    def _companions(self, first: PieceSpec) -> list[tuple[_Call, PieceSpec]]:
+        """Queued pieces to decode with ``first``: the next ones in priority order whose
+        length is close to its own (a batch is padded to its longest piece)."""
+        batch: list[tuple[_Call, PieceSpec]] = []
+        skipped = []
+        looked = 0
+        while self._heap and len(batch) < self.settings.batch - 1 and looked < 4 * self.settings.batch:
+            entry = heapq.heappop(self._heap)
+            looked += 1
+            call, spec = self._calls.get(entry[3]), entry[4]
+            if call is None or spec is None:
+                skipped.append(entry)
+                continue
+            p = call.pieces.get(spec)
+            if p is None or p.state != QUEUED:
+                continue
+            if 0.5 * first.seconds <= spec.seconds <= 1.5 * first.seconds + 1.0:
+                p.state = DECODING
+                batch.append((call, spec))
+            else:
+                skipped.append(entry)
+        for entry in skipped:
+            heapq.heappush(self._heap, entry)
+        return batch
 
     def _check_done(self, call: _Call, done: list[tuple[OnDone, Transcript, int]]) -> None:
         if call.closed_at is None or call.on_done is None or call.open_pieces():
@@ -330,11 +355,11 @@ class AsrService:
                 if self._stop:
                     return
             assert job is not None
-            kind, call, specs = job
+            kind, items = job
             if kind == "load":
-                self._load(call, specs)
+                self._load(items[0][0], [s for _, s in items])
             else:
-                self._decode(call, specs[0])
+                self._decode(items)
 
     def _load(self, call: _Call, specs: list[PieceSpec]) -> None:
         try:
@@ -359,29 +384,43 @@ class AsrService:
             self._check_done(call, done)
         self._run_done(done)
 
-    def _decode(self, call: _Call, spec: PieceSpec) -> None:
+    def _decode(self, items: list[tuple[_Call, PieceSpec]]) -> None:
         with self._cv:
-            held = call.pieces.get(spec)
-            pcm = held.pcm if held is not None else None
-        if pcm is None:
-            return                  # the call was dropped meanwhile
-        try:
-            text: str | None = clean_transcript(self.recognizer.transcribe(  # type: ignore[union-attr]
-                pcm.astype(np.float32) / 32768.0))
-        except Exception:   # noqa: BLE001 - one bad piece must not stop recognition
-            log.exception("speech recognition failed on a piece",
-                          extra={"ref": call.ref, "seconds": round(spec.seconds, 2)})
-            text = None
+            held = [(c, s, c.pieces.get(s)) for c, s in items]
+            batch = [(c, s, p.pcm) for c, s, p in held if p is not None and p.pcm is not None]
+        if not batch:
+            return                  # every call of the batch was dropped meanwhile
+        texts = self._recognize([pcm for _, _, pcm in batch])
         done: list[tuple[OnDone, Transcript, int]] = []
         with self._cv:
-            p = call.pieces.get(spec)
-            if p is not None:
-                p.state, p.text = (DONE, text) if text is not None else (FAILED, None)
-                if p.pcm is not None:
-                    self._buffered -= len(p.pcm)
-                    p.pcm = None
-                    self._cv.notify_all()
-            self.decoded += 1
-            if self._calls.get(call.ref) is call:
-                self._check_done(call, done)
+            for (call, spec, _), text in zip(batch, texts):
+                p = call.pieces.get(spec)
+                if p is not None:
+                    p.state, p.text = (DONE, text) if text is not None else (FAILED, None)
+                    if p.pcm is not None:
+                        self._buffered -= len(p.pcm)
+                        p.pcm = None
+                self.decoded += 1
+            self._cv.notify_all()
+            for call in {id(c): c for c, _, _ in batch}.values():
+                if self._calls.get(call.ref) is call:
+                    self._check_done(call, done)
         self._run_done(done)
+
+    def _recognize(self, pcms: list[np.ndarray]) -> list[str | None]:
+        """Texts of a batch; a batch that fails is retried piece by piece, so one bad piece
+        costs only its own text."""
+        audio = [p.astype(np.float32) / 32768.0 for p in pcms]
+        rec = self.recognizer
+        assert rec is not None
+        try:
+            return [clean_transcript(t) for t in rec.transcribe_batch(audio)]
+        except Exception:           # noqa: BLE001
+            if len(audio) == 1:
+                log.exception("speech recognition failed on a piece",
+                              extra={"seconds": round(len(audio[0]) / PIPELINE_RATE, 2)})
+                return [None]
+        out: list[str | None] = []
+        for a in audio:
+            out += self._recognize([(a * 32768.0).astype(np.int16)])
+        return out

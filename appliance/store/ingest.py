@@ -53,10 +53,14 @@ class Ingester:
     def scan(self, recent_only: bool = False) -> int:
         """Add every call file not yet in the store; return how many were added."""
         added = 0
-        for path in result_files(self.calls_dir, recent_only):
+        files = result_files(self.calls_dir, recent_only)
+        for path in files:
             if path in self._seen:
                 continue
             added += self.ingest_file(path)
+        if recent_only:         # forget older folders' files: the set stays one or two days
+            with self._lock:
+                self._seen.intersection_update(files)
         if added:
             log.info("calls stored", extra={"added": added, "total": len(self.store)})
         return added
