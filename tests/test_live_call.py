@@ -3,6 +3,7 @@ recording written while the call streams survives a crash."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -108,3 +109,36 @@ def _settings(tmp_path):
     s = Settings()
     s.paths.data_dir = tmp_path
     return s
+
+
+def test_a_recorded_call_ends_exactly_once_whoever_ends_it(settings):
+    """BYE, RTP timeout and shutdown racing each other: one end, one call JSON."""
+    import threading
+
+    from appliance.sources.sip.plan import CallPlan
+    from appliance.sources.sip.recorded import Dialog, RecordedCall
+    plan = CallPlan(audio_count=2, parties={0: "client", 1: "agent"}, source="siprec")
+    rec = RecordedCall(settings, plan, Dialog("cid@pbx", "tag1"), None)
+    pcm = np.zeros(320, np.int16).tobytes()
+    for _ in range(50):
+        rec.sink(0, "client")(pcm)
+        rec.sink(1, "agent")(pcm)
+    won: list[bool] = []
+    start = threading.Barrier(8)
+
+    def end(reason: str) -> None:
+        start.wait()
+        won.append(rec.finish(reason))
+    threads = [threading.Thread(target=end, args=(f"reason {i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(won) == [False] * 7 + [True]
+    assert rec.live.wait(30)
+    results = [p for p in settings.paths.calls.glob("*/*.json") if not p.name.endswith(".meta.json")]
+    assert len(results) == 1
+    result = json.loads(results[0].read_text())
+    assert result["call"]["extra"]["end_reason"] == rec.end_reason
+    assert result["call"]["extra"]["dialog"]["call_id"] == "cid@pbx"
+    assert json.loads(rec.live.meta_path.read_text())["state"] == "done"
