@@ -190,7 +190,9 @@ class LocalData:
         mqtt = {"enabled": bool(cfg.host), "host": cfg.host, "port": cfg.port,
                 "connected": self.publisher is not None and self.publisher.connected.is_set(),
                 "outbox": len(self.outbox) if self.outbox is not None else 0}
-        return {"mqtt": mqtt, "model": self.model(),
+        from .system.health import store_state
+
+        return {"mqtt": mqtt, "model": self.model(), "store": store_state(self.db),
                 "web": self.web.url + "/" if self.web is not None else None}
 
     def health(self) -> dict[str, Any]:

@@ -266,6 +266,39 @@ def test_outbox_bounds_drop_the_oldest_and_say_so(tmp_path):
     box.db.close()
 
 
+def test_lost_store_data_raises_one_critical_alert_across_restarts(tmp_path, broker):
+    from storedata import corrupt_line
+
+    data = tmp_path / "box1"
+    db = Database(data)
+    for i in range(5):
+        db.calls.add(result(f"c{i}", time.time() - 600 + i))
+    db.close()
+    month = time.strftime("%Y-%m")
+    corrupt_line(data / "store" / "calls" / month / "journal.log", 2)
+    sub = Subscriber(broker.port, "appliance/box1/alerts")
+    box = make_box(tmp_path, broker.port)
+    try:
+        box.feeds.queries.calls(month)                  # the month loads: one record is lost
+        box.feeds.publish_status()
+        box.feeds.publish_status()
+        got = sub.wait(1)
+        alert = json.loads(got[0].payload)
+        assert alert["kind"] == "store_damaged" and alert["severity"] == "critical"
+        assert "corrupt line" in alert["message"] and month in alert["problem"]
+    finally:
+        box.close()
+    box = make_box(tmp_path, broker.port)              # restarted: not raised again
+    try:
+        box.feeds.publish_status()
+        assert not [d for _, d in box.outbox.pending() if d["topic"].endswith("/alerts")]
+        assert box.db.damage.damaged()                  # still a health failure
+    finally:
+        box.close()
+    assert len(sub.wait(2, timeout=2)) == 1
+    sub.close()
+
+
 def test_fleet_adds_up_two_boxes(tmp_path, broker):
     fleet = Fleet(HOST, broker.port)
     fleet.start()

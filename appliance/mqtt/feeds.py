@@ -88,6 +88,18 @@ class Feeds:
         self._asr_behind = not keeping_up
         self.outbox.put(self.topics.status, envelope(self.box, **status), qos=self.cfg.qos,
                         retain=True)
+        self.publish_store_damage()
+
+    def publish_store_damage(self) -> None:
+        """A critical alert per store problem that lost data, once (kept across restarts)."""
+        damage = self.queries.db.damage
+        self.queries.db.check()
+        todo = damage.unalerted()
+        for entry in todo:
+            self.raise_alert("store_damaged", f"stored data lost: {entry['problem']}", "critical",
+                             entry["at"], problem=entry["problem"])
+        if todo:
+            damage.alerted(todo)
 
     def publish_missed(self, now: float | None = None) -> int:
         """An alert per missed call whose callback window closed with no callback."""

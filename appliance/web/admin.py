@@ -193,8 +193,10 @@ def system_data() -> dict[str, Any]:
     from ..system.metrics import system_metrics
 
     ext = current_app.extensions
+    db = ext["queries"].db
+    db.check()
     return {"status": ext["status"](), "machine": system_metrics(), "model": ext["model"](),
-            "store_problems": ext["queries"].db.problems,
+            "store_problems": [{k: e[k] for k in ("at", "problem", "lost")} for e in db.damage.open()],
             "min_free_percent": ext["settings"].retention.min_free_percent,
             "logs": [{"level": lvl, "line": line} for lvl, line in list(RECENT.lines)[-200:]]}
 
@@ -203,6 +205,17 @@ def system_data() -> dict[str, Any]:
 @login_required("admin", "supervisor")
 def system() -> Any:
     return render_template("system.html", s=system_data())
+
+
+@bp.post("/system/store-problems")
+@login_required("admin")
+def store_problems_acknowledge() -> Any:
+    """The admin has seen the store's problems (and restored from a backup what was lost):
+    they stop failing the health check."""
+    n = current_app.extensions["queries"].db.damage.acknowledge(g.user["name"])
+    audit("store problems acknowledged", "", problems=n)
+    flash(_("Store problems acknowledged."))
+    return redirect(url_for("admin.system"))
 
 
 @bp.get("/system/backup")

@@ -264,6 +264,15 @@ def system() -> Any:
     return jsonify(out)
 
 
+@api.post("/system/store-problems/acknowledge")
+@allow("admin")
+def store_problems_acknowledge() -> Any:
+    """The store's problems have been seen: they stop failing the health check."""
+    n = _q().db.damage.acknowledge(g.actor)
+    _audit("store problems acknowledged", "", problems=n)
+    return jsonify(acknowledged=n)
+
+
 @api.get("/dictionaries")
 @allow(*READ)
 def dictionaries() -> Any:

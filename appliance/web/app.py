@@ -111,10 +111,11 @@ def create_app(queries: Queries, settings: Settings,
 
 
 def _health(app: Flask) -> dict[str, Any]:
-    from ..system.health import health
+    from ..system.health import health, store_state
 
     ext = app.extensions
-    return health(ext["settings"], ext["status"](), {"model": ext["model"]()})
+    return health(ext["settings"], ext["status"](),
+                  {"model": ext["model"](), "store": store_state(ext["queries"].db)})
 
 
 class WebServer:

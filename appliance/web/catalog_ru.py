@@ -116,6 +116,8 @@ RU: dict[str, str] = {
     "Speech model": "Модель распознавания", "Machine": "Устройство", "cores": "ядер", "load": "нагрузка",
     "appliance memory": "память приложения", "uptime": "время работы",
     "MQTT messages waiting": "сообщений MQTT в очереди", "Store problems": "Проблемы хранилища",
+    "data lost": "данные потеряны", "repaired": "исправлено", "Acknowledge": "Принято к сведению",
+    "Store problems acknowledged.": "Проблемы хранилища приняты к сведению.",
     "Update": "Обновление", "Install update": "Установить обновление",
     "A signed update bundle goes into the other slot; the running version is kept until the new one proves healthy.":
         "Подписанный пакет обновления ставится во второй слот; работающая версия сохраняется, пока новая не докажет работоспособность.",
