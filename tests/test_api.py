@@ -187,3 +187,32 @@ def test_recording_upload_may_exceed_the_form_limit_but_not_its_own(web, tmp_pat
     resp = client.post("/api/v1/recordings", headers=keys["admin"], content_type="multipart/form-data",
                        data={"file": (io.BytesIO(big), "long.wav")})
     assert resp.status_code == 413
+
+
+@pytest.mark.parametrize("code,status,words", [(28, 507, "disk full"), (5, 500, "storage error")])
+def test_a_store_write_failing_on_a_full_disk_answers_507_and_keeps_nothing_half(
+        web, monkeypatch, code, status, words):
+    import os
+
+    from appliance.system import atomic
+
+    client, keys, q = web
+    q.db.calls.add(result("c1", at(10, 3, 10)))
+    real = atomic._os_write
+
+    def full(fd, data):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(atomic, "_os_write", full)
+    row = {"id": "a1", "start": at(10, 3, 9), "from": "79160000001", "to": "101"}
+    for resp in (client.post("/api/v1/cdr", json=[row], headers=keys["integration"]),
+                 client.post("/api/v1/cdr/asterisk", data=MASTER, content_type="text/csv",
+                             headers=keys["integration"]),
+                 client.post("/api/v1/calls/c1/outcome", json={"result": "won"},
+                             headers=keys["integration"])):
+        assert resp.status_code == status, resp.get_data(as_text=True)
+        error = resp.get_json()["error"]
+        assert words in error and "again" in error, error
+    monkeypatch.setattr(atomic, "_os_write", real)
+    resp = client.post("/api/v1/cdr", json=[row], headers=keys["integration"])
+    assert resp.status_code == 200 and resp.get_json()["new"] == 1       # sent again: kept

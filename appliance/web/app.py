@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from datetime import timedelta
@@ -23,6 +24,7 @@ from .users import SetupToken, Users, secret_key
 log = logging.getLogger(__name__)
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; "
        "script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
        "frame-ancestors 'none'")
@@ -100,6 +102,24 @@ def create_app(queries: Queries, settings: Settings,
         code = exc.code or 500
         messages = {413: f"request body over {settings.web.max_body_mb:g} MB (web.max_body_mb)"}
         message = messages.get(code, exc.description or exc.name)
+        if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+            return jsonify(error=message), code
+        return render_template("error.html", code=code, message=message), code
+
+    @app.errorhandler(OSError)
+    def _storage_error(exc: OSError) -> Any:
+        # a store write that failed kept nothing of itself (see store.md): say so, and that
+        # sending it again is safe
+        if exc.errno in FULL:
+            code, message = 507, (f"disk full ({exc.strerror}): nothing of this request was "
+                                  "kept; free space (retention settings) and send it again")
+        elif exc.errno in (errno.EIO, errno.EROFS):
+            code, message = 500, (f"storage error ({exc.strerror}): nothing of this request was "
+                                  "kept; send it again, and check the disk if it persists")
+        else:
+            raise exc
+        log.error("request failed on the disk", extra={"path": request.path, "status": code,
+                                                      "reason": str(exc)})
         if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
             return jsonify(error=message), code
         return render_template("error.html", code=code, message=message), code
