@@ -129,6 +129,24 @@ def test_state_changes_without_csrf_token_are_refused(box, admin):
     assert resp.status_code == 400
 
 
+def test_only_a_valid_api_token_skips_the_csrf_check(box, admin):
+    users = box.app.extensions["users"]
+    form = {"action": "create", "username": "mallory", "password": PASSWORD, "role": "admin"}
+    junk = {"Authorization": "Bearer junk"}
+    resp = admin.post("/users", data=form, headers=junk)            # the cookie signs it in
+    assert resp.status_code == 400 and "CSRF" in resp.get_data(as_text=True)
+    resp = admin.post("/api/v1/users", json={"name": "mallory", "password": PASSWORD,
+                                             "role": "admin"}, headers=junk)
+    assert resp.status_code in (400, 401)
+    valid = {"Authorization": f"Bearer {box.app.extensions['tokens'].create('crm', 'admin')}"}
+    resp = admin.post("/users", data=form, headers=valid)          # a panel form: never skipped
+    assert resp.status_code == 400 and "CSRF" in resp.get_data(as_text=True)
+    assert users.get("mallory") is None
+    resp = box.app.test_client().post("/api/v1/users", headers=valid, json={
+        "name": "robot", "password": PASSWORD, "role": "viewer"})
+    assert resp.status_code == 201                                  # a machine client
+
+
 def test_viewer_reads_but_cannot_change_anything(box, admin):
     viewer = _as(box, "viewer")
     assert viewer.get("/calls").status_code == 200
@@ -217,6 +235,62 @@ def test_audio_streams_with_range_and_each_listen_is_audited(box, admin):
     assert "attachment" in dl.headers["Content-Disposition"]
     actions = [(e["action"], e["target"]) for e in box.db.audit.recent(20)]
     assert actions.count(("listen", "c-polite")) == 1 and ("download", "c-polite") in actions
+
+
+def _recorded_by_the_pbx(path: Path) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    from paneldata import speech_like
+
+    sf.write(str(path), np.stack([speech_like(6, [(0.5, 3.0)], 220),
+                                  speech_like(6, [(3.2, 5.5)], 330)], axis=1), 16000)
+
+
+def test_recordings_from_the_inbox_and_the_upload_api_can_be_played(box, admin, tmp_path):
+    import io
+
+    from appliance.sources.inbox import InboxWatcher
+
+    inbox = box.settings.paths.inbox
+    inbox.mkdir(parents=True, exist_ok=True)
+    _recorded_by_the_pbx(inbox / "pbx-0001.wav")
+    _recorded_by_the_pbx(tmp_path / "up.wav")
+    token = box.app.extensions["tokens"].create("pbx", "integration")
+    resp = admin.post("/api/v1/recordings", headers={"Authorization": f"Bearer {token}"},
+                      content_type="multipart/form-data",
+                      data={"file": (io.BytesIO((tmp_path / "up.wav").read_bytes()), "up.wav"),
+                            "call_id": "upload-1", "agent": "101"})
+    assert resp.status_code == 202
+    watcher = InboxWatcher(box.settings, on_result=box.ingester.ingest_file)
+    watcher.poll_once(now=0.0)
+    assert len(watcher.poll_once(now=100.0)) == 2
+    for uid in ("pbx-0001", "upload-1"):
+        call = admin.get(f"/api/v1/calls/{uid}").get_json()
+        assert call["recording"], call
+        audio = admin.get(f"/calls/{uid}/audio")
+        assert audio.status_code == 200 and audio.data[:4] == b"RIFF"
+        page = admin.get(f"/calls/{uid}", headers={"Accept-Language": "en"}).get_data(as_text=True)
+        assert "No recording kept" not in page and f"/calls/{uid}/audio" in page
+        assert admin.get(f"/calls/{uid}/waveform").status_code == 200
+
+
+def test_inbox_calls_stored_before_recordings_were_named_can_be_played(box, admin):
+    calls = box.settings.paths.calls
+    _recorded_by_the_pbx(calls / "old-inbox.wav")
+    from paneldata import call_result
+
+    res = call_result("old-inbox", 1.7e9, "101", "79160000009", [], 50)
+    res["call"]["source"] = "file"
+    res["call"]["extra"] = {"files": [str(calls / "old-inbox.wav")]}     # no "recording"
+    (calls / "old-inbox.json").write_text(json.dumps(res))
+    box.db.calls.add(res, "old-inbox.json")
+    box.db.calls.update("old-inbox", {"recording": None})      # as stored before
+    assert admin.get("/calls/old-inbox/audio").status_code == 404
+    from appliance.store.ingest import Ingester
+
+    Ingester(box.db.calls, calls, None, box.db.search).scan()     # the next start
+    assert admin.get("/calls/old-inbox/audio").status_code == 200
 
 
 def test_recording_paths_never_leave_the_calls_folder(box, admin):

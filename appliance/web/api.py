@@ -43,8 +43,16 @@ def _error(status: int, message: str) -> Any:
 
 
 def bearer() -> bool:
-    """The request carries a bearer token (machine client: no cookie, so no CSRF check)."""
+    """The request carries a bearer token (valid or not)."""
     return request.headers.get("Authorization", "")[:7].lower() == "bearer "
+
+
+def token_owner() -> dict[str, Any] | None:
+    """The API token of this request, if it sent a valid one (checked once per request)."""
+    if "token_owner" not in g:
+        token = request.headers["Authorization"][7:].strip() if bearer() else ""
+        g.token_owner = current_app.extensions["tokens"].check(token) if token else None
+    return g.token_owner
 
 
 def allow(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -53,8 +61,7 @@ def allow(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         @wraps(view)
         def checked(*args: Any, **kwargs: Any) -> Any:
             if bearer():
-                token = request.headers["Authorization"][7:].strip()
-                owner = current_app.extensions["tokens"].check(token)
+                owner = token_owner()
                 actor = f"token:{owner['name']}" if owner else ""
             else:
                 owner = session_user()

@@ -76,8 +76,11 @@ def create_app(queries: Queries, settings: Settings,
         elif request.endpoint == "api.recording_upload":    # so are recordings
             request.max_content_length = int(settings.files.max_upload_mb * 2**20)
         # Every state change made with the session cookie, and the sign-in forms themselves
-        # (login CSRF); a request with neither is refused by the view (401), not here.
-        if request.method not in SAFE_METHODS and not api.bearer() and (
+        # (login CSRF); a request with neither is refused by the view (401), not here. Only
+        # an API request authenticated by a valid token skips it: a header alone proves
+        # nothing, and the panel's forms never take a token.
+        machine = request.blueprint == "api" and api.token_owner() is not None
+        if request.method not in SAFE_METHODS and not machine and (
                 auth.session_user() is not None or request.blueprint == "auth"):
             csrf.protect()
 
