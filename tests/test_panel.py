@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from appliance.media.session import Stages
+from appliance.store.database import Database
 from paneldata import PASSWORD, XSS, Box, csrf, login
 
 
@@ -145,6 +146,45 @@ def test_only_a_valid_api_token_skips_the_csrf_check(box, admin):
     resp = box.app.test_client().post("/api/v1/users", headers=valid, json={
         "name": "robot", "password": PASSWORD, "role": "viewer"})
     assert resp.status_code == 201                                  # a machine client
+
+
+def _copy_of(client):
+    """Another browser holding the same session cookie (captured, say, before logout)."""
+    other = client.application.test_client()
+    other.set_cookie("appliance_session", client.get_cookie("appliance_session").value)
+    return other
+
+
+def test_sign_out_ends_the_session_on_the_box_not_just_in_the_browser(box, admin):
+    captured = _copy_of(admin)
+    assert captured.get("/api/v1/calls").status_code == 200
+    resp = admin.post("/logout", data={"csrf_token": csrf(admin.get("/"))})
+    assert resp.status_code == 302
+    assert captured.get("/api/v1/calls").status_code == 401
+    assert captured.get("/").status_code == 302                 # to the sign-in page
+    # sign out everywhere: every other session of the user ends too
+    phone, laptop = box.app.test_client(), box.app.test_client()
+    for c in (phone, laptop):
+        assert login(c, "admin").status_code == 302
+    page = laptop.get("/account", headers={"Accept-Language": "en"})
+    assert "Sign out everywhere" in page.get_data(as_text=True)
+    resp = laptop.post("/logout", data={"csrf_token": csrf(page), "everywhere": "1"})
+    assert resp.status_code == 302
+    assert phone.get("/api/v1/calls").status_code == 401
+    assert laptop.get("/api/v1/calls").status_code == 401
+    assert ("logout everywhere", "admin") in [(e["action"], e["target"])
+                                              for e in box.db.audit.recent(5)]
+    # sessions live on the box: a restart keeps a signed-in user signed in
+    assert login(phone, "admin").status_code == 302
+    box.db.close()
+    restarted = Box(box.settings.paths.data_dir)
+    try:
+        again = restarted.app.test_client()
+        again.set_cookie("appliance_session", phone.get_cookie("appliance_session").value)
+        assert again.get("/api/v1/calls").status_code == 200
+    finally:
+        restarted.close()
+    box.db = Database(box.settings.paths.data_dir)        # for the fixture's close
 
 
 def test_viewer_reads_but_cannot_change_anything(box, admin):

@@ -24,8 +24,8 @@ class StoreBusy(RuntimeError):
 
 
 class Database:
-    """Calls, PBX records, outcomes, users, settings edited on the box, dictionaries,
-    checklists, the audit log and the MQTT outbox.
+    """Calls, PBX records, outcomes, users, panel sessions, settings edited on the box,
+    dictionaries, checklists, the audit log and the MQTT outbox.
 
     One process writes the store: opening it takes an exclusive lock, and a second opener
     gets StoreBusy (the CLI then says to use the running daemon's API).
@@ -49,6 +49,7 @@ class Database:
         self.dictionaries = DurableMap(root / "dictionaries", kind="dictionary", str_keys=True)
         self.checklists = DurableMap(root / "checklists", kind="checklist", str_keys=True)
         self.outbox = DurableMap(root / "outbox", kind="outbox")
+        self.sessions = DurableMap(root / "sessions", kind="session", str_keys=True)
         self.audit = AuditLog(root / "audit")
         self.search = TranscriptIndex(root / "transcripts.sqlite")
         self.damage = DamageLog(root / "damage.json")
@@ -58,7 +59,7 @@ class Database:
 
     def _parts(self) -> list[Any]:
         return [self.calls, self.cdr, self.outcomes, self.users, self.settings,
-                self.dictionaries, self.checklists, self.outbox, self.audit]
+                self.dictionaries, self.checklists, self.outbox, self.sessions, self.audit]
 
     @property
     def problems(self) -> list[str]:

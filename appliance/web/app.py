@@ -17,6 +17,7 @@ from ..analysis.library import Library
 from ..config import Settings
 from ..query import Queries
 from .i18n import LANGUAGES, gettext, pick_language
+from .sessions import Sessions
 from .throttle import LoginThrottle
 from .tokens import TokenFile
 from .users import SetupToken, Users, secret_key
@@ -64,6 +65,7 @@ def create_app(queries: Queries, settings: Settings,
     app.extensions.update(
         queries=queries, settings=settings, tokens=TokenFile(data_dir),
         users=Users(queries.db.users), setup=SetupToken(data_dir), throttle=LoginThrottle(),
+        sessions=Sessions(queries.db.sessions, settings.web.session_hours),
         library=Library(data_dir / "dictionaries"),
         status=status or (lambda: {}), model=model or (lambda: {"status": "unknown"}))
     app.extensions["health"] = health or (lambda: _health(app))

@@ -118,6 +118,9 @@ RU: dict[str, str] = {
     "MQTT messages waiting": "сообщений MQTT в очереди", "Store problems": "Проблемы хранилища",
     "data lost": "данные потеряны", "repaired": "исправлено", "Acknowledge": "Принято к сведению",
     "Store problems acknowledged.": "Проблемы хранилища приняты к сведению.",
+    "Sessions": "Сеансы", "Sign out everywhere": "Выйти на всех устройствах",
+    "Signs you out on every browser and device, this one included, for example after using a shared computer.":
+        "Завершает ваши сеансы во всех браузерах и на всех устройствах, включая этот, например после работы на чужом компьютере.",
     "Update": "Обновление", "Install update": "Установить обновление",
     "A signed update bundle goes into the other slot; the running version is kept until the new one proves healthy.":
         "Подписанный пакет обновления ставится во второй слот; работающая версия сохраняется, пока новая не докажет работоспособность.",
