@@ -216,3 +216,16 @@ def test_a_store_write_failing_on_a_full_disk_answers_507_and_keeps_nothing_half
     monkeypatch.setattr(atomic, "_os_write", real)
     resp = client.post("/api/v1/cdr", json=[row], headers=keys["integration"])
     assert resp.status_code == 200 and resp.get_json()["new"] == 1       # sent again: kept
+
+
+@pytest.mark.parametrize("url,word", [
+    ("/api/v1/calls?period=9999-12-31", "period"), ("/api/v1/missed?period=9999-W52", "period"),
+    ("/api/v1/kpis?period=9999-12", "period"), ("/api/v1/kpis/compare?period=0001-01", "period"),
+    ("/api/v1/kpis/flags?period=0001-W01", "period"), ("/api/v1/calls?from=0001-01-01", "from"),
+    ("/api/v1/calls?to=9999-12-31", "to"), ("/api/v1/calls?period=1969-12-31", "period")])
+def test_dates_out_of_range_are_a_400_that_says_which_parameter(web, url, word):
+    client, keys, _ = web
+    resp = client.get(url, headers=keys["viewer"])
+    assert resp.status_code == 400, (url, resp.status_code)
+    error = resp.get_json()["error"]
+    assert error.startswith(word) and "1970" in error, error

@@ -242,6 +242,12 @@ def test_calls_list_filters_and_transcript_search(admin):
         "страница", "page")
 
 
+def test_calls_list_with_a_date_out_of_range_says_so(admin):
+    for url in ("/calls?from=0001-01-01", "/calls?to=9999-12-31"):
+        resp = admin.get(url, headers={"Accept-Language": "en"})
+        assert resp.status_code == 400 and "out of range" in resp.get_data(as_text=True), url
+
+
 def test_call_page_timeline_transcript_checklist_and_waveform(admin):
     html = admin.get("/calls/c-complaint").get_data(as_text=True)
     assert "У меня жалоба на доставку" in html and "Agent greets within 15 s" in html
