@@ -224,7 +224,8 @@ class LocalData:
 
             try:
                 local.web = WebServer(create_app(local.queries, settings, local.status, local.model,
-                                                 health=local.health), settings)
+                                                 health=local.health, daemon=local.daemon_state),
+                                      settings)
                 local.web.start()
             except OSError as exc:            # recording goes on without the API
                 log.error("http api not started", extra={

@@ -187,6 +187,8 @@ def test_recording_upload_may_exceed_the_form_limit_but_not_its_own(web, tmp_pat
     resp = client.post("/api/v1/recordings", headers=keys["admin"], content_type="multipart/form-data",
                        data={"file": (io.BytesIO(big), "long.wav")})
     assert resp.status_code == 413
+    error = resp.get_json()["error"]
+    assert "1 MB (files.max_upload_mb)" in error and "web.max_body_mb" not in error, error
 
 
 @pytest.mark.parametrize("code,status,words", [(28, 507, "disk full"), (5, 500, "storage error")])

@@ -513,10 +513,29 @@ def test_backup_round_trip_and_a_bad_backup_changes_nothing(box, admin):
 
 
 def test_system_page_and_api(box, admin):
+    from appliance import __version__
+    from appliance.web.filters import uptime
+
     html = admin.get("/system", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "test-model" in html and "sip:100@pbx" in html and "web panel" not in html
     data = admin.get("/api/v1/system").get_json()
     assert data["status"]["active_calls"] == 1 and data["machine"]["cpus"] >= 1
+    # what IT asks first: the version and slot, where SIP listens, the broker, the checks
+    assert data["version"] == __version__ and f"<dd id=\"version\">{__version__}" in html
+    assert data["slot"] is None and "not an A/B installation" in html
+    assert data["sip"]["listen"] == "0.0.0.0:5060" and "0.0.0.0:5060 (udp, tcp)" in html
+    assert data["mqtt"] == {"enabled": False} and "MQTT off" in html
+    assert set(data["health"]["checks"]) >= {"registration", "broker", "disk", "queue", "model", "store"}
+    for name, check in data["health"]["checks"].items():
+        assert f'id="check-{name}"' in html and check["detail"] in html
+    box.app.extensions["daemon"] = lambda: {"mqtt": {"enabled": True, "host": "broker", "port": 1883,
+                                                     "connected": False, "outbox": 7}}
+    html = admin.get("/system", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "broker:1883: not connected, 7 messages waiting" in html
+    # uptime reads as a duration, not as a time of day
+    assert uptime(26 * 60 + 37) == "26 min" and uptime(95_000) == "1 d 2 h 23 min"
+    assert uptime(3600 * 26 + 37 * 60) == "1 d 2 h 37 min"
+    assert "uptime" in html and uptime(data["machine"]["uptime_s"]) in html
 
 
 # --- language, API description ---

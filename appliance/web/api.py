@@ -26,6 +26,7 @@ from ..system import panel_settings
 from ..system.atomic import write_json_atomic
 from ..system.disk import disk_state
 from . import views
+from .apispec import check_query
 from .auth import session_user
 from .users import UserError
 
@@ -75,6 +76,7 @@ def allow(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             if owner["role"] not in roles:
                 return _error(403, f"role {owner['role']!r} may not do this")
             g.actor = actor
+            check_query(request.endpoint, request.args)      # as declared in apispec.py
             return view(*args, **kwargs)
         return checked
     return wrap
@@ -162,8 +164,11 @@ def _status(out: dict[str, Any]) -> int:
 @api.post("/cdr/asterisk")
 @allow("admin", "integration")
 def cdr_asterisk() -> Any:
-    upload = request.files.get("file")
-    raw = upload.read() if upload is not None else request.get_data()
+    """Asterisk's Master.csv: the body as it is (any type but a form with a file, since
+    ``curl --data-binary`` sends its default form type), or a form file named ``file``."""
+    upload = request.files.get("file") if request.mimetype == "multipart/form-data" else None
+    # parse_form_data=False: a 'form' body that is really the CSV is taken as it is
+    raw = upload.read() if upload is not None else request.get_data(parse_form_data=False)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -42,8 +42,10 @@ class _Sessions(SecureCookieSessionInterface):
 def create_app(queries: Queries, settings: Settings,
                status: Callable[[], dict[str, Any]] | None = None,
                model: Callable[[], dict[str, Any]] | None = None,
-               health: Callable[[], dict[str, Any]] | None = None) -> Flask:
-    """The WSGI app: the panel (session login) and ``/api/v1`` (session or token)."""
+               health: Callable[[], dict[str, Any]] | None = None,
+               daemon: Callable[[], dict[str, Any]] | None = None) -> Flask:
+    """The WSGI app: the panel (session login) and ``/api/v1`` (session or token).
+    ``daemon``: what only the running daemon knows (its MQTT connection)."""
     from . import admin, api, auth, filters, pages
 
     data_dir = settings.paths.data_dir
@@ -69,6 +71,7 @@ def create_app(queries: Queries, settings: Settings,
         library=Library(data_dir / "dictionaries"),
         status=status or (lambda: {}), model=model or (lambda: {"status": "unknown"}))
     app.extensions["health"] = health or (lambda: _health(app))
+    app.extensions["daemon"] = daemon or (lambda: {"mqtt": {"enabled": False}})
 
     @app.before_request
     def _guard() -> None:
@@ -105,8 +108,7 @@ def create_app(queries: Queries, settings: Settings,
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
         code = exc.code or 500
-        messages = {413: f"request body over {settings.web.max_body_mb:g} MB (web.max_body_mb)"}
-        message = messages.get(code, exc.description or exc.name)
+        message = _too_large(settings) if code == 413 else exc.description or exc.name
         if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
             return jsonify(error=message), code
         return render_template("error.html", code=code, message=message), code
@@ -133,6 +135,19 @@ def create_app(queries: Queries, settings: Settings,
     for bp in (auth.bp, pages.bp, admin.bp, api.api):
         app.register_blueprint(bp)
     return app
+
+
+def _too_large(settings: Settings) -> str:
+    """The limit that applied to this request's body, by name."""
+    from .admin import UPDATE_MAX_BYTES
+
+    if request.endpoint == "api.recording_upload":
+        limit = f"{settings.files.max_upload_mb:g} MB (files.max_upload_mb)"
+    elif request.endpoint == "admin.update_upload":
+        limit = f"{UPDATE_MAX_BYTES / 2**30:g} GB (the largest update bundle)"
+    else:
+        limit = f"{settings.web.max_body_mb:g} MB (web.max_body_mb)"
+    return f"request body over {limit}"
 
 
 def _health(app: Flask) -> dict[str, Any]:
