@@ -228,3 +228,14 @@ def test_warm_up_computes_the_dashboards_months_ahead(q):
     assert q.warm_up(now) == ["2026-11", "2026-10", "2025-11"]
     assert {"2026-11", "2026-10", "2025-11", "2026-11-24"} <= set(q._periods)
     assert q.kpis("2026-11", now)["managers"]["101"]["recorded"] == 1
+
+
+def test_client_lists_are_kept_until_the_window_changes_or_the_hour_turns(q):
+    now = at(11, 20, 12)
+    q.db.calls.add(result("c1", at(10, 20, 10), "101", "79165550001"))
+    first = q.clients(now=now)
+    assert q.clients(now=now + 600) is first                  # nothing changed, same hour
+    q.db.calls.add(result("c2", at(11, 18, 10), "101", "79165550001"))
+    assert q.clients(now=now + 700) is not first              # a call in the window
+    again = q.clients(now=now + 800)
+    assert q.clients(now=now + 3600) is not again             # the hour turned
