@@ -6,6 +6,7 @@ import logging
 import signal
 import socket
 import threading
+import time
 from typing import Any, Callable
 
 from .bus import Bus
@@ -109,6 +110,8 @@ def run(settings: Settings, stop: threading.Event | None = None,
         return 3
     for t in threads:
         t.start()
+    # done once, so not among the threads the watchdog expects alive
+    threading.Thread(target=local.warm_up, name="kpi-warm-up", daemon=True).start()
     from .system.watchdog import feed_watchdog, notify
 
     notify("READY=1", f"STATUS=recording; panel {local.web.url if local.web else 'off'}")
@@ -200,7 +203,9 @@ class LocalData:
         mqtt = {"enabled": bool(cfg.host), "host": cfg.host, "port": cfg.port,
                 "connected": self.publisher is not None and self.publisher.connected.is_set(),
                 "outbox": len(self.outbox) if self.outbox is not None else 0}
-        return {"mqtt": mqtt, "model": self.model(),
+        from .system.health import store_state
+
+        return {"mqtt": mqtt, "model": self.model(), "store": store_state(self.db),
                 "web": self.web.url + "/" if self.web is not None else None}
 
     def health(self) -> dict[str, Any]:
@@ -232,7 +237,8 @@ class LocalData:
 
             try:
                 local.web = WebServer(create_app(local.queries, settings, local.status, local.model,
-                                                 health=local.health), settings)
+                                                 health=local.health, daemon=local.daemon_state),
+                                      settings)
                 local.web.start()
             except OSError as exc:            # recording goes on without the API
                 log.error("http api not started", extra={
@@ -240,6 +246,18 @@ class LocalData:
                     "hint": "another program uses the port: set web.port"})
                 local.web = None
         return local
+
+    def warm_up(self) -> None:
+        """The dashboard's months computed once in the background after start (at 100k
+        calls a month's first computation takes a second or more)."""
+        t0 = time.perf_counter()
+        try:
+            periods = self.queries.warm_up()
+        except Exception as exc:  # noqa: BLE001 - computed on first use instead
+            log.error("kpi warm-up failed", extra={"reason": str(exc)})
+            return
+        log.info("kpis ready", extra={"periods": periods,
+                                      "seconds": round(time.perf_counter() - t0, 2)})
 
     def threads(self, stop: threading.Event) -> list[threading.Thread]:
         out = [threading.Thread(target=self.ingester.run, args=(stop,), name="store-ingest",

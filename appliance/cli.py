@@ -211,9 +211,14 @@ def _cmd_update(args: argparse.Namespace, settings: Settings) -> int:
                   "appliance (systemctl restart appliance) to run it")
         else:   # check
             from .system.health import box_health
+            from .system.slots import healthy_for_update
 
-            print(slots.confirm_or_rollback(lambda: bool(box_health(settings)["ok"]),
-                                            cfg.confirm_deadline_s))
+            def healthy() -> bool:
+                out = box_health(settings)
+                return out["running"] and healthy_for_update(
+                    {k: c["ok"] for k, c in out["checks"].items()})
+
+            print(slots.confirm_or_rollback(healthy, cfg.confirm_deadline_s))
     except update.UpdateError as exc:
         print(f"appliance update: {exc}", file=sys.stderr)
         return 1

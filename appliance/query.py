@@ -18,7 +18,7 @@ from .config import Settings
 from .kpi.clients import client_lists
 from .kpi.contacts import Contacts, contacts, version
 from .kpi.periods import Period, current, parse_period
-from .kpi.report import baseline_flags, compare, day_tallies, kpis
+from .kpi.report import baseline_flags, compare, day_tallies, figures, shift, sum_days
 from .store.database import Database
 from .store.outcomes import validate_outcome
 
@@ -53,14 +53,15 @@ class Queries:
         self.ctx = Context.from_settings(settings)
         self._views: OrderedDict[Any, tuple[Any, Any]] = OrderedDict()
         self._days: OrderedDict[Any, tuple[Any, Any]] = OrderedDict()
-        self._periods: OrderedDict[Any, tuple[Any, Any]] = OrderedDict()
+        self._periods: OrderedDict[Any, tuple[Any, ...]] = OrderedDict()
+        self._clients: OrderedDict[Any, tuple[Any, Any]] = OrderedDict()
         self._lock = threading.RLock()       # kpis() builds on days, days on views
 
     def settings_changed(self) -> None:
         """Settings were changed in place (the panel): derived caches start afresh."""
         with self._lock:
             self.ctx = Context.from_settings(self.settings)
-            for cache in (self._views, self._days, self._periods):
+            for cache in (self._views, self._days, self._periods, self._clients):
                 cache.clear()
 
     # --- cached derived data ---
@@ -98,8 +99,11 @@ class Queries:
         stamp = self._stamp(day.start, day.end, now)
         return stamp, self._cached(
             self._days, DAYS_CACHED, day.name, stamp,
-            lambda: day_tallies(self.view(day.start, day.end, now), self.db.outcomes.all(),
-                                self.settings.kpi))
+            # the day's view is not kept: the tallies are, and a month of day views would
+            # push the views people ask for (a month's missed calls) out of their cache
+            lambda: day_tallies(contacts(self.db.calls, self.db.cdr, self.settings.cdr,
+                                         day.start, day.end, now),
+                                self.db.outcomes.all(), self.settings.kpi))
 
     # --- KPIs ---
     def kpis(self, period: str | Period, now: float | None = None) -> dict[str, Any]:
@@ -108,9 +112,35 @@ class Queries:
         p = parse_period(period) if isinstance(period, str) else period
         now = time.time() if now is None else now
         days = [self._day(d, now) for d in _days(p.start, p.end)]
-        return self._cached(self._periods, PERIODS_CACHED, p.name,
-                            tuple(stamp for stamp, _ in days),
-                            lambda: kpis(p, [t for _, t in days], self.settings.kpi))
+        stamps = tuple(stamp for stamp, _ in days)
+        with self._lock:
+            hit = self._periods.get(p.name)
+            if hit is not None and hit[0] == stamps:
+                self._periods.move_to_end(p.name)
+                return hit[1]
+            if hit is not None and len(hit[2]) == len(days):
+                # a call ended: take its day's old tally out of the sums, put the new one in
+                sums = hit[3]
+                changed = [i for i, (old, new) in enumerate(zip(hit[2], days)) if old[0] != new[0]]
+                shift(sums, [hit[2][i][1] for i in changed], [days[i][1] for i in changed])
+            else:
+                sums = sum_days([t for _, t in days], self.settings.kpi)
+            value = figures(p, sums, self.settings.kpi)
+            self._periods[p.name] = (stamps, value, days, sums)
+            self._periods.move_to_end(p.name)
+            while len(self._periods) > PERIODS_CACHED:
+                self._periods.popitem(last=False)
+            return value
+
+    def warm_up(self, now: float | None = None) -> list[str]:
+        """Compute what the dashboard shows first (this month against the previous one and
+        a year before, today), so that no one waits for a month's first computation.
+        Returns the periods computed."""
+        now = time.time() if now is None else now
+        month = current("month", now)
+        self.compare(month.name, now)
+        self.kpis(current("day", now), now)
+        return [month.name, month.shifted(-1).name, month.year_ago().name]
 
     def compare(self, period: str, now: float | None = None) -> dict[str, Any]:
         """This period vs the previous one and the same period a year before."""
@@ -145,8 +175,12 @@ class Queries:
         now = time.time() if now is None else now
         today = current("day", now)
         start = today.shifted(-self.settings.kpi.client_window_days).start
-        return client_lists(self.view(start, today.end, now), self.db.outcomes.all(),
-                            self.settings.kpi, now)
+        # Months of calls joined afresh take seconds at 100k calls; silences of weeks do not
+        # need the minute: kept until something in the window changes, or for the hour.
+        versions, outcomes, _clock = self._stamp(start, today.end, now)
+        return self._cached(self._clients, 2, today.name, (versions, outcomes, int(now // 3600)),
+                            lambda: client_lists(self.view(start, today.end, now),
+                                                 self.db.outcomes.all(), self.settings.kpi, now))
 
     # --- calls ---
     def calls(self, period: str | tuple[float, float], agent: str | None = None,

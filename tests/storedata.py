@@ -27,3 +27,12 @@ def result(uid: str, started: float, agent: str = "101", client: str = "79161234
             "totals": {"dead_air_share": dead_air},
             "tags": [{"tag": t} for t in tags],
             "score": {"total": score}, "asr": {"status": "ok"}}
+
+
+def corrupt_line(journal, n: int = 0) -> None:
+    """Flip a byte inside line ``n`` of a journal: its CRC no longer matches (disk trouble)."""
+    lines = journal.read_bytes().split(b"\n")
+    line = bytearray(lines[n])
+    line[20] ^= 0x01
+    lines[n] = bytes(line)
+    journal.write_bytes(b"\n".join(lines))

@@ -187,3 +187,47 @@ def test_recording_upload_may_exceed_the_form_limit_but_not_its_own(web, tmp_pat
     resp = client.post("/api/v1/recordings", headers=keys["admin"], content_type="multipart/form-data",
                        data={"file": (io.BytesIO(big), "long.wav")})
     assert resp.status_code == 413
+    error = resp.get_json()["error"]
+    assert "1 MB (files.max_upload_mb)" in error and "web.max_body_mb" not in error, error
+
+
+@pytest.mark.parametrize("code,status,words", [(28, 507, "disk full"), (5, 500, "storage error")])
+def test_a_store_write_failing_on_a_full_disk_answers_507_and_keeps_nothing_half(
+        web, monkeypatch, code, status, words):
+    import os
+
+    from appliance.system import atomic
+
+    client, keys, q = web
+    q.db.calls.add(result("c1", at(10, 3, 10)))
+    real = atomic._os_write
+
+    def full(fd, data):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(atomic, "_os_write", full)
+    row = {"id": "a1", "start": at(10, 3, 9), "from": "79160000001", "to": "101"}
+    for resp in (client.post("/api/v1/cdr", json=[row], headers=keys["integration"]),
+                 client.post("/api/v1/cdr/asterisk", data=MASTER, content_type="text/csv",
+                             headers=keys["integration"]),
+                 client.post("/api/v1/calls/c1/outcome", json={"result": "won"},
+                             headers=keys["integration"])):
+        assert resp.status_code == status, resp.get_data(as_text=True)
+        error = resp.get_json()["error"]
+        assert words in error and "again" in error, error
+    monkeypatch.setattr(atomic, "_os_write", real)
+    resp = client.post("/api/v1/cdr", json=[row], headers=keys["integration"])
+    assert resp.status_code == 200 and resp.get_json()["new"] == 1       # sent again: kept
+
+
+@pytest.mark.parametrize("url,word", [
+    ("/api/v1/calls?period=9999-12-31", "period"), ("/api/v1/missed?period=9999-W52", "period"),
+    ("/api/v1/kpis?period=9999-12", "period"), ("/api/v1/kpis/compare?period=0001-01", "period"),
+    ("/api/v1/kpis/flags?period=0001-W01", "period"), ("/api/v1/calls?from=0001-01-01", "from"),
+    ("/api/v1/calls?to=9999-12-31", "to"), ("/api/v1/calls?period=1969-12-31", "period")])
+def test_dates_out_of_range_are_a_400_that_says_which_parameter(web, url, word):
+    client, keys, _ = web
+    resp = client.get(url, headers=keys["viewer"])
+    assert resp.status_code == 400, (url, resp.status_code)
+    error = resp.get_json()["error"]
+    assert error.startswith(word) and "1970" in error, error

@@ -189,3 +189,19 @@ def test_three_hour_file_streams_in_bounded_memory(tmp_path, stereo):
     assert r["parties"]["agent"]["talk_s"] > 3600 * 0.5
     # decoded 16 kHz float audio would be 1.4 GB; the stream stays small
     assert peak_mb < 400, peak_mb
+
+
+def test_a_file_without_call_information_started_its_length_before_it_was_last_written(
+        tmp_path, settings):
+    # a PBX closes the file when the call ends: its modification time is the end
+    import os
+
+    t = np.arange(150 * 8000) / 8000                       # 150 s: past the CDR join window
+    tone = (0.2 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    path = write_wav(tmp_path / "long.wav", np.stack([tone, tone * 0], axis=1), 8000)
+    ended = 1_790_000_000.0
+    os.utime(path, (ended, ended))
+    result = analyse_files([path], settings)
+    assert result["call"]["started_at"] == pytest.approx(ended - 150.0, abs=0.01)
+    told = analyse_files([path], settings, info={"started_at": ended - 1000.0})
+    assert told["call"]["started_at"] == ended - 1000.0     # what the PBX said wins

@@ -33,6 +33,8 @@ def test_each_check_fails_on_its_own_cause():
         "model": (GOOD_STATUS, {**GOOD_DAEMON, "model": {"status": "unavailable",
                                                          "reason": "run appliance models build"}},
                   "models build"),
+        "store": (GOOD_STATUS, {**GOOD_DAEMON, "store": {"damaged": 1, "problem": "x: 2 lines lost"}},
+                  "x: 2 lines lost"),
     }
     for name, (status, daemon, words) in cases.items():
         out = health(s, status, daemon)
@@ -62,7 +64,8 @@ def test_healthz_for_machines_and_details_behind_auth(tmp_path):
         resp = client.get("/healthz")
         assert resp.status_code == 200
         assert resp.get_json() == {"ok": True, "checks": {"registration": True, "broker": True,
-                                                          "disk": True, "queue": True, "model": True}}
+                                                          "disk": True, "queue": True, "model": True,
+                                                          "store": True}}
         assert client.get("/api/v1/health").status_code == 401
         box.app.extensions["status"] = lambda: {**GOOD_STATUS, "asr_queue": 999}
         resp = client.get("/healthz")
@@ -81,3 +84,41 @@ def test_status_command_says_when_the_appliance_is_not_running(tmp_path):
     out = subprocess.run([sys.executable, "-m", "appliance.cli", "status"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 3 and "not running" in out.stdout
+
+
+def test_lost_store_data_fails_health_after_a_restart_until_an_admin_acknowledges_it(tmp_path):
+    from storedata import corrupt_line
+
+    box = Box(tmp_path)
+    box.add_calls()
+    box.close()
+    month = time.strftime("%Y-%m")
+    corrupt_line(tmp_path / "store" / "calls" / month / "journal.log", 1)
+    box = Box(tmp_path)
+    box.queries.calls(month)                       # the month loads: a record is lost
+    box.close()
+    box = Box(tmp_path)                            # restarted: still reported
+    try:
+        client = box.app.test_client()
+        resp = client.get("/healthz")
+        assert resp.status_code == 503 and resp.get_json()["checks"]["store"] is False
+        box.setup_admin(client)
+        problems = client.get("/api/v1/system").get_json()["store_problems"]
+        assert len(problems) == 1 and problems[0]["lost"] and "corrupt line" in problems[0]["problem"]
+        detail = client.get("/api/v1/health").get_json()["checks"]["store"]["detail"]
+        assert "corrupt line" in detail and "acknowledge" in detail
+        page = client.get("/system", headers={"Accept-Language": "en"})
+        assert "corrupt line" in page.get_data(as_text=True)
+        resp = client.post("/system/store-problems", data={"csrf_token": _csrf(page)})
+        assert resp.status_code == 302
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/api/v1/system").get_json()["store_problems"] == []
+        assert box.db.audit.recent(1)[0]["action"] == "store problems acknowledged"
+    finally:
+        box.close()
+
+
+def _csrf(page) -> str:
+    from paneldata import csrf
+
+    return csrf(page)

@@ -200,3 +200,42 @@ def test_outcome_validation_and_unknown_calls(q):
     q.post_outcome("x", {"result": "lost"}, "crm")         # the latest wins
     assert q.db.outcomes.get("x")["result"] == "lost"
     assert [e["action"] for e in q.db.audit.recent()] == ["outcome", "outcome"]
+
+
+def test_a_period_updated_day_by_day_equals_one_summed_afresh(q, tmp_path):
+    # the month's sums are kept and a changed day is taken out and put back in: after calls,
+    # outcomes, PBX records and a manager's only call forgotten, they equal a fresh sum
+    q.db.calls.add(result("k1", at(10, 2, 10), "101", score=70))
+    q.db.calls.add(result("k2", at(10, 9, 11), "102", score=60))
+    q.db.calls.add(result("k3", at(10, 20, 12), "103", score=90))
+    first = q.kpis("2026-10", LATER)
+    assert set(first["managers"]) == {"101", "102", "103"}
+    q.db.calls.add(result("k4", at(10, 9, 15), "101", score=50))
+    q.post_outcome("k4", {"result": "won", "amount": 700}, "crm")
+    q.add_cdr([cdr("x1", at(10, 9, 16), "79160000077", "102"),
+               cdr("x2", at(10, 21, 9), "79160000078", "101", at(10, 21, 9, 0, 5), 60)], "pbx")
+    q.db.calls.forget(["k3"])
+    kept = q.kpis("2026-10", LATER)
+    fresh = Queries(q.db, q.settings).kpis("2026-10", LATER)
+    assert kept == fresh
+    assert set(kept["managers"]) == {"101", "102"} and kept["managers"]["101"]["won"] == 1
+    assert kept["office"]["tags"] == fresh["office"]["tags"] == {"greeting": 3}
+
+
+def test_warm_up_computes_the_dashboards_months_ahead(q):
+    q.db.calls.add(result("w1", at(11, 20, 10), "101"))
+    now = at(11, 24, 12)
+    assert q.warm_up(now) == ["2026-11", "2026-10", "2025-11"]
+    assert {"2026-11", "2026-10", "2025-11", "2026-11-24"} <= set(q._periods)
+    assert q.kpis("2026-11", now)["managers"]["101"]["recorded"] == 1
+
+
+def test_client_lists_are_kept_until_the_window_changes_or_the_hour_turns(q):
+    now = at(11, 20, 12)
+    q.db.calls.add(result("c1", at(10, 20, 10), "101", "79165550001"))
+    first = q.clients(now=now)
+    assert q.clients(now=now + 600) is first                  # nothing changed, same hour
+    q.db.calls.add(result("c2", at(11, 18, 10), "101", "79165550001"))
+    assert q.clients(now=now + 700) is not first              # a call in the window
+    again = q.clients(now=now + 800)
+    assert q.clients(now=now + 3600) is not again             # the hour turned

@@ -251,19 +251,71 @@ def test_a_wrong_password_is_a_clear_error_retried_with_backoff(tmp_path, caplog
         broker.stop()
 
 
-def test_outbox_bounds_drop_the_oldest_and_say_so(tmp_path):
+def test_a_full_outbox_drops_the_oldest_and_says_so_in_one_summary(tmp_path):
     box = make_box(tmp_path, free_tcp_port(), start=False, outbox_max_messages=100)
+
+    def queued():
+        docs = [json.loads(d["payload"]) for _, d in box.outbox.pending(limit=1000)]
+        notes = [d for d in docs if d["kind"] == "outbox_dropped"]
+        return [d["n"] for d in docs if d["kind"] != "outbox_dropped"], notes
+
     for i in range(150):
         box.feeds.raise_alert("disk_low", f"m{i}", n=i)
-    docs = [json.loads(d["payload"]) for _, d in box.outbox.pending(limit=1000)]
-    assert len(docs) <= 101
-    assert any(d["kind"] == "outbox_dropped" for d in docs)
-    assert docs[-1].get("n") == 149 or docs[-1]["kind"] == "outbox_dropped"
+    kept, notes = queued()
+    assert kept == list(range(50, 150))            # the bound holds real messages only
+    assert len(notes) == 1 and notes[0]["dropped"] == 50 and notes[0]["kinds"] == {"disk_low": 50}
+    assert notes[0]["severity"] == "critical" and "50" in notes[0]["message"]
+    box.db.close()
+    box = make_box(tmp_path, free_tcp_port(), start=False, outbox_max_messages=100)
+    for i in range(150, 160):                      # after a restart: the same summary grows
+        box.feeds.raise_alert("complaint", f"m{i}", n=i)
+    kept, notes = queued()
+    assert kept == list(range(60, 160)) and len(notes) == 1
+    assert notes[0]["dropped"] == 60 and notes[0]["kinds"] == {"disk_low": 60}
+    box.outbox.ack([s for s, d in box.outbox.pending(limit=1000)
+                    if json.loads(d["payload"])["kind"] == "outbox_dropped"])     # delivered
+    box.feeds.raise_alert("complaint", "m160", n=160)
+    kept, notes = queued()
+    assert kept == list(range(61, 161))
+    assert len(notes) == 1 and notes[0]["dropped"] == 1      # only what went since
     box.feeds.publish_status()
     box.feeds.publish_status()                       # a retained status supersedes the older
     status = [d for _, d in box.outbox.pending(limit=1000) if d["topic"].endswith("/status")]
     assert len(status) == 1
     box.db.close()
+
+
+def test_lost_store_data_raises_one_critical_alert_across_restarts(tmp_path, broker):
+    from storedata import corrupt_line
+
+    data = tmp_path / "box1"
+    db = Database(data)
+    for i in range(5):
+        db.calls.add(result(f"c{i}", time.time() - 600 + i))
+    db.close()
+    month = time.strftime("%Y-%m")
+    corrupt_line(data / "store" / "calls" / month / "journal.log", 2)
+    sub = Subscriber(broker.port, "appliance/box1/alerts")
+    box = make_box(tmp_path, broker.port)
+    try:
+        box.feeds.queries.calls(month)                  # the month loads: one record is lost
+        box.feeds.publish_status()
+        box.feeds.publish_status()
+        got = sub.wait(1)
+        alert = json.loads(got[0].payload)
+        assert alert["kind"] == "store_damaged" and alert["severity"] == "critical"
+        assert "corrupt line" in alert["message"] and month in alert["problem"]
+    finally:
+        box.close()
+    box = make_box(tmp_path, broker.port)              # restarted: not raised again
+    try:
+        box.feeds.publish_status()
+        assert not [d for _, d in box.outbox.pending() if d["topic"].endswith("/alerts")]
+        assert box.db.damage.damaged()                  # still a health failure
+    finally:
+        box.close()
+    assert len(sub.wait(2, timeout=2)) == 1
+    sub.close()
 
 
 def test_fleet_adds_up_two_boxes(tmp_path, broker):

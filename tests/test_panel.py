@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from appliance.media.session import Stages
+from appliance.store.database import Database
 from paneldata import PASSWORD, XSS, Box, csrf, login
 
 
@@ -129,6 +130,63 @@ def test_state_changes_without_csrf_token_are_refused(box, admin):
     assert resp.status_code == 400
 
 
+def test_only_a_valid_api_token_skips_the_csrf_check(box, admin):
+    users = box.app.extensions["users"]
+    form = {"action": "create", "username": "mallory", "password": PASSWORD, "role": "admin"}
+    junk = {"Authorization": "Bearer junk"}
+    resp = admin.post("/users", data=form, headers=junk)            # the cookie signs it in
+    assert resp.status_code == 400 and "CSRF" in resp.get_data(as_text=True)
+    resp = admin.post("/api/v1/users", json={"name": "mallory", "password": PASSWORD,
+                                             "role": "admin"}, headers=junk)
+    assert resp.status_code in (400, 401)
+    valid = {"Authorization": f"Bearer {box.app.extensions['tokens'].create('crm', 'admin')}"}
+    resp = admin.post("/users", data=form, headers=valid)          # a panel form: never skipped
+    assert resp.status_code == 400 and "CSRF" in resp.get_data(as_text=True)
+    assert users.get("mallory") is None
+    resp = box.app.test_client().post("/api/v1/users", headers=valid, json={
+        "name": "robot", "password": PASSWORD, "role": "viewer"})
+    assert resp.status_code == 201                                  # a machine client
+
+
+def _copy_of(client):
+    """Another browser holding the same session cookie (captured, say, before logout)."""
+    other = client.application.test_client()
+    other.set_cookie("appliance_session", client.get_cookie("appliance_session").value)
+    return other
+
+
+def test_sign_out_ends_the_session_on_the_box_not_just_in_the_browser(box, admin):
+    captured = _copy_of(admin)
+    assert captured.get("/api/v1/calls").status_code == 200
+    resp = admin.post("/logout", data={"csrf_token": csrf(admin.get("/"))})
+    assert resp.status_code == 302
+    assert captured.get("/api/v1/calls").status_code == 401
+    assert captured.get("/").status_code == 302                 # to the sign-in page
+    # sign out everywhere: every other session of the user ends too
+    phone, laptop = box.app.test_client(), box.app.test_client()
+    for c in (phone, laptop):
+        assert login(c, "admin").status_code == 302
+    page = laptop.get("/account", headers={"Accept-Language": "en"})
+    assert "Sign out everywhere" in page.get_data(as_text=True)
+    resp = laptop.post("/logout", data={"csrf_token": csrf(page), "everywhere": "1"})
+    assert resp.status_code == 302
+    assert phone.get("/api/v1/calls").status_code == 401
+    assert laptop.get("/api/v1/calls").status_code == 401
+    assert ("logout everywhere", "admin") in [(e["action"], e["target"])
+                                              for e in box.db.audit.recent(5)]
+    # sessions live on the box: a restart keeps a signed-in user signed in
+    assert login(phone, "admin").status_code == 302
+    box.db.close()
+    restarted = Box(box.settings.paths.data_dir)
+    try:
+        again = restarted.app.test_client()
+        again.set_cookie("appliance_session", phone.get_cookie("appliance_session").value)
+        assert again.get("/api/v1/calls").status_code == 200
+    finally:
+        restarted.close()
+    box.db = Database(box.settings.paths.data_dir)        # for the fixture's close
+
+
 def test_viewer_reads_but_cannot_change_anything(box, admin):
     viewer = _as(box, "viewer")
     assert viewer.get("/calls").status_code == 200
@@ -184,6 +242,12 @@ def test_calls_list_filters_and_transcript_search(admin):
         "страница", "page")
 
 
+def test_calls_list_with_a_date_out_of_range_says_so(admin):
+    for url in ("/calls?from=0001-01-01", "/calls?to=9999-12-31"):
+        resp = admin.get(url, headers={"Accept-Language": "en"})
+        assert resp.status_code == 400 and "out of range" in resp.get_data(as_text=True), url
+
+
 def test_call_page_timeline_transcript_checklist_and_waveform(admin):
     html = admin.get("/calls/c-complaint").get_data(as_text=True)
     assert "У меня жалоба на доставку" in html and "Agent greets within 15 s" in html
@@ -217,6 +281,62 @@ def test_audio_streams_with_range_and_each_listen_is_audited(box, admin):
     assert "attachment" in dl.headers["Content-Disposition"]
     actions = [(e["action"], e["target"]) for e in box.db.audit.recent(20)]
     assert actions.count(("listen", "c-polite")) == 1 and ("download", "c-polite") in actions
+
+
+def _recorded_by_the_pbx(path: Path) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    from paneldata import speech_like
+
+    sf.write(str(path), np.stack([speech_like(6, [(0.5, 3.0)], 220),
+                                  speech_like(6, [(3.2, 5.5)], 330)], axis=1), 16000)
+
+
+def test_recordings_from_the_inbox_and_the_upload_api_can_be_played(box, admin, tmp_path):
+    import io
+
+    from appliance.sources.inbox import InboxWatcher
+
+    inbox = box.settings.paths.inbox
+    inbox.mkdir(parents=True, exist_ok=True)
+    _recorded_by_the_pbx(inbox / "pbx-0001.wav")
+    _recorded_by_the_pbx(tmp_path / "up.wav")
+    token = box.app.extensions["tokens"].create("pbx", "integration")
+    resp = admin.post("/api/v1/recordings", headers={"Authorization": f"Bearer {token}"},
+                      content_type="multipart/form-data",
+                      data={"file": (io.BytesIO((tmp_path / "up.wav").read_bytes()), "up.wav"),
+                            "call_id": "upload-1", "agent": "101"})
+    assert resp.status_code == 202
+    watcher = InboxWatcher(box.settings, on_result=box.ingester.ingest_file)
+    watcher.poll_once(now=0.0)
+    assert len(watcher.poll_once(now=100.0)) == 2
+    for uid in ("pbx-0001", "upload-1"):
+        call = admin.get(f"/api/v1/calls/{uid}").get_json()
+        assert call["recording"], call
+        audio = admin.get(f"/calls/{uid}/audio")
+        assert audio.status_code == 200 and audio.data[:4] == b"RIFF"
+        page = admin.get(f"/calls/{uid}", headers={"Accept-Language": "en"}).get_data(as_text=True)
+        assert "No recording kept" not in page and f"/calls/{uid}/audio" in page
+        assert admin.get(f"/calls/{uid}/waveform").status_code == 200
+
+
+def test_inbox_calls_stored_before_recordings_were_named_can_be_played(box, admin):
+    calls = box.settings.paths.calls
+    _recorded_by_the_pbx(calls / "old-inbox.wav")
+    from paneldata import call_result
+
+    res = call_result("old-inbox", 1.7e9, "101", "79160000009", [], 50)
+    res["call"]["source"] = "file"
+    res["call"]["extra"] = {"files": [str(calls / "old-inbox.wav")]}     # no "recording"
+    (calls / "old-inbox.json").write_text(json.dumps(res))
+    box.db.calls.add(res, "old-inbox.json")
+    box.db.calls.update("old-inbox", {"recording": None})      # as stored before
+    assert admin.get("/calls/old-inbox/audio").status_code == 404
+    from appliance.store.ingest import Ingester
+
+    Ingester(box.db.calls, calls, None, box.db.search).scan()     # the next start
+    assert admin.get("/calls/old-inbox/audio").status_code == 200
 
 
 def test_recording_paths_never_leave_the_calls_folder(box, admin):
@@ -393,10 +513,29 @@ def test_backup_round_trip_and_a_bad_backup_changes_nothing(box, admin):
 
 
 def test_system_page_and_api(box, admin):
+    from appliance import __version__
+    from appliance.web.filters import uptime
+
     html = admin.get("/system", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "test-model" in html and "sip:100@pbx" in html and "web panel" not in html
     data = admin.get("/api/v1/system").get_json()
     assert data["status"]["active_calls"] == 1 and data["machine"]["cpus"] >= 1
+    # what IT asks first: the version and slot, where SIP listens, the broker, the checks
+    assert data["version"] == __version__ and f"<dd id=\"version\">{__version__}" in html
+    assert data["slot"] is None and "not an A/B installation" in html
+    assert data["sip"]["listen"] == "0.0.0.0:5060" and "0.0.0.0:5060 (udp, tcp)" in html
+    assert data["mqtt"] == {"enabled": False} and "MQTT off" in html
+    assert set(data["health"]["checks"]) >= {"registration", "broker", "disk", "queue", "model", "store"}
+    for name, check in data["health"]["checks"].items():
+        assert f'id="check-{name}"' in html and check["detail"] in html
+    box.app.extensions["daemon"] = lambda: {"mqtt": {"enabled": True, "host": "broker", "port": 1883,
+                                                     "connected": False, "outbox": 7}}
+    html = admin.get("/system", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "broker:1883: not connected, 7 messages waiting" in html
+    # uptime reads as a duration, not as a time of day
+    assert uptime(26 * 60 + 37) == "26 min" and uptime(95_000) == "1 d 2 h 23 min"
+    assert uptime(3600 * 26 + 37 * 60) == "1 d 2 h 37 min"
+    assert "uptime" in html and uptime(data["machine"]["uptime_s"]) in html
 
 
 # --- language, API description ---

@@ -66,16 +66,45 @@ def test_fifty_sigkills_lose_no_acknowledged_write(tmp_path):
     assert len(acked) > 200
 
 
-def test_corrupt_snapshot_is_set_aside_and_the_journal_still_loads(tmp_path):
+def test_a_truncated_snapshot_is_rebuilt_from_the_previous_one_and_the_journals(tmp_path):
+    t = DurableTable(tmp_path / "t", compact_after=40)
+    for i in range(100):
+        t.put(i, {"n": i, "text": "x" * 50})     # compactions at 40 and 80, 20 in the journal
+    t.put(5, {"n": 500})
+    t.delete(7)
+    t.close()
+    snapshot = tmp_path / "t" / "snapshot.json"
+    snapshot.write_bytes(snapshot.read_bytes()[:1000])          # cut short by a disk fault
+    t = DurableTable(tmp_path / "t", compact_after=40)
+    want = {i: {"n": i, "text": "x" * 50} for i in range(100) if i != 7} | {5: {"n": 500}}
+    assert {d.doc_id: dict(d) for d in t.table.all()} == want
+    assert "corrupt" in t.problems[0] and "nothing lost" in t.problems[0] and not t.lost
+    assert list((tmp_path / "t").glob("snapshot.corrupt-*.json"))
+    t.close()
+    # rebuilt durably: a reload finds a good snapshot, and a later loss is rebuilt again
+    t = DurableTable(tmp_path / "t", compact_after=40)
+    assert len(t) == 99 and not t.problems
+    t.put(200, {"n": 200})
+    t.close()
+    snapshot.write_text('{"docs": {"0": {"n"')
+    t = DurableTable(tmp_path / "t", compact_after=40)
+    assert len(t) == 100 and not t.lost
+    t.close()
+
+
+def test_a_corrupt_snapshot_without_a_previous_one_loads_the_journal_and_says_what_is_lost(tmp_path):
     t = DurableTable(tmp_path / "t", compact_after=3)
-    for i in range(5):
-        t.put(i, {"n": i})          # 3 in the snapshot, 2 in the journal
+    for i in range(8):
+        t.put(i, {"n": i})          # snapshots after 3 and 6: 3 in the previous journal, 2 now
     t.close()
     (tmp_path / "t" / "snapshot.json").write_text('{"docs": {"0": {"n"')
+    (tmp_path / "t" / "snapshot.prev.json").write_text('{"do')
     t = DurableTable(tmp_path / "t", compact_after=3)
-    assert sorted(d["n"] for d in t.table.all()) == [3, 4]
+    assert sorted(d["n"] for d in t.table.all()) == [3, 4, 5, 6, 7]
     assert "corrupt" in t.problems[0] and "set aside" in t.problems[0]
-    assert list((tmp_path / "t").glob("snapshot.corrupt-*.json"))
+    assert t.lost == t.problems
+    assert len(list((tmp_path / "t").glob("snapshot*.corrupt-*.json"))) == 2
+    t.close()
 
 
 def test_corrupt_journal_line_is_skipped_and_reported(tmp_path):
@@ -119,3 +148,86 @@ def test_durable_map_replaces_compacts_and_reloads(tmp_path):
     m = DurableMap(tmp_path / "m", compact_after=4)
     assert m.docs == {0: {"v": 6}, 1: {"v": 7}, 2: {"v": 8}, 3: {"v": 9}, 4: {"v": 4}}
     assert not m.problems
+
+
+def _stored_calls(data_dir):
+    from appliance.store.database import Database
+    from storedata import at, result
+
+    db = Database(data_dir)
+    uids = [f"c{i}" for i in range(30)]
+    for i, uid in enumerate(uids):
+        db.calls.add(result(uid, at(9 + i % 2, 1 + i, 10)))      # September and October
+    db.close()
+    return uids
+
+
+def _all_reachable(data_dir, uids):
+    from appliance.config import load_settings
+    from appliance.query import Queries
+    from appliance.store.database import Database
+
+    db = Database(data_dir)
+    settings = load_settings(environ={})
+    settings.paths.data_dir = data_dir
+    q = Queries(db, settings)
+    for uid in uids:
+        assert q.call(uid)["uid"] == uid
+    q.post_outcome(uids[-1], {"result": "won", "amount": 10}, "crm")     # 404 before
+    return db
+
+
+def test_a_damaged_uid_index_is_rebuilt_from_the_month_tables(tmp_path):
+    import shutil
+
+    from storedata import corrupt_line
+
+    uids = _stored_calls(tmp_path)
+    for n in range(0, 30, 3):
+        corrupt_line(tmp_path / "store" / "index" / "journal.log", n)
+    db = _all_reachable(tmp_path, uids)
+    assert not db.lost, db.lost
+    assert any("uid index rebuilt" in p for p in db.problems)
+    assert not db.damage.damaged()          # repaired: noted, not a health failure
+    db.close()
+    shutil.rmtree(tmp_path / "store" / "index")                  # gone altogether
+    _all_reachable(tmp_path, uids).close()
+
+
+def test_a_call_missing_from_the_index_is_added_when_its_month_loads(tmp_path):
+    from appliance.store.calls import CallStore
+
+    uids = _stored_calls(tmp_path)
+    store = CallStore(tmp_path)
+    where = store.index.where[uids[0]]
+    store.index.delete(where[1])             # as a write cut between the two files left it
+    store.close()
+    store = CallStore(tmp_path)
+    assert store.get(uids[0]) is None                 # its month not loaded yet
+    store.calls(where[0])                             # a listing loads the month
+    assert store.get(uids[0])["uid"] == uids[0]
+    assert any("missing; added" in p for p in store.problems)
+    store.close()
+
+
+def test_lost_documents_stay_reported_across_restarts_until_acknowledged(tmp_path):
+    from appliance.store.database import Database
+    from storedata import corrupt_line
+
+    _stored_calls(tmp_path)
+    corrupt_line(tmp_path / "store" / "calls" / "2026-10" / "journal.log", 2)
+    db = Database(tmp_path)
+    db.calls.calls("2026-10")                      # the month loads: one record is lost
+    damaged = db.damage.damaged()
+    assert len(damaged) == 1 and "corrupt line" in damaged[0]["problem"]
+    db.close()
+    for _ in range(2):                             # not forgotten by restarts
+        db = Database(tmp_path)
+        assert [e["problem"] for e in db.damage.damaged()] == [damaged[0]["problem"]]
+        db.close()
+    db = Database(tmp_path)
+    assert db.damage.acknowledge("admin") == 1 and not db.damage.damaged()
+    db.close()
+    db = Database(tmp_path)
+    assert not db.damage.damaged() and db.damage.entries[0]["acknowledged"]["by"] == "admin"
+    db.close()

@@ -194,8 +194,9 @@ def test_cli_update_keygen_build_apply(tmp_path):
 class _Healthz:
     """A /healthz on loopback answering a fixed status."""
 
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, body: dict | None = None) -> None:
         import http.server
+        import json
         import threading
 
         code = status
@@ -204,6 +205,8 @@ class _Healthz:
             def do_GET(self):  # noqa: N802
                 self.send_response(code)
                 self.end_headers()
+                if body is not None:
+                    self.wfile.write(json.dumps(body).encode())
 
             def log_message(self, *args):
                 pass
@@ -250,3 +253,19 @@ def test_check_outside_the_slots_rolls_back_a_sick_slot_and_confirms_a_healthy_o
     finally:
         sick.close()
         well.close()
+
+
+def test_old_store_damage_alone_does_not_roll_an_update_back(tree):
+    # lost data predates the new version: the admin must see it, the version is not to blame
+    tmp_path, slots, keys = tree
+    checks = {"registration": True, "broker": True, "disk": True, "queue": True, "model": True}
+    damaged = _Healthz(503, {"ok": False, "checks": {**checks, "store": False}})
+    sick = _Healthz(503, {"ok": False, "checks": {**checks, "model": False, "store": False}})
+    try:
+        slots.apply(read_bundle(_bundle(tmp_path, "1.1.0"), keys))
+        assert _outside_check(tmp_path, slots.root, sick.url, "0") == "update check: rolled back"
+        slots.apply(read_bundle(_bundle(tmp_path, "1.2.0"), keys))
+        assert _outside_check(tmp_path, slots.root, damaged.url, "600") == "update check: confirmed"
+    finally:
+        damaged.close()
+        sick.close()

@@ -54,8 +54,10 @@ def merge_legs(rows: Iterable[dict[str, Any]], digits: int) -> list[PbxCall]:
         groups.setdefault(row["group"], []).append(row)
     calls = []
     for group, legs in groups.items():
-        if len(legs) > 1:
-            legs.sort(key=lambda r: r["start"])
+        if len(legs) == 1:            # most calls: one leg, built directly (a month: 10k+)
+            calls.append(_one_leg(group, legs[0], digits))
+            continue
+        legs.sort(key=lambda r: r["start"])
         first = legs[0]
         answered = [r for r in legs if r["answered"]]
         client = key = None
@@ -77,6 +79,20 @@ def merge_legs(rows: Iterable[dict[str, Any]], digits: int) -> list[PbxCall]:
         calls.append(call)
     calls.sort(key=lambda c: c.start)
     return calls
+
+
+def _one_leg(group: str, r: dict[str, Any], digits: int) -> PbxCall:
+    """``merge_legs`` of a single row."""
+    answered = bool(r["answered"])
+    direction = r["direction"]
+    call = PbxCall(group, r["start"], direction, answered, r["client"] or None,
+                   ((r["client_digits"] or "") if r["client"] else "")[-digits:],
+                   r["agent"] if answered or direction == "outbound" else None,
+                   [r["agent"]] if r["agent"] else [], None,
+                   r["talk_s"] if answered else 0.0, {r["call_id"]} if r["call_id"] else set())
+    if answered and r["answer"] is not None:
+        call.ring_s = round(r["answer"] - r["start"], 3)
+    return call
 
 
 def join_recorded(calls: list[PbxCall], records: Iterable[dict[str, Any]],

@@ -23,6 +23,10 @@ class CdrStore:
     def problems(self) -> list[str]:
         return self.partitions.problems
 
+    @property
+    def lost(self) -> list[str]:
+        return self.partitions.lost
+
     def add(self, rows: list[dict[str, Any]]) -> int:
         """Store rows (a row with a known id replaces it); durable when this returns.
         Returns how many were new."""

@@ -42,6 +42,16 @@ def add(into: Tally, other: Tally) -> Tally:
     return into
 
 
+def subtract(into: Tally, other: Tally) -> Tally:
+    """Take ``other`` (added before) out of ``into`` (returned): a day recomputed."""
+    for k, v in other.items():
+        if k == "tags":
+            into[k].subtract(v)
+        else:
+            into[k] -= v
+    return into
+
+
 def tally(calls: Iterable[PbxCall], records: Iterable[dict[str, Any]],
           outcomes: dict[str, dict[str, Any]]) -> Tally:
     t = empty()
@@ -102,7 +112,7 @@ def finish(t: Tally) -> dict[str, Any]:
         "avg_talk_share": _avg(t, "talk_share"),
         "interruptions_per_call": _avg(t, "interruptions"),
         "avg_dead_air_share": _avg(t, "dead_air_share"),
-        "tags": dict(sorted(t["tags"].items())),
+        "tags": dict(sorted((k, n) for k, n in t["tags"].items() if n > 0)),
         "avg_score": _avg(t, "score"),
         "conversion": _share(t["won"], t["decided"]),
         "revenue": round(t["revenue"], 2),

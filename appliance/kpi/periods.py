@@ -1,11 +1,23 @@
 """Reporting periods: a day (``2026-11-24``), an ISO week (``2026-W48``) or a month
-(``2026-11``), in the box's local time."""
+(``2026-11``), in the box's local time, from 1970 to 9998 (the period after the last one,
+the one a year before the first, still have times)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+
+
+MIN_YEAR, MAX_YEAR = 1970, 9998
+RANGE = f"from {MIN_YEAR}-01-01 to {MAX_YEAR}-12-31"
+
+
+def check_date(d: date, name: str) -> date:
+    """``d`` if within the years the box reports on; ValueError naming ``name`` otherwise."""
+    if not MIN_YEAR <= d.year <= MAX_YEAR:
+        raise ValueError(f"{name}: {d.isoformat()} is out of range; use a date {RANGE}")
+    return d
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,9 @@ def _month(year: int, month: int) -> Period:
 def parse_period(text: str) -> Period:
     """``2026-11-24``, ``2026-W48`` or ``2026-11``; ValueError says what is expected."""
     text = (text or "").strip()
+    m = re.match(r"(\d{4})-", text)
+    if m and not MIN_YEAR <= int(m.group(1)) <= MAX_YEAR:
+        raise ValueError(f"period {text[:20]!r}: out of range; use a period {RANGE}")
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
             return _day(date.fromisoformat(text))

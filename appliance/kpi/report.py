@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import statistics
+from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from ..config import KpiSettings
 from .contacts import Contacts
-from .figures import Tally, add, by_agent, by_team, empty, finish, tally
+from .figures import Tally, add, by_agent, by_team, empty, finish, subtract, tally
 from .periods import Period
 
 # metric -> (which way is worse, smallest change worth a flag)
@@ -35,25 +37,52 @@ def day_tallies(view: Contacts, outcomes: dict[str, dict[str, Any]],
             "office": tally(view.calls, records, outcomes)}
 
 
-def kpis(period: Period, days: list[dict[str, Any]], cfg: KpiSettings) -> dict[str, Any]:
-    """``{period, managers: {agent: figures}, teams: {team: figures}, office: figures}`` from
-    the tallies of the period's days."""
-    managers: dict[str, Tally] = {}
-    teams: dict[str, Tally] = {team: empty() for team in cfg.teams}
-    office = empty()
-    for day in days:
+@dataclass
+class Sums:
+    """The tallies of a period's days added up, per manager, team and the office. Kept with
+    a period's figures so that a day recomputed is taken out and put back in, rather than
+    every day summed again."""
+
+    managers: dict[str, Tally]
+    days_of: Counter[str]           # how many of the days hold each manager
+    teams: dict[str, Tally]
+    office: Tally
+
+
+def sum_days(days: list[dict[str, Any]], cfg: KpiSettings) -> Sums:
+    sums = Sums({}, Counter(), {team: empty() for team in cfg.teams}, empty())
+    shift(sums, [], days)
+    return sums
+
+
+def shift(sums: Sums, gone: list[dict[str, Any]], came: list[dict[str, Any]]) -> None:
+    """Take the day tallies ``gone`` out of ``sums`` and add ``came`` (in place)."""
+    for day, sign in [(d, -1) for d in gone] + [(d, 1) for d in came]:
+        op = add if sign > 0 else subtract
         for agent, t in day["managers"].items():
-            add(managers.setdefault(agent, empty()), t)
+            op(sums.managers.setdefault(agent, empty()), t)
+            sums.days_of[agent] += sign
+            if sums.days_of[agent] <= 0:
+                del sums.managers[agent], sums.days_of[agent]
         for team, t in day["teams"].items():
-            if team in teams:
-                add(teams[team], t)
-        add(office, day["office"])
+            if team in sums.teams:
+                op(sums.teams[team], t)
+        op(sums.office, day["office"])
+
+
+def figures(period: Period, sums: Sums, cfg: KpiSettings) -> dict[str, Any]:
+    """``{period, managers: {agent: figures}, teams: {team: figures}, office: figures}``."""
     return {"period": period.name, "kind": period.kind, "start": period.start, "end": period.end,
             "managers": {a: {"name": cfg.names.get(a), **finish(t)}
-                         for a, t in sorted(managers.items())},
+                         for a, t in sorted(sums.managers.items())},
             "teams": {team: {"members": sorted(cfg.teams[team]), **finish(t)}
-                      for team, t in sorted(teams.items())},
-            "office": finish(office)}
+                      for team, t in sorted(sums.teams.items())},
+            "office": finish(sums.office)}
+
+
+def kpis(period: Period, days: list[dict[str, Any]], cfg: KpiSettings) -> dict[str, Any]:
+    """The figures of a period from the tallies of its days."""
+    return figures(period, sum_days(days, cfg), cfg)
 
 
 def _change(now: Any, before: Any) -> dict[str, Any] | None:

@@ -38,15 +38,23 @@ class Feeds:
         bus.subscribe("call.stored", self._on_call)
         bus.subscribe("cdr.", lambda _: self._cdr_news.set())
         bus.subscribe("disk.", self._on_disk)
-        outbox.on_drop = lambda n, why: self.raise_alert(
-            "outbox_dropped", f"{n} unsent MQTT messages dropped (outbox {why} limit)",
-            "critical", dropped=n, reason=why)
+        outbox.drop_note = self._drop_note
 
     # --- events ---
     def raise_alert(self, kind: str, message: str, severity: str = "warning",
                     ts: float | None = None, **detail: Any) -> None:
         self.outbox.put(self.topics.alerts, alert(self.box, kind, message, severity, ts, **detail),
                         qos=max(1, self.cfg.qos))
+
+    def _drop_note(self, tally: dict[str, Any]) -> tuple[str, dict[str, Any], int]:
+        """The one alert that says what a full outbox dropped since its last summary."""
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(tally["kinds"].items()))
+        limit = "outbox_max_messages" if tally["reason"] == "size" else "outbox_max_age_h"
+        return self.topics.alerts, alert(
+            self.box, "outbox_dropped", f"{tally['dropped']} unsent MQTT messages dropped "
+            f"(mqtt.{limit} reached): {kinds}", "critical", tally["last_at"],
+            dropped=tally["dropped"], kinds=tally["kinds"], reason=tally["reason"],
+            first_at=tally["first_at"], last_at=tally["last_at"]), max(1, self.cfg.qos)
 
     def _on_call(self, event: Event) -> None:
         result = event.data["result"]
@@ -88,6 +96,18 @@ class Feeds:
         self._asr_behind = not keeping_up
         self.outbox.put(self.topics.status, envelope(self.box, **status), qos=self.cfg.qos,
                         retain=True)
+        self.publish_store_damage()
+
+    def publish_store_damage(self) -> None:
+        """A critical alert per store problem that lost data, once (kept across restarts)."""
+        damage = self.queries.db.damage
+        self.queries.db.check()
+        todo = damage.unalerted()
+        for entry in todo:
+            self.raise_alert("store_damaged", f"stored data lost: {entry['problem']}", "critical",
+                             entry["at"], problem=entry["problem"])
+        if todo:
+            damage.alerted(todo)
 
     def publish_missed(self, now: float | None = None) -> int:
         """An alert per missed call whose callback window closed with no callback."""

@@ -15,7 +15,8 @@ from ..store.records import call_record
 
 VERSION = 1
 ALERT_KINDS = ("profanity", "complaint", "low_score", "missed_not_called_back",
-               "registration_lost", "disk_low", "disk_full", "asr_behind", "outbox_dropped")
+               "registration_lost", "disk_low", "disk_full", "asr_behind", "outbox_dropped",
+               "store_damaged")
 
 
 def box_id(cfg: MqttSettings) -> str:

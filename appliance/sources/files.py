@@ -231,12 +231,17 @@ def analyse_files(paths: list[str | os.PathLike[str]], settings: Settings,
     """Run the whole call pipeline on a recorded call and return the call JSON.
 
     ``stages`` (ASR, tagger, checklist) are shared between calls; without them only the
-    conversation DSP runs. ``info``: what the PBX said about the call (``sidecar.py``).
+    conversation DSP runs. ``info``: what the PBX said about the call (``sidecar.py``);
+    without its ``started_at`` the call started the recording's length before the file's
+    modification time.
     """
     call = open_call_files(paths, settings)
     info = info or {}
+    # Without a start time from the PBX: a recording is last written when the call ends,
+    # so it started its length before that.
+    started = info.get("started_at") or max(os.path.getmtime(p) for p in paths) - call.duration_s
     meta = CallMeta(source="file", call_id=info.get("call_id") or call_id or Path(paths[0]).stem,
-                    started_at=info.get("started_at") or os.path.getmtime(paths[0]),
+                    started_at=started,
                     direction=info.get("direction"), agent=info.get("agent"),
                     client=info.get("client"),
                     extra={"files": [str(p) for p in paths],

@@ -84,7 +84,10 @@ class InboxWatcher:
         out = self.calls / f"{path.stem}.json"
         os.replace(path, self.calls / path.name)
         meta.unlink(missing_ok=True)            # what it said is in the call JSON now
+        # ``files`` is what the recognizer reads speech from; ``recording`` is what the
+        # panel plays, named as the box's own recordings are: beside the call JSON
         result["call"]["extra"]["files"] = [str(self.calls / path.name)]
+        result["call"]["extra"]["recording"] = path.name
         write_json_atomic(out, result)
         log.info("recording analysed", extra={"file": path.name, "json": out.name})
         if self.on_result is not None:

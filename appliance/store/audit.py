@@ -24,6 +24,10 @@ class AuditLog:
     def problems(self) -> list[str]:
         return self.partitions.problems
 
+    @property
+    def lost(self) -> list[str]:
+        return self.partitions.lost
+
     def record(self, actor: str, action: str, target: str = "", **detail: Any) -> dict[str, Any]:
         """Append an entry; durable when this returns."""
         now = time.time()

@@ -57,6 +57,9 @@ class UidIndex(_Durable):
     def _items(self) -> Iterable[tuple[int, dict[str, Any]]]:
         return [(i, [u, self.where[u][0]]) for i, u in self.by_id.items()]
 
+    def __len__(self) -> int:
+        return len(self.where)
+
     # Columns, not an object per call: parsing creates only the strings and numbers that
     # stay in memory (month numbers are small cached ints), so the load leaves no holes.
     def _encode_snapshot(self) -> dict[str, Any]:
@@ -74,21 +77,66 @@ class UidIndex(_Durable):
 
 
 class CallStore:
-    """Call records under ``<data_dir>/store/calls/``."""
+    """Call records under ``<data_dir>/store/calls/``.
+
+    The month tables hold the records; the uid index can be rebuilt from them. It is, when
+    it lost entries (a corrupt file), and a month found holding a call the index lacks
+    adds it when it loads, so no stored call stays unreachable by its uid.
+    """
 
     def __init__(self, data_dir: Path, months_in_memory: int = MONTHS_IN_MEMORY) -> None:
         self.root = data_dir / "store" / "calls"
-        self.partitions: Monthly[DurableTable] = Monthly(
-            self.root, lambda folder: DurableTable(folder, kind="call"), months_in_memory)
         # one doc id per uid, unique over all months
         self.index = UidIndex(data_dir / "store" / "index")
         self._uid_month = self.index.where
         self._ids = self.index.by_id
         self._lock = threading.RLock()
+        self._notes: list[str] = []
+        self.partitions: Monthly[DurableTable] = Monthly(
+            self.root, lambda folder: self._opened(DurableTable(folder, kind="call")),
+            months_in_memory)
+        if self.index.lost or (not len(self.index) and self.months()):
+            self._rebuild_index()
+
+    def _opened(self, table: DurableTable) -> DurableTable:
+        """A month table just loaded: calls missing from the index are added to it."""
+        month = table.folder.name
+        missing = [(d.doc_id, [d["uid"], month]) for d in table.table.all()
+                   if d.get("uid") and d["uid"] not in self._uid_month]
+        if missing:
+            try:
+                self.index.put_many(missing)
+            except OSError as exc:          # reachable again at the next load
+                log.error("uid index not repaired", extra={"month": month, "reason": str(exc)})
+                return table
+            note = f"uid index: {len(missing)} call(s) of {month} were missing; added"
+            self._notes.append(note)
+            log.warning("uid index repaired", extra={"month": month, "calls": len(missing)})
+        return table
+
+    def _rebuild_index(self) -> None:
+        """Add every call of every month to the index, then write it as a new snapshot."""
+        before = len(self.index)
+        for month in self.months():
+            self.partitions(month)          # _opened() adds what the index lacks
+        try:
+            self.index._compact()
+        except OSError as exc:              # the journal holds the additions meanwhile
+            log.error("uid index snapshot not written", extra={"reason": str(exc)})
+        note = (f"uid index rebuilt from the month tables: {len(self.index) - before} "
+                f"call(s) restored, {len(self.index)} in all")
+        self._notes.append(note)
+        self.index.lost.clear()             # rebuilt: nothing lasting
+        log.warning("uid index rebuilt", extra={"calls": len(self.index),
+                                                "restored": len(self.index) - before})
 
     @property
     def problems(self) -> list[str]:
-        return self.index.problems + self.partitions.problems
+        return self.index.problems + self.partitions.problems + self._notes
+
+    @property
+    def lost(self) -> list[str]:
+        return self.index.lost + self.partitions.lost
 
     def month(self, month: str) -> DurableTable:
         """The table of one month (``YYYY-MM``), loaded if needed."""
@@ -104,7 +152,8 @@ class CallStore:
         return len(self._uid_month)
 
     def add(self, result: dict[str, Any], path: str | None = None) -> dict[str, Any]:
-        """Store (or replace) a call from its call JSON; durable when this returns."""
+        """Store (or replace) a call from its call JSON; durable when this returns. On error
+        (a full disk) the call is not stored and the error is raised."""
         rec = call_record(result, path)
         with self._lock:
             known = self._uid_month.get(rec["uid"])
@@ -112,21 +161,27 @@ class CallStore:
                 doc_id = _doc_id(rec["uid"])
                 while doc_id in self._ids:
                     doc_id += 1
+                # the index first: a month write failing after it leaves a uid without a
+                # record, which the next ingest of the file fills in; never a record that
+                # is listed but cannot be reached by its uid
+                self.index.put(doc_id, [rec["uid"], rec["month"]])
+                self.month(rec["month"]).put(doc_id, rec)
             else:
                 doc_id = known[1]
                 before = self.month(known[0]).get(doc_id) or {}
-                self.partitions.touched(known[0], before.get("started_at") or 0)
+                self.month(rec["month"]).put(doc_id, rec)
                 if known[0] != rec["month"]:        # its start time moved it to another month
+                    self.index.put(doc_id, [rec["uid"], rec["month"]])
                     self.month(known[0]).delete(doc_id)
-            self.month(rec["month"]).put(doc_id, rec)
+                self.partitions.touched(known[0], before.get("started_at") or 0)
             self.partitions.touched(rec["month"], rec["started_at"] or 0)
-            self.index.put(doc_id, [rec["uid"], rec["month"]])
         return rec
 
     def add_many(self, results: list[dict[str, Any]]) -> int:
         """Store many new calls with one durable write per month (imports, reconciliation)."""
         by_month: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         index: list[tuple[int, Any]] = []
+        reserved: set[int] = set()
         latest = {}
         for result in results:                              # a uid twice: the last wins
             rec = call_record(result)
@@ -137,15 +192,15 @@ class CallStore:
                     self.add(result)
                     continue
                 doc_id = _doc_id(rec["uid"])
-                while doc_id in self._ids:
+                while doc_id in self._ids or doc_id in reserved:
                     doc_id += 1
-                self._ids[doc_id] = rec["uid"]               # reserved until the index write
+                reserved.add(doc_id)
                 by_month.setdefault(rec["month"], []).append((doc_id, rec))
                 index.append((doc_id, [rec["uid"], rec["month"]]))
+            self.index.put_many(index)                       # first, as in add()
             for month, items in by_month.items():
                 self.month(month).put_many(items)
                 self.partitions.touched(month, *(r["started_at"] or 0 for _, r in items))
-            self.index.put_many(index)
         return len(index)
 
     def update(self, uid: str, changes: dict[str, Any]) -> dict[str, Any] | None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import fcntl
 import logging
 from pathlib import Path
+from typing import Any
 
 from ..cdr.store import CdrStore
 from .audit import AuditLog
 from .calls import CallStore
+from .damage import DamageLog
 from .outcomes import OutcomeStore
 from .search import TranscriptIndex
 from .table import DurableMap
@@ -22,8 +24,8 @@ class StoreBusy(RuntimeError):
 
 
 class Database:
-    """Calls, PBX records, outcomes, users, settings edited on the box, dictionaries,
-    checklists, the audit log and the MQTT outbox.
+    """Calls, PBX records, outcomes, users, panel sessions, settings edited on the box,
+    dictionaries, checklists, the audit log and the MQTT outbox.
 
     One process writes the store: opening it takes an exclusive lock, and a second opener
     gets StoreBusy (the CLI then says to use the running daemon's API).
@@ -47,22 +49,37 @@ class Database:
         self.dictionaries = DurableMap(root / "dictionaries", kind="dictionary", str_keys=True)
         self.checklists = DurableMap(root / "checklists", kind="checklist", str_keys=True)
         self.outbox = DurableMap(root / "outbox", kind="outbox")
+        self.sessions = DurableMap(root / "sessions", kind="session", str_keys=True)
         self.audit = AuditLog(root / "audit")
         self.search = TranscriptIndex(root / "transcripts.sqlite")
-        for problem in self.problems:
-            log.error("store problem", extra={"problem": problem})
+        self.damage = DamageLog(root / "damage.json")
+        for months in (self.calls.partitions, self.cdr.partitions, self.audit.partitions):
+            months.on_problem = self.check          # a month loaded later may find some too
+        self.check()
+
+    def _parts(self) -> list[Any]:
+        return [self.calls, self.cdr, self.outcomes, self.users, self.settings,
+                self.dictionaries, self.checklists, self.outbox, self.sessions, self.audit]
 
     @property
     def problems(self) -> list[str]:
-        """Corrupt files found and set aside, in any table."""
-        return (self.calls.problems + self.cdr.problems + self.outcomes.problems
-                + self.users.problems + self.settings.problems
-                + self.dictionaries.problems + self.checklists.problems
-                + self.outbox.problems + self.audit.problems)
+        """Corrupt files found (set aside, repaired or not) in any table since opening."""
+        return [p for part in self._parts() for p in part.problems]
+
+    @property
+    def lost(self) -> list[str]:
+        """The part of ``problems`` where documents could not be recovered."""
+        return [p for part in self._parts() for p in part.lost]
+
+    def check(self) -> list[dict[str, Any]]:
+        """Record problems found since the last check in the damage log; the new entries."""
+        new = self.damage.note(self.problems, self.lost)
+        for entry in new:
+            log.error("store problem", extra={"problem": entry["problem"], "lost": entry["lost"]})
+        return new
 
     def close(self) -> None:
-        for part in (self.calls, self.cdr, self.outcomes, self.users,
-                     self.settings, self.dictionaries, self.checklists, self.outbox, self.audit):
+        for part in self._parts():
             part.close()
         self.search.close()
         self._lock_fh.close()

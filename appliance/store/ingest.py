@@ -15,6 +15,7 @@ from typing import Any
 from ..analysis.completion import pending
 from ..bus import Bus
 from .calls import CallStore
+from .records import recording_name
 from .search import TranscriptIndex
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,11 @@ class Ingester:
             waiting = pending(result)
             stored = self.store.get(uid) if uid in self.store else None
             fresh = stored is None or (stored.get("asr") == "pending" and not waiting)
+            if not fresh and not stored.get("recording"):
+                # stored before inbox recordings were named: playable from now on
+                name = recording_name(result["call"].get("extra", {}))
+                if name:
+                    self.store.update(uid, {"recording": name})
             if fresh:
                 self.store.add(result, str(path.relative_to(self.calls_dir)))
                 if self.search is not None and not waiting:

@@ -34,6 +34,7 @@ STEPS: dict[str, dict[int, Callable[[Doc], Doc]]] = {
     "dictionary": {},
     "checklist": {},
     "outbox": {},
+    "session": {},
 }
 CURRENT: dict[str, int] = {kind: max(steps, default=0) + 1 for kind, steps in STEPS.items()}
 

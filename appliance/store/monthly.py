@@ -51,6 +51,8 @@ class Monthly(Generic[T]):
         self.factory = factory
         self.in_memory = in_memory
         self.problems: list[str] = []
+        self.lost: list[str] = []
+        self.on_problem: Callable[[], None] | None = None     # told when a load finds one
         self.versions: dict[str, int] = {}
         self.day_versions: dict[str, int] = {}
         self.drops: dict[str, int] = {}
@@ -66,7 +68,7 @@ class Monthly(Generic[T]):
             table = self._open.get(month)
             if table is None:
                 table = self.factory(self.root / month)
-                self.problems += table.problems
+                self._note(table)
                 self._open[month] = table
                 while len(self._open) > self.in_memory:
                     gone, old = self._open.popitem(last=False)
@@ -74,6 +76,14 @@ class Monthly(Generic[T]):
                     old.close()
             self._open.move_to_end(month)
             return table
+
+    def _note(self, table: T) -> None:
+        # a month with corrupt journal lines reports them at every load: once is enough
+        new = [p for p in table.problems if p not in self.problems]
+        self.problems += new
+        self.lost += [p for p in table.lost if p not in self.lost]
+        if new and self.on_problem is not None:
+            self.on_problem()
 
     def exists(self, month: str) -> bool:
         return (self.root / month).is_dir()

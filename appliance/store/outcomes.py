@@ -58,6 +58,10 @@ class OutcomeStore:
     def problems(self) -> list[str]:
         return self.table.problems
 
+    @property
+    def lost(self) -> list[str]:
+        return self.table.lost
+
     def put(self, uid: str, outcome: dict[str, Any], call: Mapping[str, Any], by: str) -> dict[str, Any]:
         """Store a validated outcome for a stored call (``call`` is its record)."""
         doc = {"schema": CURRENT["outcome"], "uid": uid, **outcome, "by": by, "at": time.time(),

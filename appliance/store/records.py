@@ -8,6 +8,7 @@ memory a month at a time.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from .migrations import CURRENT, digits
@@ -17,6 +18,15 @@ RECORD_SCHEMA = CURRENT["call"]
 
 def month_of(ts: float) -> str:
     return time.strftime("%Y-%m", time.localtime(ts))
+
+
+def recording_name(extra: dict[str, Any]) -> str | None:
+    """The recording beside the call JSON: ``extra.recording``, or for calls analysed from
+    one file before that was set, that file's name."""
+    files = extra.get("files") or []
+    if extra.get("recording"):
+        return extra["recording"]
+    return Path(files[0]).name if len(files) == 1 else None
 
 
 def call_record(result: dict[str, Any], path: str | None = None) -> dict[str, Any]:
@@ -49,7 +59,7 @@ def call_record(result: dict[str, Any], path: str | None = None) -> dict[str, An
         "tags": tags,
         "score": score.get("total"),
         "asr": result.get("asr", {}).get("status"),
-        "recording": extra.get("recording"),
+        "recording": recording_name(extra),
         "result_path": path,
         "notes": len(call.get("notes", [])),
     }

@@ -1,5 +1,5 @@
-"""Is the box doing its job? Registration, broker, disk, recognition queue and model, each
-checked against the settings. Served as ``/healthz``, printed by ``appliance status``, and
+"""Is the box doing its job? Registration, broker, disk, recognition queue, model and the
+store's files, each checked against the settings. Served as ``/healthz``, printed by ``appliance status``, and
 read by the watchdog and the update health check.
 
 The daemon writes what only it knows (MQTT connection, model, web address) to
@@ -51,8 +51,8 @@ def _check(ok: bool, detail: str) -> dict[str, Any]:
 
 
 def health(settings: Settings, status: dict[str, Any], daemon: dict[str, Any]) -> dict[str, Any]:
-    """``{ok, checks: {registration, broker, disk, queue, model}}``; each check has ``ok``
-    and a one-line ``detail``."""
+    """``{ok, checks: {registration, broker, disk, queue, model, store}}``; each check has
+    ``ok`` and a one-line ``detail``."""
     regs = status.get("registrations") or []
     up = sum(1 for r in regs if r.get("registered"))
     failing = [f"{r.get('uri')}: {r.get('status') or ''} {r.get('reason') or ''}".rstrip()
@@ -81,7 +81,19 @@ def health(settings: Settings, status: dict[str, Any], daemon: dict[str, Any]) -
     state = model.get("status", "unknown")
     checks["model"] = _check(state in ("ok", "disabled"),
                              f"{state}: {model.get('model') or model.get('reason') or ''}".rstrip(": "))
+    store = daemon.get("store") or {}
+    damaged = int(store.get("damaged") or 0)
+    checks["store"] = _check(not damaged, "no stored data lost" if not damaged else
+                             f"{damaged} problem(s) lost stored data, e.g. {store.get('problem')}; "
+                             "see the system page, then acknowledge")
     return {"ok": all(c["ok"] for c in checks.values()), "checks": checks, "at": time.time()}
+
+
+def store_state(db: Any) -> dict[str, Any]:
+    """The store's unacknowledged damage (``Database.damage``) for ``health``."""
+    db.check()
+    damaged = db.damage.damaged()
+    return {"damaged": len(damaged), "problem": damaged[0]["problem"] if damaged else None}
 
 
 def recognition_backlog(settings: Settings, status: dict[str, Any]) -> tuple[bool, str]:

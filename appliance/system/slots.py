@@ -160,11 +160,28 @@ def _rmtree(path: Path) -> None:
         shutil.rmtree(path)
 
 
+# Health checks a new version is not answerable for: data the store lost before it ran.
+NOT_THE_VERSION = frozenset({"store"})
+
+
+def healthy_for_update(checks: dict[str, bool]) -> bool:
+    """Every check passes but those in ``NOT_THE_VERSION``."""
+    return all(ok for name, ok in checks.items() if name not in NOT_THE_VERSION)
+
+
 def http_healthy(url: str, timeout_s: float = 10.0) -> bool:
-    """True when the daemon's ``/healthz`` answers 200 (503 or no answer: not healthy)."""
+    """True when the daemon's ``/healthz`` answers 200, or 503 with only checks failing that
+    the version is not answerable for (no answer: not healthy)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as resp:
             return resp.status == 200
+    except urllib.error.HTTPError as exc:
+        try:
+            checks = json.loads(exc.read()).get("checks")
+        except (OSError, ValueError, AttributeError):
+            return False
+        return exc.code == 503 and isinstance(checks, dict) and bool(checks) \
+            and healthy_for_update(checks)
     except (urllib.error.URLError, OSError, ValueError):
         return False
 

@@ -10,6 +10,7 @@ from typing import Any
 from flask import (Blueprint, Response, abort, current_app, flash, g, redirect,
                    render_template, request, url_for)
 
+from .. import __version__
 from ..analysis.library import Library, LibraryError, entry_lines
 from ..system import panel_settings
 from ..system.logs import RECENT
@@ -193,16 +194,42 @@ def system_data() -> dict[str, Any]:
     from ..system.metrics import system_metrics
 
     ext = current_app.extensions
+    settings = ext["settings"]
+    db = ext["queries"].db
+    db.check()
+    sip = settings.sip
+    mqtt = ext["daemon"]().get("mqtt") or {"enabled": False}
     return {"status": ext["status"](), "machine": system_metrics(), "model": ext["model"](),
-            "store_problems": ext["queries"].db.problems,
+            "health": ext["health"](), "version": __version__, "slot": _slot(settings.update.root),
+            "sip": {"enabled": sip.enabled, "listen": f"{sip.bind_address}:{sip.port}",
+                    "transports": list(sip.transports), "public_address": sip.public_address},
+            "mqtt": mqtt,
+            "store_problems": [{k: e[k] for k in ("at", "problem", "lost")} for e in db.damage.open()],
             "min_free_percent": ext["settings"].retention.min_free_percent,
             "logs": [{"level": lvl, "line": line} for lvl, line in list(RECENT.lines)[-200:]]}
+
+
+def _slot(root: Any) -> str | None:
+    """The A/B slot running (``a`` or ``b``); None when not installed in slots."""
+    link = root / "current"
+    return os.path.basename(os.readlink(link)) if link.is_symlink() else None
 
 
 @bp.get("/system")
 @login_required("admin", "supervisor")
 def system() -> Any:
     return render_template("system.html", s=system_data())
+
+
+@bp.post("/system/store-problems")
+@login_required("admin")
+def store_problems_acknowledge() -> Any:
+    """The admin has seen the store's problems (and restored from a backup what was lost):
+    they stop failing the health check."""
+    n = current_app.extensions["queries"].db.damage.acknowledge(g.user["name"])
+    audit("store problems acknowledged", "", problems=n)
+    flash(_("Store problems acknowledged."))
+    return redirect(url_for("admin.system"))
 
 
 @bp.get("/system/backup")

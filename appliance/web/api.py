@@ -26,6 +26,7 @@ from ..system import panel_settings
 from ..system.atomic import write_json_atomic
 from ..system.disk import disk_state
 from . import views
+from .apispec import check_query
 from .auth import session_user
 from .users import UserError
 
@@ -43,8 +44,16 @@ def _error(status: int, message: str) -> Any:
 
 
 def bearer() -> bool:
-    """The request carries a bearer token (machine client: no cookie, so no CSRF check)."""
+    """The request carries a bearer token (valid or not)."""
     return request.headers.get("Authorization", "")[:7].lower() == "bearer "
+
+
+def token_owner() -> dict[str, Any] | None:
+    """The API token of this request, if it sent a valid one (checked once per request)."""
+    if "token_owner" not in g:
+        token = request.headers["Authorization"][7:].strip() if bearer() else ""
+        g.token_owner = current_app.extensions["tokens"].check(token) if token else None
+    return g.token_owner
 
 
 def allow(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -53,8 +62,7 @@ def allow(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         @wraps(view)
         def checked(*args: Any, **kwargs: Any) -> Any:
             if bearer():
-                token = request.headers["Authorization"][7:].strip()
-                owner = current_app.extensions["tokens"].check(token)
+                owner = token_owner()
                 actor = f"token:{owner['name']}" if owner else ""
             else:
                 owner = session_user()
@@ -68,6 +76,7 @@ def allow(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             if owner["role"] not in roles:
                 return _error(403, f"role {owner['role']!r} may not do this")
             g.actor = actor
+            check_query(request.endpoint, request.args)      # as declared in apispec.py
             return view(*args, **kwargs)
         return checked
     return wrap
@@ -155,8 +164,11 @@ def _status(out: dict[str, Any]) -> int:
 @api.post("/cdr/asterisk")
 @allow("admin", "integration")
 def cdr_asterisk() -> Any:
-    upload = request.files.get("file")
-    raw = upload.read() if upload is not None else request.get_data()
+    """Asterisk's Master.csv: the body as it is (any type but a form with a file, since
+    ``curl --data-binary`` sends its default form type), or a form file named ``file``."""
+    upload = request.files.get("file") if request.mimetype == "multipart/form-data" else None
+    # parse_form_data=False: a 'form' body that is really the CSV is taken as it is
+    raw = upload.read() if upload is not None else request.get_data(parse_form_data=False)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -262,6 +274,15 @@ def system() -> Any:
     out = system_data()
     out.pop("logs")
     return jsonify(out)
+
+
+@api.post("/system/store-problems/acknowledge")
+@allow("admin")
+def store_problems_acknowledge() -> Any:
+    """The store's problems have been seen: they stop failing the health check."""
+    n = _q().db.damage.acknowledge(g.actor)
+    _audit("store problems acknowledged", "", problems=n)
+    return jsonify(acknowledged=n)
 
 
 @api.get("/dictionaries")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from datetime import timedelta
@@ -16,6 +17,7 @@ from ..analysis.library import Library
 from ..config import Settings
 from ..query import Queries
 from .i18n import LANGUAGES, gettext, pick_language
+from .sessions import Sessions
 from .throttle import LoginThrottle
 from .tokens import TokenFile
 from .users import SetupToken, Users, secret_key
@@ -23,6 +25,7 @@ from .users import SetupToken, Users, secret_key
 log = logging.getLogger(__name__)
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; "
        "script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
        "frame-ancestors 'none'")
@@ -39,8 +42,10 @@ class _Sessions(SecureCookieSessionInterface):
 def create_app(queries: Queries, settings: Settings,
                status: Callable[[], dict[str, Any]] | None = None,
                model: Callable[[], dict[str, Any]] | None = None,
-               health: Callable[[], dict[str, Any]] | None = None) -> Flask:
-    """The WSGI app: the panel (session login) and ``/api/v1`` (session or token)."""
+               health: Callable[[], dict[str, Any]] | None = None,
+               daemon: Callable[[], dict[str, Any]] | None = None) -> Flask:
+    """The WSGI app: the panel (session login) and ``/api/v1`` (session or token).
+    ``daemon``: what only the running daemon knows (its MQTT connection)."""
     from . import admin, api, auth, filters, pages
 
     data_dir = settings.paths.data_dir
@@ -62,9 +67,11 @@ def create_app(queries: Queries, settings: Settings,
     app.extensions.update(
         queries=queries, settings=settings, tokens=TokenFile(data_dir),
         users=Users(queries.db.users), setup=SetupToken(data_dir), throttle=LoginThrottle(),
+        sessions=Sessions(queries.db.sessions, settings.web.session_hours),
         library=Library(data_dir / "dictionaries"),
         status=status or (lambda: {}), model=model or (lambda: {"status": "unknown"}))
     app.extensions["health"] = health or (lambda: _health(app))
+    app.extensions["daemon"] = daemon or (lambda: {"mqtt": {"enabled": False}})
 
     @app.before_request
     def _guard() -> None:
@@ -74,8 +81,11 @@ def create_app(queries: Queries, settings: Settings,
         elif request.endpoint == "api.recording_upload":    # so are recordings
             request.max_content_length = int(settings.files.max_upload_mb * 2**20)
         # Every state change made with the session cookie, and the sign-in forms themselves
-        # (login CSRF); a request with neither is refused by the view (401), not here.
-        if request.method not in SAFE_METHODS and not api.bearer() and (
+        # (login CSRF); a request with neither is refused by the view (401), not here. Only
+        # an API request authenticated by a valid token skips it: a header alone proves
+        # nothing, and the panel's forms never take a token.
+        machine = request.blueprint == "api" and api.token_owner() is not None
+        if request.method not in SAFE_METHODS and not machine and (
                 auth.session_user() is not None or request.blueprint == "auth"):
             csrf.protect()
 
@@ -98,8 +108,25 @@ def create_app(queries: Queries, settings: Settings,
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
         code = exc.code or 500
-        messages = {413: f"request body over {settings.web.max_body_mb:g} MB (web.max_body_mb)"}
-        message = messages.get(code, exc.description or exc.name)
+        message = _too_large(settings) if code == 413 else exc.description or exc.name
+        if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+            return jsonify(error=message), code
+        return render_template("error.html", code=code, message=message), code
+
+    @app.errorhandler(OSError)
+    def _storage_error(exc: OSError) -> Any:
+        # a store write that failed kept nothing of itself (see store.md): say so, and that
+        # sending it again is safe
+        if exc.errno in FULL:
+            code, message = 507, (f"disk full ({exc.strerror}): nothing of this request was "
+                                  "kept; free space (retention settings) and send it again")
+        elif exc.errno in (errno.EIO, errno.EROFS):
+            code, message = 500, (f"storage error ({exc.strerror}): nothing of this request was "
+                                  "kept; send it again, and check the disk if it persists")
+        else:
+            raise exc
+        log.error("request failed on the disk", extra={"path": request.path, "status": code,
+                                                      "reason": str(exc)})
         if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
             return jsonify(error=message), code
         return render_template("error.html", code=code, message=message), code
@@ -110,11 +137,25 @@ def create_app(queries: Queries, settings: Settings,
     return app
 
 
+def _too_large(settings: Settings) -> str:
+    """The limit that applied to this request's body, by name."""
+    from .admin import UPDATE_MAX_BYTES
+
+    if request.endpoint == "api.recording_upload":
+        limit = f"{settings.files.max_upload_mb:g} MB (files.max_upload_mb)"
+    elif request.endpoint == "admin.update_upload":
+        limit = f"{UPDATE_MAX_BYTES / 2**30:g} GB (the largest update bundle)"
+    else:
+        limit = f"{settings.web.max_body_mb:g} MB (web.max_body_mb)"
+    return f"request body over {limit}"
+
+
 def _health(app: Flask) -> dict[str, Any]:
-    from ..system.health import health
+    from ..system.health import health, store_state
 
     ext = app.extensions
-    return health(ext["settings"], ext["status"](), {"model": ext["model"]()})
+    return health(ext["settings"], ext["status"](),
+                  {"model": ext["model"](), "store": store_state(ext["queries"].db)})
 
 
 class WebServer:

@@ -1,6 +1,7 @@
-"""Panel sign-in: first-run admin set-up, login with rate limiting, logout, language, own
-password. Sessions are signed cookies holding the user name and the user's ``epoch``;
-changing a user's password, role or access bumps the epoch and so ends their sessions."""
+"""Panel sign-in: first-run admin set-up, login with rate limiting, logout (here or
+everywhere), language, own password. Sessions live on the box (``sessions.py``): the signed
+cookie holds the user name, the session id and the user's ``epoch``; signing out ends the
+session, and changing a user's password, role or access bumps the epoch, which ends them all."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from flask import (Blueprint, abort, current_app, flash, g, make_response, redir
                    render_template, request, session, url_for)
 
 from .i18n import LANGUAGES, gettext as _
+from .sessions import Sessions
 from .users import UserError, Users
 
 bp = Blueprint("auth", __name__)
@@ -29,12 +31,17 @@ def audit(action: str, target: str = "", **detail: Any) -> None:
                                                       **detail)
 
 
+def sessions() -> Sessions:
+    return current_app.extensions["sessions"]
+
+
 def session_user() -> dict[str, Any] | None:
-    """The signed-in user of this request's cookie, if still valid."""
+    """The signed-in user of this request's cookie, if its session is still held on the box."""
     if "user" not in g:
         name = session.get("user")
         doc = users().get(name) if isinstance(name, str) else None
-        if doc is None or doc.get("disabled") or doc.get("epoch", 0) != session.get("epoch"):
+        if doc is None or doc.get("disabled") or doc.get("epoch", 0) != session.get("epoch") \
+                or sessions().user_of(session.get("sid")) != name:
             doc = None
         g.user = doc
     return g.user
@@ -65,10 +72,12 @@ def _safe_next(target: str | None) -> str:
 
 
 def _sign_in(doc: dict[str, Any]) -> None:
+    sessions().end(session.get("sid"))   # the session this browser had, if any
     session.clear()                      # a fresh session (and CSRF token) at every sign-in
     session.permanent = True
     session["user"] = doc["name"]
     session["epoch"] = doc.get("epoch", 0)
+    session["sid"] = sessions().start(doc["name"])
     g.user = doc
 
 
@@ -104,8 +113,14 @@ def login() -> Any:
 
 @bp.post("/logout")
 def logout() -> Any:
-    if session_user() is not None:
-        audit("logout", g.user["name"])
+    """Sign out: this session ends on the box; with ``everywhere``, all of the user's."""
+    user = session_user()
+    if user is not None and request.form.get("everywhere"):
+        n = sessions().end_all(user["name"])
+        audit("logout everywhere", user["name"], sessions=n)
+    elif user is not None:
+        audit("logout", user["name"])
+    sessions().end(session.get("sid"))
     session.clear()
     return redirect(url_for("auth.login"))
 

@@ -116,6 +116,17 @@ RU: dict[str, str] = {
     "Speech model": "Модель распознавания", "Machine": "Устройство", "cores": "ядер", "load": "нагрузка",
     "appliance memory": "память приложения", "uptime": "время работы",
     "MQTT messages waiting": "сообщений MQTT в очереди", "Store problems": "Проблемы хранилища",
+    "data lost": "данные потеряны", "repaired": "исправлено", "Acknowledge": "Принято к сведению",
+    "Store problems acknowledged.": "Проблемы хранилища приняты к сведению.",
+    "Appliance": "Приложение", "version": "версия", "slot": "слот",
+    "not an A/B installation": "установка без слотов A/B", "SIP listens on": "SIP слушает",
+    "public": "внешний адрес", "SIP off": "SIP выключен",
+    "MQTT off": "MQTT выключен", "connected": "подключено", "not connected": "нет подключения",
+    "messages waiting": "сообщений в очереди", "Health checks": "Проверки состояния",
+    "failing": "сбой",
+    "Sessions": "Сеансы", "Sign out everywhere": "Выйти на всех устройствах",
+    "Signs you out on every browser and device, this one included, for example after using a shared computer.":
+        "Завершает ваши сеансы во всех браузерах и на всех устройствах, включая этот, например после работы на чужом компьютере.",
     "Update": "Обновление", "Install update": "Установить обновление",
     "A signed update bundle goes into the other slot; the running version is kept until the new one proves healthy.":
         "Подписанный пакет обновления ставится во второй слот; работающая версия сохраняется, пока новая не докажет работоспособность.",

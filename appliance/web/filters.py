@@ -23,6 +23,16 @@ def dur(seconds: Any) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
+def uptime(seconds: Any) -> str:
+    """A long duration in words ('1 d 2 h 37 min'): '26:37' would read as a time of day."""
+    if seconds is None:
+        return "—"
+    m = int(float(seconds)) // 60
+    days, hours, minutes = m // 1440, m // 60 % 24, m % 60
+    parts = [f"{days} d"] * bool(days) + [f"{hours} h"] * bool(days or hours) + [f"{minutes} min"]
+    return " ".join(parts)
+
+
 def pct(share: Any) -> str:
     return "—" if share is None else f"{float(share) * 100:.0f}%"
 
@@ -51,5 +61,5 @@ def trend_class(c: Any, better: str = "up") -> str:
 
 
 def install(app: Flask) -> None:
-    for f in (when, clock, dur, pct, num, change, trend_class):
+    for f in (when, clock, dur, uptime, pct, num, change, trend_class):
         app.add_template_filter(f)

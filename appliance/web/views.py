@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 from werkzeug.exceptions import BadRequest
 
-from ..kpi.periods import current
+from ..kpi.periods import check_date, current
 from ..query import Queries
 
 PAGE_SIZE = 50
@@ -17,9 +17,13 @@ PAGE_SIZE = 50
 
 def _day_start(text: str, name: str) -> float:
     try:
-        return time.mktime(date.fromisoformat(text).timetuple())
+        day = date.fromisoformat(text)
     except ValueError:
         raise BadRequest(f"{name}: a date such as 2026-11-24") from None
+    try:
+        return time.mktime(check_date(day, name).timetuple())
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def _number(args: Mapping[str, str], name: str) -> float | None:
