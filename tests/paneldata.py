@@ -96,7 +96,10 @@ class Box:
             audio = np.stack([speech_like(12, [(0.5, 4.0), (9.0, 11.5)], 220),
                               speech_like(12, [(3.6, 8.0)], 330)], axis=1)
             sf.write(day / f"{uid}.flac", audio, 16000)
-            res = call_result(uid, now - 600 * (3 - i), agent, client, transcript, score, direction,
+            # today, whatever the time: between midnight and now (the dashboard counts today's)
+            midnight = time.mktime(time.localtime(now)[:3] + (0, 0, 0, 0, 0, -1))
+            started = midnight + (now - midnight) * (i + 1) / 4
+            res = call_result(uid, started, agent, client, transcript, score, direction,
                               recording=f"{uid}.flac")
             (day / f"{uid}.json").write_text(json.dumps(res, ensure_ascii=False), encoding="utf-8")
             self.uids.append(uid)
