@@ -48,6 +48,8 @@ bench: install-test
 	$(PY) bench/store.py
 	$(PY) bench/mqtt.py
 	$(PY) bench/web.py
+	$(PY) bench/redaction.py
+	$(PY) bench/soak.py --calls 5000 --capacity 32 --mean-s 8 --max-s 120 --no-asr
 
 # The box's disk image (root; see firmware/README.md) and its boot test in qemu.
 IMAGE_DEBS := debootstrap e2fsprogs fdisk grub-pc-bin grub2-common qemu-system-x86 curl
