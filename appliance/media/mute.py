@@ -8,11 +8,12 @@ the original as it was.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import soundfile as sf
+
+from ..system.atomic import replacing
 
 log = logging.getLogger(__name__)
 
@@ -41,26 +42,18 @@ def _mute_file(path: Path, cuts: list[tuple[int, float, float]]) -> float:
     info = sf.info(str(path))
     rate = info.samplerate
     ranges = [(ch, int(a * rate), int(b * rate)) for ch, a, b in cuts]
-    tmp = path.with_name(f".{path.name}.muting")
     dtype = "int16" if info.subtype in ("PCM_16", "ALAW", "ULAW", "PCM_U8", "PCM_S8") else "float32"
-    try:
-        with sf.SoundFile(str(path)) as src, sf.SoundFile(
-                str(tmp), "w", rate, src.channels, info.subtype, format=info.format) as dst:
-            offset = 0
-            for block in src.blocks(blocksize=int(BLOCK_S * rate), dtype=dtype, always_2d=True):
-                n = len(block)
-                for ch, a, b in ranges:
-                    lo, hi = max(a, offset), min(b, offset + n)
-                    if lo < hi and ch < block.shape[1]:
-                        block[lo - offset:hi - offset, ch] = 0
-                dst.write(block)
-                offset += n
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with replacing(path) as tmp, sf.SoundFile(str(path)) as src, sf.SoundFile(
+            str(tmp), "w", rate, src.channels, info.subtype, format=info.format) as dst:
+        offset = 0
+        for block in src.blocks(blocksize=int(BLOCK_S * rate), dtype=dtype, always_2d=True):
+            n = len(block)
+            for ch, a, b in ranges:
+                lo, hi = max(a, offset), min(b, offset + n)
+                if lo < hi and ch < block.shape[1]:
+                    block[lo - offset:hi - offset, ch] = 0
+            dst.write(block)
+            offset += n
     seconds = sum(b - a for _, a, b in ranges) / rate
     log.info("recording muted", extra={"file": path.name, "spans": len(ranges),
                                        "seconds": round(seconds, 1)})
