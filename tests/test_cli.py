@@ -85,11 +85,15 @@ def test_run_analyses_recordings_dropped_into_the_inbox(call_wav, tmp_path):
         assert wait_for(inbox.is_dir, 30)
         (inbox / "call.wav").write_bytes(call_wav.read_bytes())
         (inbox / "broken.wav").write_bytes(b"garbage" * 100)
-        result = data / "calls" / "call.json"
         failed = inbox / "failed" / "broken.wav.error.txt"
-        assert wait_for(lambda: result.exists() and failed.exists(), 30)
-        r = json.loads(result.read_text())
-        assert r["segments"] and (data / "calls" / "call.wav").exists()
+
+        def results() -> list:
+            return [p for p in (data / "calls").glob("*/*.json") if not p.name.endswith(".meta.json")]
+        assert wait_for(lambda: results() and failed.exists(), 30)
+        r = json.loads(results()[0].read_text())
+        extra = r["call"]["extra"]
+        assert r["segments"] and extra["original_name"] == "call.wav"
+        assert (results()[0].parent / extra["recording"]).exists()    # beside its call JSON
         assert "not a readable WAV or FLAC" in failed.read_text()
         assert (inbox / "failed" / "broken.wav").exists()      # nothing is deleted
         status = subprocess.run(CLI + ["status", "--json"], env=dict(os.environ, **env),
