@@ -40,7 +40,7 @@ def _wait_for_stop(stop: threading.Event) -> None:
 def _recover(settings: Settings, stages: Stages, process: str | None = None) -> None:
     """Calls cut short by a crash (of the box, or of one capture ``process``): their callers
     get a BYE, their recordings are repaired and analysed."""
-    from .media.recovery import recover_unfinished, unfinished_calls
+    from .sources.recovery import recover_unfinished, unfinished_calls
 
     if settings.sip.enabled:
         from .sources.sip.orphans import hang_up
@@ -87,7 +87,7 @@ def run(settings: Settings, stop: threading.Event | None = None,
         if n_workers == 1:
             from .sources.sip.endpoint import SipEndpoint
 
-            endpoint = SipEndpoint(settings, stages, bus)
+            endpoint = SipEndpoint(settings, stages)
             endpoint.start()
         elif n_workers > 1:
             from .sources.sip.front import SipFront
@@ -147,6 +147,7 @@ class LocalData:
 
         self.settings = settings
         self.stages = stages
+        self.bus = bus
         self.db = Database(settings.paths.data_dir)
         self.ingester = Ingester(self.db.calls, settings.paths.calls, bus, self.db.search)
         if stages is not None and stages.asr is not None:
@@ -283,6 +284,8 @@ class LocalData:
         if self.web is not None:
             self.web.stop()
         self.ingester.scan(recent_only=True)     # calls finalized while stopping
+        if not self.bus.drain(timeout=10):       # their summaries reach the outbox first
+            log.warning("events not delivered at shutdown", extra={"pending": self.bus.pending})
         if self.publisher is not None:
             self.publisher.stop()
         if self.broker is not None:
@@ -316,7 +319,7 @@ def run_worker(settings: Settings, index: int, count: int) -> int:
 
     ws = worker_settings(settings, index, count)
     stages = Stages.capture(PieceClient.from_env() if ws.asr.enabled else None)
-    endpoint = SipEndpoint(ws, stages, Bus(), sip_address=(WORKER_HOST, worker_port(settings, index)),
+    endpoint = SipEndpoint(ws, stages, sip_address=(WORKER_HOST, worker_port(settings, index)),
                            contact=_front_contact(settings) if index == 0 else None,
                            state_name=f"sip-{index}")
     try:

@@ -16,7 +16,7 @@ import numpy as np
 
 from appliance.analysis.dsp import CallStream, detector_params, make_detector
 from appliance.config import Settings
-from appliance.media.frames import FRAME_S
+from appliance.core.frames import FRAME_S
 from appliance.native import Segmenter
 
 RATE = 16000

@@ -18,7 +18,7 @@ from appliance.config import PANEL_FILE, Settings, load_settings
 from appliance.mqtt.outbox import Outbox
 from appliance.store.audit import AuditLog
 from appliance.store.calls import CallStore
-from appliance.cdr.store import CdrStore
+from appliance.store.cdr import CdrStore
 from appliance.store.table import DurableMap, DurableTable
 from storedata import at, result
 

@@ -9,8 +9,7 @@ import textwrap
 
 import numpy as np
 
-from appliance.bus import Bus
-from appliance.media.recovery import recover_unfinished, unfinished_calls
+from appliance.sources.recovery import recover_unfinished, unfinished_calls
 from conftest import to_pcm
 
 
@@ -62,12 +61,3 @@ def test_unfinished_recording_is_recovered_with_its_metadata(real_call, settings
     assert 9.5 <= result["duration_s"] <= 10.02            # at most the last sync lost
     assert call["extra"]["recording"].endswith(".flac")
     assert unfinished_calls(settings.paths.calls) == []
-
-
-def test_bus_delivers_by_prefix_and_survives_a_failing_handler():
-    bus, seen = Bus(), []
-    bus.subscribe("call.", lambda e: seen.append(e.topic))
-    bus.subscribe("", lambda e: 1 / 0)
-    bus.publish("call.ended", uid="x")
-    bus.publish("sip.registration", registered=True)
-    assert seen == ["call.ended"]

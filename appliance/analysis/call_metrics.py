@@ -10,7 +10,7 @@ from statistics import median
 from typing import Any
 
 from ..config import ConversationSettings
-from ..media.frames import FRAME_S, PARTIES, frames_to_s, s_to_frames
+from ..core.frames import FRAME_S, PARTIES, frames_to_s, s_to_frames
 from ..native import analyse_conversation
 
 SCHEMA = "call-analysis/1"

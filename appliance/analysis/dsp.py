@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..config import VadSettings
-from ..media.frames import PARTIES, PIPELINE_RATE, Party, s_to_frames
+from ..core.frames import PARTIES, PIPELINE_RATE, Party, s_to_frames
 from ..native import CallDetector, PartyDetector
 
 

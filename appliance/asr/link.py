@@ -22,7 +22,7 @@ from multiprocessing.connection import Client, Connection, Listener
 
 import numpy as np
 
-from ..media.frames import PIPELINE_RATE
+from ..core.frames import PIPELINE_RATE
 from .pieces import PieceSpec
 from .service import AsrService
 

@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from ..config import AsrSettings
-from ..media.frames import FRAME_S, SAMPLES_PER_FRAME
+from ..core.frames import FRAME_S, SAMPLES_PER_FRAME
 
 
 @dataclass(frozen=True)

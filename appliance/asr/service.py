@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..config import AsrSettings
-from ..media.frames import PIPELINE_RATE, frames_to_s
+from ..core.frames import PIPELINE_RATE, frames_to_s
 from .filters import clean_transcript
 from .model import ModelError, find_model
 from .pieces import PieceSpec

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import Any, Mapping
 
 from ..config import Settings
-from ..sources.sip.plan import role_rules
-from ..sources.sip.roles import RoleRules, is_agent, normalise_direction
-from ..store.migrations import CURRENT, digits
-from ..store.records import month_of
+from ..core.numbers import digits
+from ..core.roles import RoleRules, is_agent, normalise_direction, role_rules
+from ..core.times import month_of
+from ..core.times import parse_time as core_parse_time
+from ..store.migrations import CURRENT
 
 CDR_SCHEMA = CURRENT["cdr"]
 MAX_FIELD = 256
@@ -48,30 +48,10 @@ class Context:
 
 def parse_time(value: Any, field: str, ctx: Context) -> float | None:
     """Epoch seconds from epoch numbers, ISO 8601 or 'YYYY-MM-DD HH:MM:SS' (PBX local time)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise CdrError(f"{field}: {value!r} is not a time")
-    if isinstance(value, (int, float)):
-        ts = float(value)
-    else:
-        text = str(value).strip()
-        if re.fullmatch(r"\d{9,10}(\.\d+)?", text):
-            ts = float(text)
-        elif re.fullmatch(r"\d{12,13}", text):      # milliseconds
-            ts = int(text) / 1000
-        else:
-            try:
-                dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            except ValueError:
-                raise CdrError(f"{field}: {text[:40]!r} is not a time (use ISO 8601, e.g. "
-                               "2026-11-24T10:15:00+03:00, or epoch seconds)") from None
-            if dt.tzinfo is None:
-                dt = dt.replace(tzinfo=ctx.tz) if ctx.tz is not None else dt.astimezone()
-            ts = dt.timestamp()
-    if not 946684800 <= ts <= time.time() + 86400 * 2:    # 2000-01-01 .. now (+ clock skew)
-        raise CdrError(f"{field}: {value!r} is outside 2000 .. now")
-    return ts
+    try:
+        return core_parse_time(value, field, ctx.tz)
+    except ValueError as exc:
+        raise CdrError(str(exc)) from None
 
 
 def _text(raw: Mapping[str, Any], *names: str) -> str | None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..cdr.callbacks import PbxCall, callback_status, join_recorded, merge_legs, recorded_as_calls
-from ..cdr.store import CdrStore
+from ..store.cdr import CdrStore
 from ..config import CdrSettings
 from ..store.calls import CallStore
 from ..store.monthly import day_of

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..config import Settings
 from ..system.atomic import write_json_atomic
-from .frames import PARTIES, PIPELINE_RATE, Party
+from ..core.frames import PARTIES, PIPELINE_RATE, Party
 from .recorder import StereoRecorder, wav_to_flac
 from .session import CallMeta, CallSession, Stages
 

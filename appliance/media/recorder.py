@@ -18,7 +18,7 @@ import numpy as np
 import soundfile as sf
 
 from ..system.atomic import replacing
-from .frames import PIPELINE_RATE
+from ..core.frames import PIPELINE_RATE
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from ..analysis.tagger import Tagger, load_tagger
 from ..asr.pieces import PieceCutter, PieceSink, PieceSpec
 from ..asr.service import AsrService
 from ..config import Settings
-from ..media.frames import PARTIES, Party
+from ..core.frames import PARTIES, Party
 from .window import AudioWindow
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .frames import PIPELINE_RATE, SAMPLES_PER_FRAME
+from ..core.frames import PIPELINE_RATE, SAMPLES_PER_FRAME
 
 TRIM_SAMPLES = 10 * PIPELINE_RATE
 

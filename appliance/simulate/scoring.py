@@ -8,7 +8,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ..media.frames import FRAME_S, PARTIES
+from ..core.frames import FRAME_S, PARTIES
 from .calls import CallTruth
 
 EVENT_TOLERANCE_S = 0.6

@@ -19,7 +19,7 @@ import soxr
 
 from ..asr.pieces import PieceSpec
 from ..config import Settings
-from ..media.frames import PIPELINE_RATE, SAMPLES_PER_FRAME
+from ..core.frames import PIPELINE_RATE, SAMPLES_PER_FRAME
 from ..media.session import CallMeta, CallSession, Stages
 
 log = logging.getLogger(__name__)

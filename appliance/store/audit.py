@@ -10,7 +10,7 @@ from typing import Any
 
 from .migrations import CURRENT
 from .monthly import Monthly
-from .records import month_of
+from ..core.times import month_of
 from .table import DurableMap
 
 

@@ -14,7 +14,8 @@ from typing import Any
 from tinydb import Query
 
 from .monthly import Monthly
-from .records import call_record, month_of
+from ..core.times import month_of
+from .records import call_record
 from .table import DurableTable, _Durable
 
 log = logging.getLogger(__name__)

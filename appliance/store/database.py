@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..cdr.store import CdrStore
+from ..store.cdr import CdrStore
 from .audit import AuditLog
 from .calls import CallStore
 from .damage import DamageLog

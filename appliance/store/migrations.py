@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from ..core.numbers import digits
+
 Doc = dict[str, Any]
-
-
-def digits(number: str | None) -> str:
-    """The digits of a phone number or extension ('+7 (916) 123-45-67' -> '79161234567')."""
-    return "".join(ch for ch in number or "" if ch.isdigit())
 
 
 def _call_1_to_2(doc: Doc) -> Doc:

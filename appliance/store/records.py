@@ -11,13 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .migrations import CURRENT, digits
+from ..core.numbers import digits
+from ..core.times import month_of
+from .migrations import CURRENT
 
 RECORD_SCHEMA = CURRENT["call"]
-
-
-def month_of(ts: float) -> str:
-    return time.strftime("%Y-%m", time.localtime(ts))
 
 
 def recording_name(extra: dict[str, Any]) -> str | None:

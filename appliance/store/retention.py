@@ -22,7 +22,7 @@ from ..bus import Bus
 from ..config import Settings
 from ..system.disk import DiskState, disk_state
 from .database import Database
-from .records import month_of
+from ..core.times import month_of
 
 log = logging.getLogger(__name__)
 

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import pjsua2 as pj
 
 from .registration import Registration
 
-if TYPE_CHECKING:
-    from .endpoint import SipEndpoint
-
 log = logging.getLogger(__name__)
+
+
+class CallDesk(Protocol):
+    """What an account hands its events to (the endpoint)."""
+
+    def registration_changed(self, account: "SipAccount", changed: bool) -> None: ...
+
+    def incoming(self, account: "SipAccount", slot: int, message: str, source: Any) -> None: ...
 
 
 class SipAccount(pj.Account):
     """Hands incoming calls to the endpoint; keeps its registration's last answer."""
 
-    def __init__(self, endpoint: "SipEndpoint", uri: str, direct: bool) -> None:
+    def __init__(self, endpoint: CallDesk, uri: str, direct: bool) -> None:
         super().__init__()
         self.endpoint = endpoint
         self.direct = direct

@@ -13,19 +13,25 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pjsua2 as pj
 
 from .message import add_labels
 from .plan import CallPlan
 from .recorded import RecordedCall
-from .tap import TapPort
-
-if TYPE_CHECKING:
-    from .endpoint import SipEndpoint
+from .tap import TapPool, TapPort
 
 log = logging.getLogger(__name__)
+
+class CallOwner(Protocol):
+    """What a call slot needs from the endpoint that keeps it: the tap pool and a way to be
+    dropped when its dialog ends."""
+
+    taps: TapPool
+
+    def forget(self, call: "PjCall") -> None: ...
+
 
 _MEDIA_OK = (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
 
@@ -33,7 +39,7 @@ _MEDIA_OK = (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
 class PjCall(pj.Call):
     """One pjsua call slot while it belongs to one dialog (SIP thread only)."""
 
-    def __init__(self, endpoint: "SipEndpoint", account: pj.Account, slot: int,
+    def __init__(self, endpoint: CallOwner, account: pj.Account, slot: int,
                  plan: CallPlan, recorded: RecordedCall | None) -> None:
         super().__init__(account, slot)
         self.endpoint = endpoint

@@ -28,7 +28,6 @@ from typing import Any
 import pjsua2 as pj
 
 from ... import __version__
-from ...bus import Bus
 from ...config import SipAccount as AccountSettings
 from ...config import Settings
 from ...media.session import Stages
@@ -101,7 +100,7 @@ class SipEndpoint:
     """Runs the SIP side of the appliance: ``start()``, then ``stop()``."""
 
     def __init__(self, settings: Settings, stages: Stages | None = None,
-                 bus: Bus | None = None, *, sip_address: tuple[str, int] | None = None,
+                 *, sip_address: tuple[str, int] | None = None,
                  contact: tuple[str, int] | None = None, state_name: str = "sip") -> None:
         """``sip_address`` overrides where SIP listens (a capture worker: loopback, behind the
         front); ``contact`` is the address registrations announce (the front's)."""
@@ -109,7 +108,6 @@ class SipEndpoint:
         self.sip_address = sip_address or (settings.sip.bind_address, settings.sip.port)
         self.contact = contact
         self.stages = stages
-        self.bus = bus or Bus()
         self.allowed_networks = networks(settings.sip.allowed_sources)
         settings.paths.data_dir.mkdir(parents=True, exist_ok=True)
         self.guard = RecordingGuard(settings.paths.data_dir, settings.retention.stop_recording_free_mb)
@@ -383,8 +381,6 @@ class SipEndpoint:
             log.error("answer failed", extra={"uid": rec.uid, "reason": exc.info()})
             call.end(f"answer failed: {exc.reason}")
         self.write_state()
-        self.bus.publish("call.started", uid=rec.uid, source=plan.source, agent=plan.agent,
-                         client=plan.client, direction=plan.direction)
 
     def forget(self, call: PjCall) -> None:
         """A call's slot is disconnected: drop its object now (see ``call.py``)."""
@@ -399,12 +395,10 @@ class SipEndpoint:
                 if rec.uid == uid:
                     del self.recordings[key]
             self.finished_results += 1
-        self.bus.publish("call.analysed", result=result)
         self.write_state()
 
     def registration_changed(self, acc: SipAccount, changed: bool) -> None:
-        if changed:
-            self.bus.publish("sip.registration", **acc.registration.as_dict())
+        # the state file is what the daemon, health and MQTT status read
         self.write_state()
 
     # --- maintenance (SIP thread, once a second) ---

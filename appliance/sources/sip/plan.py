@@ -3,16 +3,15 @@ the call's metadata. Pure: decided from the message text and settings alone."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ...config import SipSettings
-from ...media.frames import Party
+from ...core.frames import Party
 from .message import (SipMessage, SipMessageError, body_parts, display_name, find_part,
                       sdp_media, uri_user)
 from .metadata import MetadataError, RecordingMetadata, parse_metadata
-from .roles import RoleRules, Side, assign_roles, is_agent, normalise_direction
+from ...core.roles import RoleRules, Side, assign_roles, is_agent, normalise_direction, role_rules
 
 RS_METADATA = "application/rs-metadata+xml"
 
@@ -37,11 +36,6 @@ class CallPlan:
     @property
     def accepted(self) -> bool:
         return self.status < 300
-
-
-def role_rules(sip: SipSettings) -> RoleRules:
-    pattern = re.compile(sip.agent_pattern) if sip.agent_pattern else None
-    return RoleRules(frozenset(a.lstrip("+").lower() for a in sip.agents), pattern)
 
 
 def _reject(status: int, reason: str) -> CallPlan:

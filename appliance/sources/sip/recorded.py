@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ...config import Settings
-from ...media.frames import PARTIES, Party
+from ...core.frames import PARTIES, Party
 from ...media.live import LiveCall, new_uid
 from ...media.session import CallMeta, Stages
 from .message import SipMessage, SipMessageError, header_tag, parse_message

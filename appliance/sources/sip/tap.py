@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import pjsua2 as pj
 
-from ...media.frames import PIPELINE_RATE
+from ...core.frames import PIPELINE_RATE
 
 FRAME_US = 20000
 

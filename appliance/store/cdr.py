@@ -6,8 +6,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..store.monthly import Monthly
-from ..store.table import DurableMap
+from .monthly import Monthly
+from .table import DurableMap
 
 
 class CdrStore:

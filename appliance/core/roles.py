@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -88,3 +89,9 @@ def normalise_direction(value: str | None) -> str | None:
     if v.startswith("out"):
         return "outbound"
     return None
+
+
+def role_rules(sip: Any) -> RoleRules:
+    """The rules of the ``[sip]`` settings (``agents``, ``agent_pattern``)."""
+    pattern = re.compile(sip.agent_pattern) if sip.agent_pattern else None
+    return RoleRules(frozenset(a.lstrip("+").lower() for a in sip.agents), pattern)

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..sources.files import AudioFileError, analyse_files
+from .files import AudioFileError, analyse_files
 from ..system.atomic import write_json_atomic
-from .recorder import repair_wav, wav_to_flac
-from .session import Stages
+from ..media.recorder import repair_wav, wav_to_flac
+from ..media.session import Stages
 
 log = logging.getLogger(__name__)
 
