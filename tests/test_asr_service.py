@@ -19,7 +19,7 @@ from appliance.sources.files import call_audio, read_pieces
 from appliance.store.calls import CallStore
 from appliance.store.ingest import Ingester
 from conftest import to_pcm
-from siprig import wait_for
+from waiting import Heard, wait_for
 
 
 class Parrot:
@@ -288,10 +288,9 @@ def test_a_pending_call_is_completed_from_its_recording_and_stored_once(tmp_path
     from appliance.analysis.scoring import load_checklist
     from appliance.analysis.tagger import load_tagger
     stages.tagger, stages.checklist = load_tagger("ru"), load_checklist("sales")
-    events = []
     from appliance.bus import Bus
     bus = Bus()
-    bus.subscribe("call.stored", events.append)
+    events = Heard(bus, "call.stored")
     store = CallStore(settings.paths.data_dir)
     ingester = Ingester(store, calls, bus)
     pending = PendingCalls(stages.asr, stages.complete,
@@ -299,14 +298,14 @@ def test_a_pending_call_is_completed_from_its_recording_and_stored_once(tmp_path
                            ingester.ingest_file)
     ingester.on_pending = pending.adopt
     assert ingester.scan() == 1
-    assert store.get("u1")["asr"] == "pending" and events == []
+    assert store.get("u1")["asr"] == "pending" and events.now() == []
     assert wait_for(lambda: store.get("u1")["asr"] == "ok", 20)
     final = json.loads(path.read_text())
     assert final["asr"]["status"] == "ok" and len(final["transcript"]) == len(specs)
     assert final["score"]["total"] is not None
     assert len(parrot.calls) == len(specs)
-    assert len(events) == 1
-    assert ingester.scan() == 0 and len(events) == 1   # nothing twice
+    assert len(events.now()) == 1
+    assert ingester.scan() == 0 and len(events.now()) == 1   # nothing twice
     stages.close()
     store.close()
 

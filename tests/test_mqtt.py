@@ -114,6 +114,7 @@ def test_transcripts_only_when_enabled_and_status_kpis_are_retained(tmp_path, br
     try:
         box.db.calls.add(result("k1", time.time() - 60, "101"))
         box.bus.publish("call.stored", result=_problem_call("p2"))
+        assert box.bus.drain(10)                              # its summary is in the outbox
         box.feeds.publish_status()
         box.feeds.publish_kpis()
         assert wait_for(lambda: len(box.outbox) == 0, 10)     # at the broker, retained

@@ -15,6 +15,7 @@ import numpy as np
 import soundfile as sf
 
 from appliance.bus import Bus
+from waiting import Heard
 from appliance.store.database import Database
 from appliance.store.ingest import Ingester
 from appliance.store.retention import Retention
@@ -66,9 +67,8 @@ def _setup(settings, tmp_path, capacity):
     _call(calls, "live", 0, state="recording")
     db = Database(tmp_path)
     assert Ingester(db.calls, calls).scan() == 5
-    events = []
     bus = Bus()
-    bus.subscribe("disk.", lambda e: events.append((e.topic, e.data)))
+    events = Heard(bus, "disk.")
     return db, Retention(settings, db, bus, disk=SmallDisk(capacity)), events
 
 
@@ -84,7 +84,7 @@ def test_age_watermark_and_call_data_retention(settings, tmp_path):
     assert db.calls.get("old40")["audio"] == "deleted" and db.calls.get("old40")["recording"] is None
     assert (calls / time.strftime("%Y-%m-%d", time.localtime(NOW - 40 * DAY)) / "old40.json").exists()
     assert db.calls.get("d10").get("audio") is None
-    assert events == [("disk.pruned", {"files": 2, "bytes": 20 * MB, "reasons": {"age": 2}})]
+    assert events.now() == [("disk.pruned", {"files": 2, "bytes": 20 * MB, "reasons": {"age": 2}})]
 
     retention.disk = SmallDisk(capacity=48 * MB)               # 40 MB used: 16.7 % free
     report = retention.run(NOW)
@@ -92,16 +92,16 @@ def test_age_watermark_and_call_data_retention(settings, tmp_path):
     assert db.calls.get("d10")["audio_reason"] == "disk"
     assert db.calls.get("d5").get("audio") is None
     assert list(calls.rglob("live.flac"))                      # being recorded: never deleted
-    assert [t for t, _ in events] == ["disk.pruned", "disk.pruned"]
+    assert [t for t, _ in events.now()] == ["disk.pruned", "disk.pruned"]
 
     retention.settings.retention.min_free_percent = 0         # only the floor is left
     retention.disk = SmallDisk(capacity=30 * MB + 16 * MB)     # just under 16 MB free
     retention.run(NOW)
-    assert [t for t, _ in events][-1] == "disk.full"
+    assert [t for t, _ in events.now()][-1] == "disk.full"
     assert "refused" in events[-1][1]["message"]
     retention.disk = SmallDisk(capacity=10**9)
     retention.run(NOW)
-    assert [t for t, _ in events][-1] == "disk.ok"
+    assert [t for t, _ in events.now()][-1] == "disk.ok"
     db.close()
     db = Database(tmp_path)                                   # all of it durable
     assert db.calls.get("d10")["audio"] == "deleted" and "old70" not in db.calls

@@ -16,3 +16,17 @@ def wait_for(pred: Callable[[], object], timeout: float, step: float = 0.1) -> b
             return True
         time.sleep(step)
     return bool(pred())
+
+
+class Heard(list):
+    """Events of ``bus`` under ``prefix`` as (topic, data); ``now()`` waits until every
+    event published so far is delivered (the bus delivers on its own thread)."""
+
+    def __init__(self, bus, prefix: str = "") -> None:
+        super().__init__()
+        self.bus = bus
+        bus.subscribe(prefix, lambda e: self.append((e.topic, e.data)))
+
+    def now(self) -> list:
+        assert self.bus.drain(timeout=60), "events still waiting for delivery after 60 s"
+        return list(self)
