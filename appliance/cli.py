@@ -108,6 +108,7 @@ def _open_queries(settings: Settings):  # noqa: ANN202 - (Database, Queries)
 
 
 def _cmd_cdr(args: argparse.Namespace, settings: Settings) -> int:
+    from .cdr.asterisk import decode_csv
     from .store.database import StoreBusy
 
     try:
@@ -124,11 +125,7 @@ def _cmd_cdr(args: argparse.Namespace, settings: Settings) -> int:
               "/api/v1/cdr/asterisk", file=sys.stderr)
         return 3
     try:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            text = raw.decode("cp1251", errors="replace")
-        out = q.import_asterisk(text, "cli", str(args.file))
+        out = q.import_asterisk(decode_csv(raw), "cli", str(args.file))
     finally:
         db.close()
     for err in out["errors"]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.cdr.asterisk import read_master_csv
+from appliance.cdr.asterisk import decode_csv, read_master_csv
 from appliance.cdr.record import CdrError, Context, from_freeswitch, normalise
 from appliance.config import load_settings
 from appliance.query import Queries
@@ -46,6 +46,13 @@ def test_master_csv_with_a_header_row_and_quoting_errors():
     out = read_master_csv(text, CTX)
     assert len(out.rows) == 1 and out.rows[0]["talk_s"] == 55.0 and out.rows[0]["agent"] == "101"
     assert out.errors == [(3, "2 columns, the header has 9")]
+
+
+def test_master_csv_from_a_russian_locale_pbx_is_read_as_cp1251():
+    line = "2026-10-14 10:00:00,\"Иван\" <79161234567>,101,SIP/trunk-1,SIP/101-2,ANSWERED,60,55,u1\n"
+    assert decode_csv(line.encode("cp1251")) == line
+    assert decode_csv(line.encode("utf-8")) == line
+    assert decode_csv(b"\xff\xfe\x00") == "яю\x00"        # never raises: cp1251 maps every byte
 
 
 def test_json_records_are_validated_field_by_field():

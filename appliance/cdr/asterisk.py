@@ -31,6 +31,14 @@ class Import:
     lines: int = 0
 
 
+def decode_csv(raw: bytes) -> str:
+    """Master.csv as text: UTF-8, else cp1251 (what older Russian-locale PBXs write)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1251", errors="replace")
+
+
 def _fields(values: list[str], header: list[str] | None) -> dict[str, str]:
     if header is not None:
         if len(values) != len(header):

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from flask import Blueprint, abort, current_app, g, jsonify, request
 
+from ..cdr.asterisk import decode_csv
 from ..cdr.record import CdrError
 from ..analysis.library import LibraryError
 from ..query import NotFound, Queries
@@ -169,10 +170,7 @@ def cdr_asterisk() -> Any:
     upload = request.files.get("file") if request.mimetype == "multipart/form-data" else None
     # parse_form_data=False: a 'form' body that is really the CSV is taken as it is
     raw = upload.read() if upload is not None else request.get_data(parse_form_data=False)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("cp1251", errors="replace")     # older Russian-locale PBXs
+    text = decode_csv(raw)
     if not text.strip():
         abort(400, "send Master.csv as the body (text/csv) or as a form file named 'file'")
     name = upload.filename if upload is not None and upload.filename else "Master.csv"
