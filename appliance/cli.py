@@ -166,9 +166,11 @@ def _cmd_kpis(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0: healthy; 1: running with a failed check; 3: not running."""
+    from .system.egress import egress
     from .system.health import box_health
 
     out = box_health(settings)
+    out["egress"] = egress(settings)
     if args.json:
         json.dump(out, sys.stdout, ensure_ascii=False, indent=1)
         sys.stdout.write("\n")
@@ -179,6 +181,10 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
               f"panel {out.get('web') or 'off'})")
         for name, check in out["checks"].items():
             print(f"  {name:<13}{'ok  ' if check['ok'] else 'FAIL'}  {check['detail']}")
+    if not args.json:
+        print("connects to (nothing else):")
+        for d in out["egress"]["destinations"]:
+            print(f"  {d['what']:<28}{d['host']}:{d['port']}/{d['transport']}  ({d['setting']})")
     return 3 if not out["running"] else 0 if out["ok"] else 1
 
 

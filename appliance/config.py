@@ -169,6 +169,12 @@ class RetentionSettings(_Section):
                             description="recordings older than this are deleted (0: by the watermark only)")
     metadata_days: int = Field(1095, ge=1, le=36500,
                                description="call data (metrics, transcript, tags) kept this long")
+    transcript_days: int = Field(
+        0, ge=0, le=36500,
+        description="transcripts (and the words tags quote) removed after this many days, "
+                    "metrics and tag counts kept (0: as long as the call data)")
+    audit_days: int = Field(1095, ge=30, le=36500,
+                            description="entries of the audit log (who saw what) kept this long")
     min_free_percent: float = Field(
         10.0, ge=0.0, le=90.0,
         description="watermark: below this free share of the disk the oldest recordings are deleted")

@@ -5,6 +5,7 @@ disk that fills during a call stops the recording and keeps the analysis."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -173,3 +174,83 @@ def test_disk_filling_during_a_call_stops_the_recording_and_keeps_the_analysis(s
     kept, rate = sf.read(str(live_wav), dtype="int16")
     assert 0.5 < len(kept) / rate < len(pcm) / 16000 - 1      # the part before the disk filled
     assert json.loads(live_meta.read_text())["state"] == "done"
+
+
+def _said(calls, uid, days_ago, words):
+    """A call with a transcript whose tag quotes what was said."""
+    day = _call(calls, uid, days_ago, size=1000)
+    path = day / f"{uid}.json"
+    res = json.loads(path.read_text())
+    res["transcript"] = [{"party": "client", "start": 1.0, "end": 3.0, "text": words}]
+    res["tags"] = [{"tag": "complaints", "party": "client", "at": 1.0, "text": words.split()[0]}]
+    res["asr"] = {"status": "ok"}
+    path.write_text(json.dumps(res))
+    return path
+
+
+def test_transcripts_leave_before_the_call_data_and_only_once(settings, tmp_path):
+    settings.retention.transcript_days = 30
+    settings.retention.audio_days = 0
+    calls = settings.paths.calls
+    old = _said(calls, "old", 40, "жалоба на доставку")
+    new = _said(calls, "new", 3, "жалоба на оплату")
+    quiet = _call(calls, "quiet", 50, size=1000) / "quiet.json"       # nothing was said
+    db = Database(tmp_path)
+    Ingester(db.calls, calls, search=db.search).scan()
+    assert db.search.search("жалоба") == {"old", "new"}
+    retention = Retention(settings, db, disk=SmallDisk(10**12))
+    report = retention.run(NOW)
+    assert report.transcripts_removed == 1 and report.calls_forgotten == 0
+    gone = json.loads(old.read_text())
+    assert gone["transcript"] == [] and "text" not in gone["tags"][0]
+    assert gone["tags"][0]["tag"] == "complaints" and gone["asr"]["status"] == "deleted"
+    assert "доставку" not in old.read_text()
+    assert json.loads(new.read_text())["transcript"][0]["text"] == "жалоба на оплату"
+    assert db.search.search("жалоба") == {"new"}
+    assert db.calls.get("old")["asr"] == "deleted" and db.calls.get("old")["tags"] == {"complaints": 1}
+    assert db.calls.get("quiet")["asr"] != "deleted" and db.calls.get("quiet")["words_removed_at"]
+    before = (old.stat().st_mtime_ns, quiet.stat().st_mtime_ns)
+    assert retention.run(NOW).transcripts_removed == 0                 # a second pass: nothing
+    assert (old.stat().st_mtime_ns, quiet.stat().st_mtime_ns) == before
+    db.close()
+    db = Database(tmp_path)                                           # durable
+    assert db.calls.get("old")["asr"] == "deleted" and db.search.search("жалоба") == {"new"}
+    db.close()
+
+
+def test_a_transcript_that_cannot_be_rewritten_is_tried_again(settings, tmp_path):
+    settings.retention.transcript_days = 30
+    calls = settings.paths.calls
+    old = _said(calls, "old", 40, "жалоба")
+    db = Database(tmp_path)
+    Ingester(db.calls, calls, search=db.search).scan()
+    retention = Retention(settings, db, disk=SmallDisk(10**12))
+    old.parent.chmod(0o500)                   # the folder refuses the rewrite
+    try:
+        if os.access(old.parent, os.W_OK):    # root ignores modes: make the file a folder's twin
+            old.parent.chmod(0o700)
+            old.write_text("{not json")
+        assert retention.run(NOW).transcripts_removed == 0
+        assert db.calls.get("old")["asr"] == "ok" and db.search.search("жалоба") == {"old"}
+    finally:
+        old.parent.chmod(0o700)
+    old.unlink()
+    _said(calls, "old", 40, "жалоба")
+    assert retention.run(NOW).transcripts_removed == 1
+    assert db.search.search("жалоба") == set()
+    db.close()
+
+
+def test_audit_entries_leave_by_whole_months_after_audit_days(settings, tmp_path):
+    settings.paths.calls.mkdir(parents=True)
+    db = Database(tmp_path)
+    db.audit.record("anna", "listen", "u1")
+    month = time.strftime("%Y-%m")
+    old = db.audit.partitions.root / "2001-01"
+    old.mkdir()
+    assert db.audit.partitions.months() == ["2001-01", month]
+    settings.retention.audit_days = 30
+    Retention(settings, db, disk=SmallDisk(10**12)).run()
+    assert db.audit.partitions.months() == [month]
+    assert db.audit.recent()[0]["target"] == "u1"
+    db.close()

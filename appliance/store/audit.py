@@ -47,5 +47,32 @@ class AuditLog:
                 break
         return out
 
+    def find(self, start: float, end: float, actor: str = "", action: str = "", target: str = "",
+             limit: int = 1000) -> list[dict[str, Any]]:
+        """Entries in [start, end), newest first, whose actor and action equal the given
+        ones and whose target contains ``target`` (empty: any)."""
+        out: list[dict[str, Any]] = []
+        for month in reversed(self.partitions.months()):
+            if month > month_of(end) or month < month_of(start):
+                continue
+            docs = self.partitions(month).docs
+            for key in sorted(docs, reverse=True):
+                e = docs[key]
+                if not start <= e["at"] < end or (actor and e["actor"] != actor) or \
+                        (action and e["action"] != action) or (target and target not in e["target"]):
+                    continue
+                out.append(e)
+                if len(out) >= limit:
+                    return out
+        return out
+
+    def forget_before(self, cutoff: float) -> list[str]:
+        """Drop whole months that ended before ``cutoff`` (retention.audit_days); the only
+        way entries leave the log."""
+        old = [m for m in self.partitions.months() if m < month_of(cutoff)]
+        for month in old:
+            self.partitions.drop(month)
+        return old
+
     def close(self) -> None:
         self.partitions.close()

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from ..bus import Bus
 from ..config import Settings
+from ..system.atomic import write_json_atomic
 from ..system.disk import DiskState, disk_state
 from .database import Database
 from ..core.times import month_of
@@ -35,6 +36,7 @@ class Report:
     audio_bytes: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
     calls_forgotten: int = 0
+    transcripts_removed: int = 0
     disk: dict[str, float] = field(default_factory=dict)
 
 
@@ -78,6 +80,20 @@ def _uid_of(path: Path) -> str | None:
         return call.get("extra", {}).get("uid") or call.get("call_id")
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def strip_transcript(result: dict[str, Any], now: float) -> bool:
+    """Remove from a call JSON every word said (transcript, quoted tag text, notes of the
+    recognizer); False if there was nothing to remove."""
+    had = bool(result.get("transcript")) or any(t.get("text") for t in result.get("tags", []))
+    if not had:
+        return False
+    result["transcript"] = []
+    for tag in result.get("tags", []):
+        tag.pop("text", None)
+    asr = result.setdefault("asr", {})
+    asr.update(status="deleted", deleted_at=now)
+    return had
 
 
 class Retention:
@@ -132,6 +148,10 @@ class Retention:
                         if state.free_percent >= cfg.min_free_percent:
                             break
             report.calls_forgotten = self._forget_call_data(now - cfg.metadata_days * 86400)
+            if cfg.transcript_days and cfg.transcript_days < cfg.metadata_days:
+                report.transcripts_removed = self._forget_transcripts(
+                    now - cfg.transcript_days * 86400, now)
+            self.db.audit.forget_before(now - cfg.audit_days * 86400)
             report.disk = state.as_dict()
             if report.audio_files:
                 log.warning("recordings deleted", extra={
@@ -169,6 +189,35 @@ class Retention:
             if not any(day.iterdir()):
                 shutil.rmtree(day, ignore_errors=True)
         return len(uids)
+
+    def _forget_transcripts(self, cutoff: float, now: float) -> int:
+        """Calls older than ``cutoff`` lose what was said: the transcript, the words their
+        tags quote and the search index entry; metrics, tag counts and the score stay."""
+        removed = 0
+        for uid in self.db.calls.uids_before(cutoff):
+            rec = self.db.calls.get(uid)
+            if (not rec or rec.get("words_removed_at") or rec.get("asr") == "pending"
+                    or not rec.get("result_path")):
+                continue
+            path = self.calls_dir / rec["result_path"]
+            had = False
+            try:
+                result = json.loads(path.read_text(encoding="utf-8"))
+                had = strip_transcript(result, now)
+                if had:
+                    write_json_atomic(path, result)
+            except FileNotFoundError:
+                pass
+            except (OSError, ValueError) as exc:
+                log.error("transcript past retention not removed; tried again at the next pass",
+                          extra={"uid": uid, "file": str(path), "reason": str(exc)})
+                continue
+            self.db.search.forget([uid])
+            self.db.calls.update(uid, {"words_removed_at": now, **({"asr": "deleted"} if had else {})})
+            removed += had
+        if removed:
+            log.info("transcripts past retention removed", extra={"calls": removed})
+        return removed
 
     def _alert(self, state: DiskState) -> None:
         cfg = self.settings.retention

@@ -13,8 +13,10 @@ from flask import (Blueprint, Response, abort, current_app, flash, g, redirect,
 from .. import __version__
 from ..analysis.library import Library, LibraryError, entry_lines
 from ..system import panel_settings
+from ..system.egress import egress
 from ..system.logs import RECENT
 from . import backup
+from .auditview import CALL_ACTIONS, audit_csv, audit_entries
 from .auth import audit, login_required
 from .i18n import gettext as _
 from .tokens import ROLES as TOKEN_ROLES
@@ -203,7 +205,7 @@ def system_data() -> dict[str, Any]:
             "health": ext["health"](), "version": __version__, "slot": _slot(settings.update.root),
             "sip": {"enabled": sip.enabled, "listen": f"{sip.bind_address}:{sip.port}",
                     "transports": list(sip.transports), "public_address": sip.public_address},
-            "mqtt": mqtt,
+            "mqtt": mqtt, "egress": egress(settings),
             "store_problems": [{k: e[k] for k in ("at", "problem", "lost")} for e in db.damage.open()],
             "min_free_percent": ext["settings"].retention.min_free_percent,
             "logs": [{"level": lvl, "line": line} for lvl, line in list(RECENT.lines)[-200:]]}
@@ -361,4 +363,16 @@ def tokens() -> Any:
 @bp.get("/audit")
 @login_required("admin")
 def audit_log() -> Any:
-    return render_template("audit.html", entries=current_app.extensions["queries"].db.audit.recent(300))
+    """Who did what: filters by dates, who, action and object; CSV of the same entries."""
+    log = current_app.extensions["queries"].db.audit
+    if request.args.get("format") == "csv":
+        entries = audit_entries(log, request.args)
+        audit("audit export", "", entries=len(entries),
+              filters={k: v for k, v in request.args.items() if k != "format" and v})
+        return Response(audit_csv(entries), mimetype="text/csv", headers={
+            "Content-Disposition": "attachment; filename=audit.csv",
+            "Cache-Control": "private, no-store"})
+    entries = audit_entries(log, request.args, limit=300)
+    return render_template("audit.html", entries=entries, args=request.args,
+                           call_actions=CALL_ACTIONS,
+                           actions=sorted({e["action"] for e in log.recent(2000)}))

@@ -16,7 +16,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Any, Callable
 
-from flask import Blueprint, abort, current_app, g, jsonify, request
+from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 
 from ..cdr.asterisk import decode_csv
 from ..cdr.record import CdrError
@@ -28,6 +28,7 @@ from ..system.atomic import write_json_atomic
 from ..system.disk import disk_state
 from . import views
 from .apispec import check_query
+from .auditview import LIMIT, audit_csv, audit_entries
 from .auth import session_user
 from .users import UserError
 
@@ -112,9 +113,13 @@ def calls() -> Any:
     if request.args.get("period"):
         f = views.call_filters({k: v for k, v in request.args.items() if k not in ("from", "to")})
         f.pop("range")
-        return jsonify(_q().calls(_period(), offset=_arg_int("offset", 0, 10**7),
-                                  limit=_arg_int("limit", 50, 500), **f))
-    return jsonify(views.calls_page(_q(), request.args))
+        page = _q().calls(_period(), offset=_arg_int("offset", 0, 10**7),
+                          limit=_arg_int("limit", 50, 500), **f)
+    else:
+        page = views.calls_page(_q(), request.args)
+    if request.args.get("q"):       # the rows found say which calls contain the words
+        _audit("transcript search", request.args["q"][:200], found=page["total"])
+    return jsonify(page)
 
 
 @api.get("/calls/<uid>")
@@ -127,7 +132,10 @@ def call(uid: str) -> Any:
 @allow(*READ)
 def call_detail(uid: str) -> Any:
     """Metrics, timeline, transcript and score as the call page shows them."""
-    return jsonify(views.call_detail(_q(), uid))
+    detail = views.call_detail(_q(), uid)
+    if detail.get("transcript"):
+        _audit("transcript view", uid)
+    return jsonify(detail)
 
 
 @api.post("/calls/<uid>/outcome")
@@ -387,7 +395,13 @@ def users_create() -> Any:
 @api.get("/audit")
 @allow("admin")
 def audit_list() -> Any:
-    return jsonify(entries=_q().db.audit.recent(_arg_int("limit", 100, 5000)))
+    entries = audit_entries(_q().db.audit, request.args, _arg_int("limit", 100, LIMIT))
+    if request.args.get("format") == "csv":
+        _audit("audit export", "", entries=len(entries),
+               filters={k: v for k, v in request.args.items() if k != "format" and v})
+        return Response(audit_csv(entries), mimetype="text/csv",
+                        headers={"Content-Disposition": "attachment; filename=audit.csv"})
+    return jsonify(entries=entries)
 
 
 @api.get("/health")

@@ -157,6 +157,12 @@ RU: dict[str, str] = {
     "Token for {name}: copy it now, it is not shown again.":
         "Токен для {name}: скопируйте его сейчас, больше он не будет показан.",
     "Token {name} revoked.": "Токен {name} отозван.", "No token named {name}.": "Токена {name} нет.",
+    # who saw what, where the box connects
+    "Where the box connects": "Куда подключается устройство", "What": "Что", "Address": "Адрес",
+    "Setting": "Настройка", "time (NTP)": "время (NTP)", "PBX registrar": "регистратор АТС",
+    "name lookups (DNS)": "DNS",
+    "The box opens no other connection. It answers SIP only from sip.allowed_sources, sends media back to the callers it answered, and serves the panel; recordings, transcripts and speech recognition stay on the box.":
+        "Других соединений устройство не открывает. На SIP оно отвечает только адресам из sip.allowed_sources, медиа отправляет тем, чьи звонки приняло, и обслуживает панель; записи, расшифровки и распознавание речи остаются на устройстве.",
 }
 
 EN: dict[str, str] = {

@@ -37,6 +37,8 @@ def dashboard() -> Any:
 def calls() -> Any:
     filters = views.call_filters(request.args)
     page = views.calls_page(_q(), request.args, filters)
+    if filters.get("text"):         # the rows found say which calls contain the words
+        audit("transcript search", filters["text"][:200], found=page["total"])
     start, end = filters["range"]
     tags = sorted({d["tag"] for d in current_app.extensions["library"].dictionaries()})
     return render_template("calls.html", page=page, args=request.args,
@@ -47,6 +49,8 @@ def calls() -> Any:
 @login_required()
 def call(uid: str) -> Any:
     detail = views.call_detail(_q(), uid)
+    if detail.get("transcript"):
+        audit("transcript view", uid)
     return render_template("call.html", c=detail, uid=uid)
 
 
