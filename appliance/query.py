@@ -112,11 +112,15 @@ class Queries:
         p = parse_period(period) if isinstance(period, str) else period
         now = time.time() if now is None else now
         days = [self._day(d, now) for d in _days(p.start, p.end)]
+        return self._figures(p.name, p, days)
+
+    def _figures(self, key: str, p: Period, days: list[tuple[Any, dict[str, Any]]]
+                 ) -> dict[str, Any]:
         stamps = tuple(stamp for stamp, _ in days)
         with self._lock:
-            hit = self._periods.get(p.name)
+            hit = self._periods.get(key)
             if hit is not None and hit[0] == stamps:
-                self._periods.move_to_end(p.name)
+                self._periods.move_to_end(key)
                 return hit[1]
             if hit is not None and len(hit[2]) == len(days):
                 # a call ended: take its day's old tally out of the sums, put the new one in
@@ -126,11 +130,37 @@ class Queries:
             else:
                 sums = sum_days([t for _, t in days], self.settings.kpi)
             value = figures(p, sums, self.settings.kpi)
-            self._periods[p.name] = (stamps, value, days, sums)
-            self._periods.move_to_end(p.name)
+            self._periods[key] = (stamps, value, days, sums)
+            self._periods.move_to_end(key)
             while len(self._periods) > PERIODS_CACHED:
                 self._periods.popitem(last=False)
             return value
+
+    def kpis_to_date(self, period: str | Period, elapsed: float,
+                     now: float | None = None) -> dict[str, Any]:
+        """The figures of the first ``elapsed`` seconds of a period (whole days, then the
+        part of the next day up to the same time of day, to 10 minutes): what an earlier
+        period had reached by the point the current one is at."""
+        p = parse_period(period) if isinstance(period, str) else period
+        now = time.time() if now is None else now
+        all_days = _days(p.start, p.end)
+        n = int(elapsed // 86400)
+        if n >= len(all_days):
+            return self.kpis(p, now)
+        cut = int(elapsed % 86400) // 600 * 600
+        days = [self._day(d, now) for d in all_days[:n]]
+        if cut:
+            days.append(self._part_day(all_days[n], cut, now))
+        out = self._figures(f"{p.name}@{n}+{cut}", p, days)
+        return {**out, "end": all_days[n].start + cut, "to_date": True}
+
+    def _part_day(self, day: Period, cut: int, now: float) -> tuple[Any, dict[str, Any]]:
+        stamp = self._stamp(day.start, day.end, now)
+        return stamp, self._cached(
+            self._days, DAYS_CACHED, (day.name, cut), stamp,
+            lambda: day_tallies(contacts(self.db.calls, self.db.cdr, self.settings.cdr,
+                                         day.start, day.start + cut, now),
+                                self.db.outcomes.all(), self.settings.kpi))
 
     def warm_up(self, now: float | None = None) -> list[str]:
         """Compute what the dashboard shows first (this month against the previous one and
@@ -143,10 +173,21 @@ class Queries:
         return [month.name, month.shifted(-1).name, month.year_ago().name]
 
     def compare(self, period: str, now: float | None = None) -> dict[str, Any]:
-        """This period vs the previous one and the same period a year before."""
+        """This period vs the previous one and the same period a year before. A period
+        still running is compared to date: with the same stretch of the earlier periods
+        (1-24 November with 1-24 October), not with their whole length."""
         p = parse_period(period)
-        return compare(self.kpis(p, now), self.kpis(p.shifted(-1), now),
-                       self.kpis(p.year_ago(), now))
+        now = time.time() if now is None else now
+        current_figures = self.kpis(p, now)
+        if not p.start <= now < p.end:
+            return compare(current_figures, self.kpis(p.shifted(-1), now),
+                           self.kpis(p.year_ago(), now))
+        elapsed = now - p.start
+        out = compare(current_figures, self.kpis_to_date(p.shifted(-1), elapsed, now),
+                      self.kpis_to_date(p.year_ago(), elapsed, now))
+        out["to_date"] = True
+        out["as_of"] = now
+        return out
 
     def flags(self, period: str, now: float | None = None) -> list[dict[str, Any]]:
         """Managers departing from their own baseline in this period."""
