@@ -211,11 +211,14 @@ def test_viewer_reads_but_cannot_change_anything(box, admin):
 # --- pages ---
 def test_dashboard_shows_todays_calls_alerts_and_managers(admin):
     html = admin.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
-    assert "Recent alerts" in html and "complaint" in html and "low score" in html
+    assert "Recent alerts" in html and "problem call" in html and "low score" in html
+    assert "client complained" in html
     assert "c-complaint" in html                         # the alert links the call
     data = admin.get("/api/v1/dashboard").get_json()
     assert data["today_figures"]["recorded"] == 3
-    assert {a["kind"] for a in data["alerts"]} == {"complaint", "low_score"}
+    # the client's complaint makes it a problem call: one alert with its reason, not two
+    assert sorted((a["kind"], a.get("reasons")) for a in data["alerts"]) == [
+        ("low_score", None), ("problem_call", ["complaint"])]
     assert set(data["compare"]["managers"]) == {"101", "102"}
 
 
@@ -564,7 +567,20 @@ def test_every_panel_text_has_a_russian_translation():
         texts |= set(re.findall(r'_\(\s*"((?:[^"\\]|\\.)*)"', src))
         texts |= set(re.findall(r"_\(\s*'((?:[^'\\]|\\.)*)'", src))
     assert len(texts) > 150
-    assert sorted(t for t in texts if t not in RU and t != "lang_") == []
+    # a text ending in '_' or ' ' is the prefix of symbolic keys, checked below one by one
+    assert sorted(t for t in texts if t not in RU and t[-1:] not in ("_", " ")) == []
+    from appliance.analysis.problems import REASONS
+    from appliance.kpi.figures import CALLBACK_STATUSES
+    from appliance.kpi.plans import KINDS, METRICS
+    from appliance.web.managers import COLUMNS
+
+    symbolic = ([f"problem_{r}" for r in REASONS] + [f"cb_{s}" for s in CALLBACK_STATUSES]
+                + [f"plan_{m}" for m in METRICS] + [f"every {k}" for k in KINDS]
+                + [f"plan_status_{s}" for s in ("early", "on_track", "behind", "done", "missed")]
+                + [f"flag_{v}" for v in ("worse", "better", "changed")] + [c.title for c in COLUMNS]
+                + [f"tag_{t}" for t in ("greeting", "introduction", "farewell", "profanity",
+                                        "stop_words", "complaints", "objections", "interest")])
+    assert [t for t in symbolic if t not in RU] == []
 
 
 def test_openapi_describes_every_api_route(admin, box):

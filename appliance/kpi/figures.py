@@ -140,6 +140,7 @@ def finish(t: Tally) -> dict[str, Any]:
     """Counts, shares and averages; a ``None`` average means there was nothing to average."""
     return {
         **{k: t[k] for k in COUNTS if k != "decided"},
+        "calls": t["calls_in"] + t["calls_out"],
         "answer_rate": _share(t["answered_in"], t["calls_in"]),
         "missed_never_share": _share(t["missed_never"], t["missed"]),
         "missed_never_share_of_inbound": _share(t["missed_never"], t["calls_in"]),

@@ -23,7 +23,7 @@ FLAGGED = {
     "conversion": ("down", 0.05),
     "avg_duration_s": ("either", 30.0),
 }
-COMPARED = ("calls_in", "calls_out", "missed", "missed_rang", "missed_never",
+COMPARED = ("calls", "calls_in", "calls_out", "missed", "missed_rang", "missed_never",
             "missed_never_share", "callbacks", "median_callback_s", "answer_rate",
             "avg_time_to_answer_s", "conversations", "talk_s", "avg_duration_s",
             "avg_talk_share", "interruptions_per_call", "avg_dead_air_share", "avg_score",
