@@ -54,7 +54,11 @@ def call_result(uid: str, started: float, agent: str, client: str, transcript: l
         "transcript": transcript, "tags": tags,
         "score": {"total": score, "checklist": "sales", "items": [
             {"id": "greeting", "title": "Agent greets within 15 s", "passed": score > 50,
-             "weight": 15, "evidence": "'здравствуйте' at 0.5 s"}]},
+             "weight": 15, "evidence": "'здравствуйте' at 0.5 s"},
+            {"id": "interruptions", "title": "Agent interrupts the client at most twice",
+             "passed": True, "weight": 15, "evidence": "parties.agent.interruptions_made = 0",
+             "detail": {"rule": "metric_max", "metric": "parties.agent.interruptions_made",
+                        "value": 0, "max": 2}}]},
         "asr": {"status": "ok"}}
 
 

@@ -253,7 +253,13 @@ def test_calls_list_with_a_date_out_of_range_says_so(admin):
 
 def test_call_page_timeline_transcript_checklist_and_waveform(admin):
     html = admin.get("/calls/c-complaint").get_data(as_text=True)
-    assert "У меня жалоба на доставку" in html and "Agent greets within 15 s" in html
+    assert "У меня жалоба на доставку" in html and "Менеджер здоровается в первые 15 с" in html
+    # evidence in words, in the page's language; a call scored before that keeps its text
+    assert "менеджер перебил 0 раз (допустимо 2)" in html and "parties.agent" not in html
+    assert "&#39;здравствуйте&#39; at 0.5 s" in html
+    assert "Проблемный звонок" in html and "жалоба клиента" in html
+    en = admin.get("/calls/c-complaint", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Agent greets within 15 s" in en and "the agent interrupted 0 times (limit 2)" in en
     assert 'id="audio"' in html and "/calls/c-complaint/audio" in html
     detail = admin.get("/api/v1/calls/c-complaint/detail").get_json()
     assert detail["timeline"]["interruptions"] == [{"by": "client", "of": "agent", "at": 3.6}]
@@ -580,6 +586,10 @@ def test_every_panel_text_has_a_russian_translation():
                 + [f"flag_{v}" for v in ("worse", "better", "changed")] + [c.title for c in COLUMNS]
                 + [f"tag_{t}" for t in ("greeting", "introduction", "farewell", "profanity",
                                         "stop_words", "complaints", "objections", "interest")])
+    from appliance.analysis.scoring import load_checklist
+    from appliance.web.wording import METRICS as WORDED
+
+    symbolic += list(WORDED.values()) + [i["title"] for i in load_checklist().items]
     assert [t for t in symbolic if t not in RU] == []
 
 

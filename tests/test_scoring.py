@@ -71,3 +71,18 @@ def test_without_transcript_only_metrics_count():
 def test_bad_checklists_are_named(text, message):
     with pytest.raises(ChecklistError, match=message):
         parse_checklist(text, "c.toml")
+
+
+def test_evidence_is_kept_as_data_for_the_panel_to_word():
+    s = score_call(call([("greeting", "agent", 20.0), ("stop_words", "agent", 3.0),
+                         ("stop_words", "agent", 9.0)], agent_interruptions=3), load_checklist())
+    detail = {i["id"]: i["detail"] for i in s["items"]}
+    assert detail["interruptions"] == {"rule": "metric_max", "value": 3, "max": 2,
+                                       "metric": "parties.agent.interruptions_made"}
+    assert detail["talk_share"]["min"] == 0.3 and detail["talk_share"]["max"] == 0.65
+    assert detail["greeting"] == {"rule": "tag_within", "tag": "greeting", "party": "agent",
+                                  "count": 1, "text": "greeting", "at": 20.0, "within_s": 15}
+    assert detail["stop_words"]["count"] == 2 and detail["stop_words"]["max"] == 1
+    assert detail["introduction"]["count"] == 0
+    unscored = score_call(call(asr="failed"), load_checklist())
+    assert {i["id"]: i["detail"] for i in unscored["items"]}["greeting"] == {"missing": "transcript"}

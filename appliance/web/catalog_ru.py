@@ -219,6 +219,32 @@ RU: dict[str, str] = {
     "audit_plan saved": "план сохранён", "audit_plan deleted": "план удалён",
     "audit_missed export": "выгрузка пропущенных",
 
+    # checklist evidence and built-in checklist items
+    "Problem call": "Проблемный звонок", "no transcript": "нет расшифровки",
+    "not measured in this call": "в этом звонке не измерено",
+    "the agent interrupted {value} times": "менеджер перебил {value} раз",
+    "the client interrupted {value} times": "клиент перебил {value} раз",
+    "the agent talked {value} of the time": "менеджер говорил {value} времени",
+    "the client talked {value} of the time": "клиент говорил {value} времени",
+    "silence took {value} of the call": "тишина заняла {value} звонка",
+    "the agent's longest monologue: {value}": "самый длинный монолог менеджера: {value}",
+    "the agent answered after {value} on average": "менеджер отвечал в среднем через {value}",
+    "the call lasted {value}": "звонок длился {value}",
+    "(expected {low}–{high})": "(нужно {low}–{high})", "(limit {limit})": "(допустимо {limit})",
+    "(at least {limit})": "(нужно не меньше {limit})",
+    "{tag} said {count} times (limit {limit})": "«{tag}» прозвучало {count} раз (допустимо {limit})",
+    "“{text}” at {at}": "«{text}» на {at}", "(later than {limit})": "(позже {limit})",
+    "no {tag} heard from the {party}": "не прозвучало: {tag} ({party})",
+    "Sales call: default quality checklist": "Продажи: стандартный чек-лист качества",
+    "Agent greets within 15 s": "Менеджер здоровается в первые 15 с",
+    "Agent introduces themselves and the company": "Менеджер называет себя и компанию",
+    "No profanity from the agent": "Менеджер не ругается",
+    "At most one stop word or filler from the agent": "У менеджера не больше одного слова-паразита",
+    "Agent interrupts the client at most twice": "Менеджер перебивает клиента не больше двух раз",
+    "Agent talk share 30-65 %": "Доля речи менеджера 30–65 %",
+    "Dead air at most 10 % of the call": "Тишина не больше 10 % звонка",
+    "Agent says goodbye": "Менеджер прощается",
+
 }
 
 EN: dict[str, str] = {

@@ -116,6 +116,8 @@ def figure(value: Any, fmt: str) -> str:
 
 
 def install(app: Flask) -> None:
+    from .wording import evidence
+
     for f in (when, clock, dur, uptime, pct, num, change, trend_class, who, whom, tagname,
-              spark, figure, untranslated):
+              spark, figure, untranslated, evidence):
         app.add_template_filter(f)
