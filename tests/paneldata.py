@@ -109,6 +109,29 @@ class Box:
             self.uids.append(uid)
         self.ingester.scan()
 
+    def add_office(self) -> float:
+        """Names, teams and a day of PBX records: missed calls waiting for a callback, a queue
+        call called back by a colleague, one never called back, one from a caller whose
+        'number' is markup and a spreadsheet formula. Returns 'now'."""
+        kpi = self.settings.kpi
+        kpi.names = {"101": "Анна Петрова", "102": "Борис Смирнов", "103": "Вера"}
+        kpi.teams = {"sales": ["101", "102"], "support": ["103"]}
+        self.queries.settings_changed()
+        now = time.time()
+        rows = [
+            {"id": "w1", "start": now - 2400, "from": "79161000001", "to": "101"},
+            {"id": "w2", "start": now - 600, "from": "79161000002", "to": "102"},
+            {"id": "q1a", "start": now - 10800, "from": "79161000003", "to": "101", "group": "q1"},
+            {"id": "q1b", "start": now - 10800, "from": "79161000003", "to": "102", "group": "q1"},
+            {"id": "q1cb", "start": now - 10500, "from": "102", "to": "89161000003",
+             "answer": now - 10490, "billsec": 120, "disposition": "ANSWERED"},
+            {"id": "n1", "start": now - 26 * 3600, "from": "79161000004", "to": "101"},
+            {"id": "x1", "start": now - 5000, "from": '=SUM(A:A)<b>x</b>', "to": "103"},
+        ]
+        out = self.queries.add_cdr(rows, "pbx")
+        assert out["errors"] == [], out
+        return now
+
     def setup_admin(self, client, name: str = "admin") -> None:
         token = self.app.extensions["setup"].ensure()
         page = client.get(f"/setup?token={token}")

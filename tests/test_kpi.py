@@ -391,3 +391,62 @@ def test_a_running_period_is_compared_to_date(q):
     # the whole of October had 3: that is what a finished November is compared with
     later = q.compare("2026-11", now=LATER)
     assert "to_date" not in later and later["office"]["vs_previous"]["calls_in"]["delta"] == -2
+
+
+def test_plans_progress_forecast_and_who_is_behind(q):
+    from appliance.kpi.plans import PlanError
+
+    q.settings.kpi.teams = {"sales": ["101", "102"]}
+    rows = []
+    for day in range(2, 8):                       # 2-7 November: 10 calls a day to 101
+        for i in range(10):
+            t = at(11, day, 9 + i)
+            if i < 8:
+                rows.append(cdr(f"{day}-{i}", t, f"7916200{day:02d}{i:02d}", "101", answer=t + 5, billsec=60))
+            else:
+                rows.append(cdr(f"{day}-{i}", t, f"7916200{day:02d}{i:02d}", "101"))
+    q.add_cdr(rows, "pbx")
+    q.db.calls.add(result("won1", at(11, 3, 9, 0, 6), "101", "79162000300"))
+    q.post_outcome("won1", {"result": "won", "amount": 5000}, "crm")           # RUB
+    q.db.calls.add(result("won2", at(11, 3, 10, 0, 6), "101", "79162000301"))
+    q.post_outcome("won2", {"result": "won", "amount": 900, "currency": "EUR"}, "crm")
+    for plan in ({"scope": "manager", "who": "101", "kind": "month", "metric": "calls", "target": 300},
+                 {"scope": "manager", "who": "101", "kind": "month", "metric": "answer_rate", "target": 0.75},
+                 {"scope": "manager", "who": "101", "kind": "month", "metric": "revenue", "target": 10000},
+                 {"scope": "team", "who": "sales", "kind": "month", "metric": "calls", "target": 150},
+                 {"scope": "manager", "who": "101", "kind": "week", "metric": "calls", "target": 50}):
+        q.save_plan(plan, "boss")
+    q.save_plan({"scope": "manager", "who": "101", "kind": "month", "metric": "calls", "target": 300}, "boss")
+    assert len(q.plan_list()) == 5                                   # the same plan replaced
+    base = {"scope": "manager", "who": "101", "kind": "month", "metric": "calls", "target": 1}
+    for bad, msg in [({"scope": "team", "who": "nobody"}, "team"),
+                     ({"metric": "answer_rate", "target": 90}, "share"),
+                     ({"kind": "year"}, "kind"), ({"target": True}, "target")]:
+        with pytest.raises(PlanError, match=msg):
+            q.save_plan({**base, **bad}, "boss")
+    now = at(11, 10, 12)             # 9.5 of November's 30 days gone: 0.3167 of the month
+    got = {p["id"]: p for p in q.plans(now)}
+    calls = got["manager:101:month:calls"]
+    # 60 calls so far; at that pace 60 / (9.5 / 30) = 189.47 by the end: short of 300
+    assert (calls["value"], calls["forecast"], calls["status"]) == (60, 189.47, "behind")
+    assert calls["share"] == 0.2 and calls["elapsed"] == round(9.5 / 30, 4)
+    rate = got["manager:101:month:answer_rate"]
+    assert (rate["value"], rate["status"]) == (0.8, "on_track")      # 48 of 60 answered
+    revenue = got["manager:101:month:revenue"]
+    # only roubles count toward a plan in kpi.currency: 5000 / 0.3167 = 15789.47 >= 10000
+    assert (revenue["value"], revenue["forecast"], revenue["status"]) == (5000.0, 15789.47, "on_track")
+    team = got["team:sales:month:calls"]
+    assert (team["value"], team["status"]) == (60, "on_track")        # 189.47 >= 150
+    week = got["manager:101:week:calls"]
+    # the week of 9 November: 1.5 of 7 days gone (over a fifth), no call yet
+    assert (week["value"], week["forecast"], week["status"]) == (0, 0.0, "behind")
+    assert [p["status"] for p in q.plans(now)][:2] == ["behind", "behind"]   # behind first
+    # on Monday morning a week's plan is too young to judge
+    monday = {p["id"]: p for p in q.plans(at(11, 9, 12))}
+    assert monday["manager:101:week:calls"]["status"] == "early"
+    behind = [a for a in q.alerts(now=now) if a["kind"] == "plan_behind"]
+    assert sorted(a["plan"] for a in behind) == ["manager:101:month:calls", "manager:101:week:calls"]
+    q.delete_plan("manager:101:week:calls", "boss")
+    with pytest.raises(NotFound):
+        q.delete_plan("manager:101:week:calls", "boss")
+    assert [e["action"] for e in q.db.audit.recent(2)] == ["plan deleted", "plan saved"]

@@ -704,3 +704,110 @@ def test_api_tokens_are_made_and_revoked_on_the_users_page(box, admin):
     assert api.get("/api/v1/kpis?period=2026-11", headers=bearer).status_code == 401
     actions = [e["action"] for e in box.db.audit.recent(10)]
     assert "token create" in actions and "token revoke" in actions
+
+
+# --- the head of sales' pages ---
+def test_missed_calls_page_filters_callbacks_and_csv(box, admin):
+    box.add_office()
+    page = admin.get("/api/v1/missed").get_json()
+    by = {m["group"]: m for m in page["missed"]}
+    assert set(by) == {"w1", "w2", "q1", "n1", "x1"}
+    assert by["q1"]["callback"]["status"] == "called_back_fast" and by["q1"]["callback"]["by"] == "102"
+    assert by["n1"]["callback"]["status"] == "never" and by["x1"]["callback"]["status"] == "no_number"
+    assert page["counts"]["pending"] == 2 and page["never_share"] == 0.2       # 1 of 5
+    assert page["median_callback_s"] == 300.0
+    # to call back now: the ones still waiting, the longest wait first
+    assert [m["group"] for m in page["to_call_back"]] == ["w1", "w2"]
+    assert page["to_call_back"][0]["waiting_s"] >= 2400
+    groups = lambda q: {m["group"] for m in admin.get("/api/v1/missed" + q).get_json()["missed"]}  # noqa: E731
+    assert groups("?agent=101") == {"w1", "q1", "n1"}              # rang Anna's phone
+    assert groups("?agent=101&alone=1") == {"w1", "n1"}            # missed by her alone
+    assert groups("?team=support") == {"x1"} and groups("?status=never") == {"n1"}
+    assert admin.get("/api/v1/missed?team=nobody").status_code == 400
+
+    html = admin.get("/missed?agent=101").get_data(as_text=True)
+    assert "Анна Петрова" in html and "Борис Смирнов" in html and ">101<" not in html
+    assert "Перезвонить сейчас" in html and "не перезвонили" in html
+    assert "<b>x</b>" not in admin.get("/missed").get_data(as_text=True)   # escaped
+    csv_text = admin.get("/missed.csv?status=no_number").get_data(as_text=True)
+    lines = csv_text.strip().splitlines()
+    assert lines[0] == "start,client,rang,status,callback_at,callback_by,reached,waited_s"
+    assert len(lines) == 2 and ",'=SUM(A:A)" in lines[1] and "Вера" in lines[1]   # formula made text
+    fast = admin.get("/missed.csv?status=called_back_fast").get_data(as_text=True).splitlines()[1]
+    assert "Анна Петрова; Борис Смирнов" in fast and ",Борис Смирнов,yes,300.0" in fast
+    assert box.db.audit.recent(1)[0]["action"] == "missed export"
+
+
+def test_dashboard_links_to_the_missed_calls_and_names_managers(box, admin):
+    box.add_office()
+    html = admin.get("/").get_data(as_text=True)
+    assert 'id="tile-never" href="/missed?status=never' in html
+    assert 'href="/missed"' in html                                          # all missed calls
+    # a manager's 'missed, never called back' opens their missed calls, not recorded calls
+    assert re.search(r'class="missed-never" href="/missed\?agent=101&amp;alone=1&amp;status=never', html)
+    assert "Анна Петрова" in html and "Борис Смирнов" in html
+
+
+def test_managers_page_ranks_by_any_column_with_names_and_charts(box, admin):
+    box.add_office()
+    data = admin.get("/api/v1/managers?sort=missed_rang").get_json()
+    assert data["kind"] == "week" and len(data["periods"]) == 8
+    ranked = [r["values"]["missed_rang"] for r in data["managers"]]
+    assert ranked == sorted(ranked, reverse=True)
+    # the KPI agrees with the missed-calls list of the same week (n1 may be last week's)
+    week = data["period"]
+    for agent in ("101", "102"):
+        listed = admin.get(f"/api/v1/missed?period={week}&agent={agent}").get_json()["missed"]
+        row = next(r for r in data["managers"] if r["id"] == agent)
+        assert row["values"]["missed_rang"] == len(listed)
+    names = [r["name"] for r in admin.get("/api/v1/managers?sort=name").get_json()["managers"]]
+    assert names == sorted(names) and "Анна Петрова" in names
+    rev = [r["name"] for r in admin.get("/api/v1/managers?sort=name&order=desc").get_json()["managers"]]
+    assert rev == names[::-1]
+    anna = next(r for r in data["managers"] if r["id"] == "101")
+    assert len(anna["series"]["calls"]) == 8 and anna["series"]["calls"][-1] == anna["values"]["calls"]
+    assert anna["team"] == "sales" and [t["id"] for t in data["teams"]] == ["sales", "support"]
+    months = admin.get("/api/v1/managers?kind=month").get_json()
+    assert len(months["periods"]) == 6 and months["to_date"] is True
+    html = admin.get("/managers?sort=calls").get_data(as_text=True)
+    assert "Анна Петрова" in html and "<polyline" in html and "Пропустил сам" in html
+    assert admin.get("/managers?sort=nonsense").status_code == 400
+
+
+def test_plans_are_set_in_the_panel_by_editors_with_csrf(box, admin):
+    box.add_office()
+    page = admin.get("/plans")
+    form = {"action": "save", "scope": "manager", "manager": "101", "kind": "week",
+            "metric": "answer_rate", "target": "90"}
+    assert admin.post("/plans", data=form).status_code == 400               # no CSRF token
+    assert box.queries.plan_list() == []
+    resp = admin.post("/plans", data={**form, "csrf_token": csrf(page)})
+    assert resp.status_code == 302
+    assert box.queries.plan_list()[0]["target"] == 0.9                      # 90 % as a share
+    bad = admin.post("/plans", data={**form, "target": "lots", "csrf_token": csrf(page)})
+    assert bad.status_code == 400 and "target" in bad.get_data(as_text=True)
+    html = admin.get("/plans").get_data(as_text=True)
+    assert "Анна Петрова" in html and "доля отвеченных" in html and "90%" in html
+    viewer = _as(box, "viewer")
+    vpage = viewer.get("/plans")
+    assert vpage.status_code == 200 and 'id="plan-form"' not in vpage.get_data(as_text=True)
+    assert viewer.post("/plans", data={**form, "csrf_token": csrf(vpage)}).status_code == 403
+    resp = admin.post("/plans", data={"action": "delete", "id": "manager:101:week:answer_rate",
+                                      "csrf_token": csrf(page)})
+    assert resp.status_code == 302 and box.queries.plan_list() == []
+
+
+def test_calls_list_sorts_and_presets(admin):
+    def uids(query):
+        return [c["uid"] for c in admin.get("/api/v1/calls" + query).get_json()["calls"]]
+
+    assert uids("?sort=score&order=asc") == ["c-complaint", "c-xss", "c-polite"]     # 35, 70, 92
+    assert uids("?sort=score") == ["c-polite", "c-xss", "c-complaint"]
+    assert uids("?problem=1") == ["c-complaint"]
+    assert admin.get("/api/v1/calls?sort=volume").status_code == 400
+    html = admin.get("/calls").get_data(as_text=True)
+    worst = re.search(r'id="preset-worst" href="([^"]+)"', html).group(1).replace("&amp;", "&")
+    assert "sort=score" in worst and "order=asc" in worst
+    page = admin.get(worst).get_data(as_text=True)
+    assert page.index("c-complaint") < page.index("c-xss") < page.index("c-polite")
+    assert 'data-sort="score"' in page and "↑" in page
