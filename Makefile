@@ -11,7 +11,7 @@ DEMO_DEBS := festival festvox-ru
 # browser, the demo's voices; festvox-ru is also the tests' real speech).
 TEST_DEBS := $(RUN_DEBS) $(DEMO_DEBS) sip-tester mosquitto openssl chromium fonts-dejavu-core systemd
 
-.PHONY: run demo test install install-test bench image image-test clean
+.PHONY: run demo check test install install-test bench image image-test clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ demo: install
 	bash tests/install-system-deps.sh $(DEMO_DEBS)
 	$(VENV)/bin/appliance demo
 
+# The quick loop: lint and every test not marked slow (about 2 minutes on 2 cores).
+check: install-test
+	$(VENV)/bin/ruff check appliance bench tests
+	$(PY) -m pytest -m "not slow" -q
+
+# The whole suite: what CI runs.
 test: install-test
 	$(VENV)/bin/ruff check appliance bench tests
 	$(PY) -m pytest
@@ -48,6 +54,8 @@ bench: install-test
 	$(PY) bench/store.py
 	$(PY) bench/mqtt.py
 	$(PY) bench/web.py
+	$(PY) bench/redaction.py
+	$(PY) bench/soak.py --calls 5000 --capacity 32 --mean-s 8 --max-s 120 --no-asr
 
 # The box's disk image (root; see firmware/README.md) and its boot test in qemu.
 IMAGE_DEBS := debootstrap e2fsprogs fdisk grub-pc-bin grub2-common qemu-system-x86 curl

@@ -156,8 +156,16 @@ class LocalData:
             def read_audio(result: dict[str, Any], path: Any, specs: list[Any]) -> Any:
                 paths, agent_channel = call_audio(result, path)
                 return read_pieces(paths, settings, specs, agent_channel)
+            mute = None
+            if settings.privacy.mute_audio:
+                from .media.mute import mute_spans
+
+                def mute(result: dict[str, Any], path: Any) -> None:
+                    paths, agent_channel = call_audio(result, path)
+                    mute_spans(paths, settings.channels.agent_channel if agent_channel is None
+                               else agent_channel, result["redactions"])
             self.pending = PendingCalls(stages.asr, stages.complete, read_audio,
-                                        self.ingester.ingest_file)
+                                        self.ingester.ingest_file, mute)
             self.ingester.on_pending = self.pending.adopt
         self.retention = Retention(settings, self.db, bus)
         self.queries = Queries(self.db, settings,

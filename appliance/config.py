@@ -143,6 +143,16 @@ class AsrSettings(_Section):
                             "beyond it, audio is read back from the recordings")
 
 
+class PrivacySettings(_Section):
+    """What of personal data is kept (see docs/privacy.md)."""
+
+    redact: list[Literal["card", "phone", "passport", "snils", "inn", "email"]] = Field(
+        ["card"], description="kinds of personal data masked in transcripts (card, phone, "
+        "passport, snils, inn, email)")
+    mute_audio: bool = Field(False, description="also silence the recording over each masked "
+                             "line (the party's channel)")
+
+
 class RecordingSettings(_Section):
     """Live call recordings (stereo: agent left, client right, 16 kHz)."""
 
@@ -388,6 +398,7 @@ class Settings(_Section):
     inbox: InboxSettings = InboxSettings()
     asr: AsrSettings = AsrSettings()
     recording: RecordingSettings = RecordingSettings()
+    privacy: PrivacySettings = PrivacySettings()
     sip: SipSettings = SipSettings()
     retention: RetentionSettings = RetentionSettings()
     cdr: CdrSettings = CdrSettings()

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 
+from waiting import free_port, wait_for
+
 HOST = "127.0.0.1"
 
 
 def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    return free_port(socket.SOCK_STREAM)
 
 
 class Mosquitto:
@@ -29,6 +29,7 @@ class Mosquitto:
                  tls: dict[str, Path] | None = None, persistence: bool = False) -> None:
         assert shutil.which("mosquitto"), "mosquitto missing: `make test` installs it"
         self.workdir = workdir
+        self.fixed_port = port is not None
         self.port = port or free_tcp_port()
         self.users = users
         self.tls = tls
@@ -58,18 +59,28 @@ class Mosquitto:
         return cfg
 
     def start(self) -> None:
+        for _ in range(3):          # a free port may be taken before mosquitto binds it
+            if self._start():
+                return
+            assert not self.fixed_port, (self.workdir / "mosquitto.log").read_text()
+            self.port = free_tcp_port()
+        raise AssertionError("mosquitto did not start: " +
+                             (self.workdir / "mosquitto.log").read_text()[-2000:])
+
+    def _start(self) -> bool:
         self.log = open(self.workdir / "mosquitto.log", "ab")
         self.proc = subprocess.Popen(["mosquitto", "-c", str(self._config())],
                                      stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        def listening() -> bool:
+            if self.proc.poll() is not None:
+                return True
             try:
                 socket.create_connection((HOST, self.port), timeout=0.2).close()
-                return
+                return True
             except OSError:
-                assert self.proc.poll() is None, (self.workdir / "mosquitto.log").read_text()
-                time.sleep(0.05)
-        raise AssertionError("mosquitto did not start")
+                return False
+        assert wait_for(listening, 10, step=0.05), "mosquitto did not start"
+        return self.proc.poll() is None
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

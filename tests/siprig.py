@@ -15,6 +15,7 @@ from pathlib import Path
 
 from appliance.simulate.rawsip import (HOST, RawUA, Response, free_port,  # noqa: F401
                                        invite, parse_response, sdp)
+from waiting import wait_for
 from appliance.sources.sip.workers import state_files
 
 HERE = Path(__file__).parent
@@ -26,15 +27,6 @@ def metadata(name: str) -> str:
 
 
 # --- processes --------------------------------------------------------------------------
-
-def _wait(pred, timeout: float, step: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
-
 
 class Kamailio:
     """kamailio as the office PBX's registrar/proxy (no auth, in-memory location)."""
@@ -54,7 +46,7 @@ class Kamailio:
                        stdout=self.log, stderr=self.log)
         ua = RawUA()
         try:
-            assert _wait(lambda: ua.options((HOST, self.port), timeout=0.5) is not None, 10), \
+            assert wait_for(lambda: ua.options((HOST, self.port), timeout=0.5) is not None, 10), \
                 "kamailio did not answer OPTIONS"
         finally:
             ua.close()
@@ -68,7 +60,7 @@ class Kamailio:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             return
-        _wait(lambda: not Path(f"/proc/{pid}").exists(), 10)
+        wait_for(lambda: not Path(f"/proc/{pid}").exists(), 10)
         self.pidfile.unlink(missing_ok=True)
 
     def registered(self, user: str) -> bool:
@@ -137,7 +129,7 @@ port = {self.web_port}
         workers = -(-self.max_calls // 4)
         expected = 1 if workers == 1 else workers
         try:        # up when SIP answers and every capture process has started
-            ok = _wait(lambda: self.proc.poll() is None and
+            ok = wait_for(lambda: self.proc.poll() is None and
                        ua.options(self.addr, timeout=0.5) is not None and
                        len(state_files(self.data)) >= expected, 120)
         finally:
@@ -204,11 +196,16 @@ port = {self.web_port}
             found[:] = [r for r in self.results()
                         if r["call"]["extra"].get("sip_call_id") == sip_call_id]
             return bool(found)
-        _wait(look, timeout)
+        wait_for(look, timeout)
         return found[0] if found else None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def longest_call_s(self) -> float:
+        """Seconds streamed so far by the longest call in progress (from the state files)."""
+        calls = self.state().get("active_calls", [])
+        return max((max(c["frames"].values(), default=0) * 0.02 for c in calls), default=0.0)
 
 
 def start_src(target: str, wavs: list[Path], port: int, rtp_port: int, *args: str) -> subprocess.Popen:
@@ -216,7 +213,3 @@ def start_src(target: str, wavs: list[Path], port: int, rtp_port: int, *args: st
     return subprocess.Popen([sys.executable, "-m", "appliance.simulate.src", target,
                              *map(str, wavs), "--port", str(port), "--rtp-port", str(rtp_port),
                              *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def wait_for(pred, timeout: float, step: float = 0.2) -> bool:
-    return _wait(pred, timeout, step)

@@ -5,11 +5,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from conftest import write_wav
+from waiting import free_port, wait_for
 
 CLI = [sys.executable, "-m", "appliance.cli"]
 
@@ -82,18 +82,18 @@ def test_run_analyses_recordings_dropped_into_the_inbox(call_wav, tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         inbox = data / "inbox"
-        deadline = time.monotonic() + 30
-        while not inbox.is_dir() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        assert wait_for(inbox.is_dir, 30)
         (inbox / "call.wav").write_bytes(call_wav.read_bytes())
         (inbox / "broken.wav").write_bytes(b"garbage" * 100)
-        result = data / "calls" / "call.json"
         failed = inbox / "failed" / "broken.wav.error.txt"
-        while not (result.exists() and failed.exists()) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert result.exists() and failed.exists()
-        r = json.loads(result.read_text())
-        assert r["segments"] and (data / "calls" / "call.wav").exists()
+
+        def results() -> list:
+            return [p for p in (data / "calls").glob("*/*.json") if not p.name.endswith(".meta.json")]
+        assert wait_for(lambda: results() and failed.exists(), 30)
+        r = json.loads(results()[0].read_text())
+        extra = r["call"]["extra"]
+        assert r["segments"] and extra["original_name"] == "call.wav"
+        assert (results()[0].parent / extra["recording"]).exists()    # beside its call JSON
         assert "not a readable WAV or FLAC" in failed.read_text()
         assert (inbox / "failed" / "broken.wav").exists()      # nothing is deleted
         status = subprocess.run(CLI + ["status", "--json"], env=dict(os.environ, **env),
@@ -113,18 +113,14 @@ def test_a_burst_of_signals_stops_the_daemon_cleanly(tmp_path):
     handler took the stop event's lock): many in a row must still end in a clean stop."""
     import socket as _socket
 
-    with _socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port(_socket.SOCK_STREAM)
     data = tmp_path / "data"
     env = dict(os.environ, APPLIANCE_PATHS__DATA_DIR=str(data), APPLIANCE_ASR__ENABLED="false",
                APPLIANCE_SIP__ENABLED="false", APPLIANCE_WEB__PORT=str(port),
                APPLIANCE_MQTT__EMBEDDED="false", APPLIANCE_INBOX__ENABLED="false")
     proc = subprocess.Popen(CLI + ["run"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not (data / "run" / "daemon.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    assert wait_for((data / "run" / "daemon.json").exists, 60)
     for _ in range(200):
         proc.send_signal(signal.SIGTERM)
         if proc.poll() is not None:

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import pytest
 
 from appliance.simulate.dialogue import YIELD_S, ScriptError, Turn, assemble, load_scripts
 from appliance.simulate.voice import render, trim
-from siprig import free_port
+from waiting import free_port, wait_for
 
 RATE = 16000
 BUILT_IN = Path(__file__).resolve().parents[1] / "appliance" / "simulate" / "demo_calls.toml"
@@ -113,7 +112,7 @@ def test_demo_without_a_running_appliance_says_how_to_start_it(tmp_path):
 
 @pytest.mark.slow
 def test_demo_fills_the_appliance_with_real_results(tmp_path):
-    env = dict(os.environ, APPLIANCE_SIP__PORT=str(free_port()), APPLIANCE_SIP__RTP_PORT="46000",
+    env = dict(os.environ, APPLIANCE_SIP__PORT=str(free_port()), APPLIANCE_SIP__RTP_PORT=str(free_port()),
                APPLIANCE_WEB__PORT=str(free_port()), APPLIANCE_MQTT__EMBEDDED_PORT=str(free_port()),
                APPLIANCE_MQTT__BOX_ID="demo-box",
                APPLIANCE_MQTT__KPI_INTERVAL_S="3600")    # missed-call alerts come with the records
@@ -122,15 +121,14 @@ def test_demo_fills_the_appliance_with_real_results(tmp_path):
     daemon = subprocess.Popen([sys.executable, "-m", "appliance.cli", "run"], cwd=tmp_path,
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 90
-        while True:
+        health: dict = {}
+
+        def up() -> bool:
             status = subprocess.run([sys.executable, "-m", "appliance.cli", "status", "--json"],
                                     cwd=tmp_path, env=env, capture_output=True, text=True)
-            health = json.loads(status.stdout)
-            if health["running"] and health["checks"]["broker"]["ok"] or time.monotonic() > deadline:
-                break
-            time.sleep(1)
-        assert health["running"], health
+            health.update(json.loads(status.stdout))
+            return health["running"] and health["checks"]["broker"]["ok"]
+        assert wait_for(up, 90, step=1.0), health
         demo = subprocess.run([sys.executable, "-m", "appliance.cli", "demo", "--json",
                                "--pbx-port", str(free_port()), "--timeout", "420"],
                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)

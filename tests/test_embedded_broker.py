@@ -11,19 +11,17 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
 from mqttrig import Subscriber
+from waiting import free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port(socket.SOCK_STREAM)
 
 
 def _run(tmp_path, mqtt_port: int) -> tuple[subprocess.Popen, dict]:
@@ -37,15 +35,18 @@ def _run(tmp_path, mqtt_port: int) -> tuple[subprocess.Popen, dict]:
     return proc, env
 
 
-def _status(env: dict) -> dict:
-    deadline = time.monotonic() + 30
-    while True:
+def _status(env: dict, until=lambda h: h["running"] and h["checks"]["broker"]["ok"]) -> dict:
+    """The daemon's health, once ``until`` holds (or after 30 s)."""
+    health: dict = {}
+
+    def read() -> bool:
         out = subprocess.run([sys.executable, "-m", "appliance.cli", "status", "--json"], env=env,
                              capture_output=True, text=True, timeout=60)
-        health = json.loads(out.stdout)
-        if (health["running"] and health["checks"]["broker"]["ok"]) or time.monotonic() > deadline:
-            return health
-        time.sleep(0.5)
+        health.clear()
+        health.update(json.loads(out.stdout))
+        return until(health)
+    wait_for(read, 30, step=0.5)
+    return health
 
 
 def test_appliance_on_defaults_publishes_to_its_own_broker(tmp_path):
@@ -75,13 +76,7 @@ def test_a_taken_port_leaves_mqtt_off_and_says_why(tmp_path):
         taken.listen()
         proc, env = _run(tmp_path, taken.getsockname()[1])
         try:
-            deadline = time.monotonic() + 30
-            health = {"running": False}
-            while not health["running"] and time.monotonic() < deadline:
-                out = subprocess.run([sys.executable, "-m", "appliance.cli", "status", "--json"],
-                                     env=env, capture_output=True, text=True, timeout=60)
-                health = json.loads(out.stdout)
-                time.sleep(0.3)
+            health = _status(env, until=lambda h: h["running"])
             assert health["running"] and health["checks"]["broker"]["detail"] == "MQTT off"
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -98,12 +93,12 @@ def test_the_broker_does_not_outlive_a_killed_appliance(tmp_path):
     finally:
         proc.kill()
         proc.communicate(timeout=60)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    def closed() -> bool:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return False
         except OSError:
-            break
-        time.sleep(0.2)
+            return True
+    assert wait_for(closed, 20)
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()

@@ -25,6 +25,7 @@ from appliance.mqtt.outbox import Outbox
 from appliance.query import Queries
 from appliance.store.database import Database
 from mqttrig import HOST, Mosquitto, Subscriber, free_tcp_port, make_certs
+from waiting import wait_for
 from storedata import result
 
 pytestmark = pytest.mark.slow
@@ -99,12 +100,13 @@ def test_call_summary_and_alerts_arrive_without_transcript(tmp_path, broker, pro
         assert problem["reasons"] == ["profanity"] and problem["severity"] == "critical"
         assert problem["uid"] == "p1"
         assert all(m.qos == 1 for m in alerts)
-        avail = sub.wait(1, topic="appliance/box1/availability")
-        assert avail[0].payload == b"online" and avail[0].retain in (0, 1)
-        deadline = time.monotonic() + 5
-        while len(box.outbox) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(box.outbox) == 0                      # acknowledged, then forgotten
+        assert sub.wait(1, topic="appliance/box1/availability")[0].payload == b"online"
+        # availability is retained: a subscriber that comes later is told at once
+        late = Subscriber(broker.port, "appliance/box1/availability")
+        avail = late.wait(1)
+        late.close()
+        assert avail[0].payload == b"online" and avail[0].retain
+        assert wait_for(lambda: len(box.outbox) == 0, 5)  # acknowledged, then forgotten
     finally:
         box.close()
         sub.close()
@@ -117,7 +119,7 @@ def test_transcripts_only_when_enabled_and_status_kpis_are_retained(tmp_path, br
         box.bus.publish("call.stored", result=_problem_call("p2"))
         box.feeds.publish_status()
         box.feeds.publish_kpis()
-        time.sleep(1.0)
+        assert wait_for(lambda: len(box.outbox) == 0, 10)     # at the broker, retained
         late = Subscriber(broker.port, ["appliance/box1/status", "appliance/box1/kpi/#"])
         retained = late.wait(3, timeout=10)
         topics = {m.topic for m in retained}
@@ -181,15 +183,20 @@ def test_broker_outage_of_a_minute_loses_nothing_and_doubles_nothing(tmp_path):
         for i in range(200):                              # raised while the broker is away
             box.feeds.raise_alert("registration_lost", f"alert {i}", n=i)
         assert len(box.outbox) >= 200                     # on disk, waiting
-        time.sleep(60)
+        # the box keeps trying while the broker is away: wait for two failed attempts
+        # rather than a fixed time
+        assert wait_for(lambda: box.publisher.failed_attempts >= 2, 30)
+        restarted_at = time.time()
         broker.start()                                    # same port, sessions restored
         got = sub.wait(201, timeout=60)
         payloads = [json.loads(m.payload) for m in got]
         assert [p["n"] for p in payloads[1:]] == list(range(200))          # in order
         assert len({p["id"] for p in payloads}) == len(payloads) == 201    # each once
-        assert payloads[5]["ts"] < payloads[5 + 1]["ts"] <= time.time() - 55   # when raised
-        time.sleep(1.0)
-        assert len(sub.payloads()) == 201
+        assert payloads[5]["ts"] < payloads[5 + 1]["ts"] < restarted_at     # when raised
+        # nothing comes twice: a marker sent last arrives after any duplicate would have
+        box.feeds.raise_alert("disk_low", "marker")
+        assert wait_for(lambda: any(p["message"] == "marker" for p in sub.payloads()), 20)
+        assert [p["message"] for p in sub.payloads()[201:]] == ["marker"]
     finally:
         box.close()
         sub.close()
@@ -201,8 +208,7 @@ def test_a_restart_with_messages_waiting_delivers_them(tmp_path, broker):
     box = make_box(tmp_path, dead_port)
     for i in range(20):
         box.feeds.raise_alert("disk_low", f"queued {i}", n=i)
-    time.sleep(1.0)
-    assert len(box.outbox) == 20
+    assert len(box.outbox) == 20                          # kept at once, before any send
     box.close()
     sub = Subscriber(broker.port, "appliance/box1/alerts")
     box = make_box(tmp_path, broker.port)                  # the same data dir, a real broker
@@ -238,10 +244,8 @@ def test_a_wrong_password_is_a_clear_error_retried_with_backoff(tmp_path, caplog
     caplog.set_level(logging.ERROR, logger="appliance.mqtt.client")
     box = make_box(tmp_path, broker.port, username="box", password="wrong")
     try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and len(
-                [r for r in caplog.records if r.getMessage() == "mqtt connection refused"]) < 2:
-            time.sleep(0.1)
+        assert wait_for(lambda: len([r for r in caplog.records
+                                     if r.getMessage() == "mqtt connection refused"]) >= 2, 15)
         refused = [r for r in caplog.records if r.getMessage() == "mqtt connection refused"]
         assert len(refused) >= 2                                # tried again
         assert "password" in refused[0].reason.lower() or "authori" in refused[0].reason.lower()
@@ -332,9 +336,7 @@ def test_fleet_adds_up_two_boxes(tmp_path, broker):
         boxes[1].db.calls.add(result("s1", now, "101"))
         for b in boxes:
             b.feeds.publish_kpis()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and fleet.summary()["fleet"]["recorded"] < 3:
-            time.sleep(0.1)
+        assert wait_for(lambda: fleet.summary()["fleet"]["recorded"] >= 3, 10)
         s = fleet.summary()
         assert s["boxes"] == ["north", "south"] and s["online"] == ["north", "south"]
         assert s["fleet"]["recorded"] == 3
@@ -351,7 +353,7 @@ def test_home_assistant_discovery_describes_the_sensors(tmp_path, broker):
     try:
         box.feeds.publish_discovery()
         box.feeds.publish_status()
-        time.sleep(1.0)
+        assert wait_for(lambda: len(box.outbox) == 0, 10)     # at the broker, retained
         sub = Subscriber(broker.port, "homeassistant/#")
         configs = {m.topic: json.loads(m.payload) for m in sub.wait(5, timeout=10)}
         sub.close()

@@ -319,8 +319,15 @@ def test_recordings_from_the_inbox_and_the_upload_api_can_be_played(box, admin, 
     assert resp.status_code == 202
     watcher = InboxWatcher(box.settings, on_result=box.ingester.ingest_file)
     watcher.poll_once(now=0.0)
-    assert len(watcher.poll_once(now=100.0)) == 2
-    for uid in ("pbx-0001", "upload-1"):
+    written = watcher.poll_once(now=100.0)
+    assert len(written) == 2
+    # each kept as calls/<day>/<uid>.*, the PBX's name and call id kept with it
+    calls = {json.loads(p.read_text())["call"]["call_id"]: json.loads(p.read_text())["call"]["extra"]
+             for p in written}
+    assert set(calls) == {"pbx-0001", "upload-1"}
+    assert {c["original_name"] for c in calls.values()} >= {"pbx-0001.wav"}
+    for extra in calls.values():
+        uid = extra["uid"]
         call = admin.get(f"/api/v1/calls/{uid}").get_json()
         assert call["recording"], call
         audio = admin.get(f"/calls/{uid}/audio")

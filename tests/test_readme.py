@@ -14,6 +14,7 @@ import pytest
 
 from appliance.web.app import WebServer
 from paneldata import Box
+from waiting import free_port
 
 ROOT = Path(__file__).parent.parent
 
@@ -25,9 +26,7 @@ def readme_curls() -> list[str]:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port(socket.SOCK_STREAM)
 
 
 @pytest.fixture

@@ -5,15 +5,16 @@ disk that fills during a call stops the recording and keeps the analysis."""
 from __future__ import annotations
 
 import json
-import os
+import subprocess
+import sys
+import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from appliance.bus import Bus
-from appliance.media.live import LiveCall
-from appliance.media.session import CallMeta
 from appliance.store.database import Database
 from appliance.store.ingest import Ingester
 from appliance.store.retention import Retention
@@ -123,30 +124,52 @@ def test_recording_guard_reads_the_real_disk(tmp_path):
     assert RecordingGuard(tmp_path, floor_mb=free + 10_000).allowed() is False
 
 
-def test_disk_filling_during_a_call_stops_the_recording_and_keeps_the_analysis(speech, settings):
-    settings.recording.format = "flac"
-    settings.recording.sync_s = 0.2
-    live = LiveCall(settings, CallMeta(source="sip", call_id="full"), None, "full")
-    pcm = to_pcm(speech)
-    half = len(pcm) // 2
-    for i in range(0, half, 320):
-        live.push("agent", pcm[i:i + 320].tobytes())
-        live.push("client", np.zeros(320, np.int16).tobytes())
-    time.sleep(0.5)
-    live.push("agent", pcm[half:half + 320].tobytes())      # a write after sync_s: synced
-    live.push("client", np.zeros(320, np.int16).tobytes())
-    time.sleep(0.5)
-    real = live.recorder._fh
-    live.recorder._fh = open("/dev/full", "wb")     # every write now fails with ENOSPC
-    for i in range(half, len(pcm) - 320, 320):
-        live.push("agent", pcm[i:i + 320].tobytes())
-        live.push("client", np.zeros(320, np.int16).tobytes())
+FILLING_DISK = textwrap.dedent("""
+    import json, resource, signal, sys, time
+    from pathlib import Path
+    import numpy as np
+    from appliance.config import Settings
+    from appliance.media.live import LiveCall
+    from appliance.media.session import CallMeta
+    s = Settings()
+    s.paths.data_dir, s.recording.format, s.recording.sync_s = Path(sys.argv[1]), "flac", 0.2
+    pcm = np.load(sys.argv[2])
+    # no file may grow beyond 260 kB: the recording (64 kB/s) hits it after about 4 s
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (260_000, 260_000))
+    live = LiveCall(s, CallMeta(source="sip", call_id="full"), None, "full")
+
+    def feed(a, b):
+        for i in range(a, b, 320):
+            live.push("agent", pcm[i:i + 320].tobytes())
+            live.push("client", np.zeros(320, np.int16).tobytes())
+    first = 16000 * 3
+    feed(0, first)
+    while live.recorder.data_bytes < first * 4:       # written ...
+        time.sleep(0.02)
+    time.sleep(0.3)
+    feed(first, first + 320)                          # ... and synced by a write after sync_s
+    while live.recorder.synced_s < 3.0:
+        time.sleep(0.02)
+    feed(first + 320, len(pcm) - 320)                 # the disk fills during this part
     live.end("bye")
     assert live.wait(60)
-    os.close(real.fileno())                         # (its unsynced buffer is not the point)
-    res = live.result
+    print(json.dumps({"result": live.result, "wav": str(live.wav_path), "meta": str(live.meta_path)}))
+""")
+
+
+def test_disk_filling_during_a_call_stops_the_recording_and_keeps_the_analysis(speech, settings,
+                                                                                tmp_path):
+    pcm = to_pcm(speech)
+    np.save(tmp_path / "pcm.npy", pcm)
+    run = subprocess.run([sys.executable, "-c", FILLING_DISK, str(settings.paths.data_dir),
+                          str(tmp_path / "pcm.npy")], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout)
+    live_wav, live_meta = Path(out["wav"]), Path(out["meta"])
+    res = out["result"]
     assert res["duration_s"] > len(pcm) / 16000 - 1          # analysed to the end
-    assert any("recording stopped" in n and "No space left" in n for n in res["call"]["notes"])
-    kept, rate = sf.read(str(live.wav_path), dtype="int16")
+    assert any("recording stopped" in n and "File too large" in n for n in res["call"]["notes"])
+    kept, rate = sf.read(str(live_wav), dtype="int16")
     assert 0.5 < len(kept) / rate < len(pcm) / 16000 - 1      # the part before the disk filled
-    assert json.loads(live.meta_path.read_text())["state"] == "done"
+    assert json.loads(live_meta.read_text())["state"] == "done"

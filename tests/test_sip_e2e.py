@@ -147,7 +147,9 @@ def test_the_daemon_serves_recorded_calls_and_pbx_records_on_its_http_api(rig):
     assert wait_for(lambda: _api(box, "GET", f"/calls?period={month}&limit=500", token)[1]["total"]
                     == len(results), 10)
     now = time.time()
-    records = [{"id": "e2e-missed", "start": now - 3600, "from": "79035550001", "to": "101"}]
+    # an hour ago, or half way since midnight when the day is younger: the query below asks for today
+    missed_at = now - min(3600.0, (now - time.mktime(time.localtime(now)[:3] + (0, 0, 0, 0, 0, -1))) / 2)
+    records = [{"id": "e2e-missed", "start": missed_at, "from": "79035550001", "to": "101"}]
     for r in results:
         call = r["call"]
         if call["extra"].get("sip_call_id") and call["client"]:
@@ -266,16 +268,13 @@ def test_caller_killed_without_bye_is_finalized_after_rtp_timeout(rig, call_audi
     pbx, box = rig
     before = len(box.results())
     src = _src(box.uri, [call_audio["client"], call_audio["agent"]], "--no-bye")
-    assert wait_for(lambda: len(box.state().get("active_calls", [])) == 1, 20), box.log()[-2000:]
-    time.sleep(3)
+    assert wait_for(lambda: box.longest_call_s() >= 3, 30), box.log()[-2000:]
     src.send_signal(signal.SIGKILL)
     src.wait()
-    killed_at = time.monotonic()
-    assert wait_for(lambda: len(box.results()) > before, 30), box.log()[-3000:]
-    finalized_in = time.monotonic() - killed_at
+    assert wait_for(lambda: len(box.results()) > before, 60), box.log()[-3000:]
     result = box.results()[-1]
+    # ended by the box's RTP timeout (4 s here), not by a BYE nor the session timer
     assert result["call"]["extra"]["end_reason"] == "rtp timeout"
-    assert finalized_in < 4 + 10        # rtp_timeout_s (4) + finalizing, never the 30 s BYE timer
     assert result["duration_s"] >= 3
     # the state file is a periodic snapshot: it may lag the result by a tick
     assert wait_for(lambda: not box.state()["active_calls"], 10), box.state()
@@ -287,9 +286,8 @@ def test_box_registers_again_after_the_pbx_restarts(rig):
     pbx.stop()
     pbx.start()                          # location table lost
     assert not pbx.registered(USER)
-    restarted = time.monotonic()
+    # expiry 30 s, retry 3 s: registered again well before the old registration would expire
     assert wait_for(lambda: pbx.registered(USER), 30, step=0.5), box.log()[-2000:]
-    assert time.monotonic() - restarted < 30
     assert box.alive()
 
 
@@ -303,8 +301,8 @@ def test_call_cut_by_an_appliance_crash_is_recovered_at_restart(rig, call_audio)
     pbx, box = rig
     before = len(box.results())
     src = _src(box.uri, [call_audio["client"], call_audio["agent"]], "--no-bye")
-    assert wait_for(lambda: len(box.state().get("active_calls", [])) == 1, 20)
-    time.sleep(6)
+    assert wait_for(lambda: box.longest_call_s() >= 6, 30)
+    streamed = box.longest_call_s()             # what the box had said it recorded
     box.crash()                                 # power cut: daemon, front and workers at once
     src.kill()
     src.wait()
@@ -313,7 +311,7 @@ def test_call_cut_by_an_appliance_crash_is_recovered_at_restart(rig, call_audio)
     result = box.results()[-1]
     assert result["call"]["extra"]["end_reason"] == "recovered after an appliance crash"
     assert result["call"]["source"] == "siprec" and result["call"]["agent"] == "101"
-    assert 4.5 <= result["duration_s"] <= 8, result["duration_s"]   # at most ~1 s lost
+    assert result["duration_s"] >= streamed - 1.5, (streamed, result["duration_s"])  # ~1 s lost
     assert any("cut by a crash" in n for n in result["call"]["notes"])
 
 
@@ -327,9 +325,13 @@ def test_calls_beyond_one_process_are_spread_over_capture_workers(rig, call_audi
         out = src.communicate(timeout=90)[0]
         assert src.returncode == 0 and "connected 3/3" in out, out[-1500:]
     assert wait_for(lambda: len(box.results()) >= before + 6, 60), box.log()[-3000:]
-    assert {r["call"]["source"] for r in box.results()[-6:]} == {"siprec"}
-    workers = box.log().count("capture workers started")
-    assert workers >= 1
+    recent = box.results()[-6:]
+    assert {r["call"]["source"] for r in recent} == {"siprec"}
+    # six calls at once, four per process: both capture workers took some
+    processes = {json.loads((box.data / "calls" / _day(r["call"]) /
+                             f"{r['call']['extra']['uid']}.meta.json").read_text())["process"]
+                 for r in recent}
+    assert processes == {"0", "1"}, processes
 
 
 def test_workers_stop_when_the_daemon_dies(rig):

@@ -49,12 +49,14 @@ def test_ingester_indexes_inbox_results_once(settings, real_call, tmp_path):
     watcher = InboxWatcher(settings)
     write_wav(settings.paths.inbox / "call-0001.wav", to_pcm(audio[: 16000 * 5]))
     watcher.poll_once(now=0.0)
-    watcher.poll_once(now=10.0)
+    [written] = watcher.poll_once(now=10.0)
+    uid = json.loads(written.read_text())["call"]["extra"]["uid"]
     store = CallStore(settings.paths.data_dir)
     ingester = Ingester(store, settings.paths.calls)
     assert ingester.scan() == 1 and ingester.scan() == 0
-    rec = store.get("call-0001")
-    assert rec["source"] == "file" and rec["result_path"] == "call-0001.json"
+    rec = store.get(uid)
+    assert rec["source"] == "file"
+    assert rec["result_path"] == f"{written.parent.name}/{uid}.json"
     # a call file whose record was lost (a crash between the two) is found again at start
     live = settings.paths.calls / "2026-11-25"
     live.mkdir()

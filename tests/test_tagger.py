@@ -101,4 +101,4 @@ def test_cost_does_not_grow_with_entries():
                             ",".join(f"'слово{i} другое'" for i in range(5000)) + "]", "b", "ru")
     small, big = Tagger(base), Tagger(base + many)
     stems = {"ru": "жалоб"}
-    assert len(small._starting("жалобу", stems)) == len(big._starting("жалобу", stems)) == 1
+    assert len(small.candidates("жалобу", stems)) == len(big.candidates("жалобу", stems)) == 1

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from .redaction import Redactor
 from .scoring import Checklist, score_call
 from .tagger import Tagger
 
 
 def complete_result(result: dict[str, Any], transcript: list[dict[str, Any]], failed: int,
                     asr_info: dict[str, Any], tagger: Tagger | None,
-                    checklist: Checklist | None) -> dict[str, Any]:
-    """Put the transcript into a call JSON and tag and score it (in place; returned)."""
+                    checklist: Checklist | None, redactor: Redactor | None = None
+                    ) -> dict[str, Any]:
+    """Put the transcript into a call JSON, masked first (``redactor``), then tag and score
+    it (in place; returned)."""
     result["asr"] = dict(asr_info)
     if failed:
         result["asr"]["failed_segments"] = failed
+    if redactor is not None:
+        transcript, result["redactions"] = redactor.apply(transcript)
     result["transcript"] = transcript
     result["tags"] = tagger.tag(transcript) if tagger is not None else []
     if checklist is not None:

@@ -77,7 +77,7 @@ class Tagger:
             else:
                 self._by_stem.setdefault((e.language, first), []).append(e)
 
-    def _starting(self, word: str, stems: dict[str, str]) -> list[Entry]:
+    def candidates(self, word: str, stems: dict[str, str]) -> list[Entry]:
         found = [e for lang, st in stems.items() for e in self._by_stem.get((lang, st), ())]
         found += self._by_form.get(word, ())
         node = self._trie
@@ -98,7 +98,7 @@ class Tagger:
             stems = {lang: st.stemWords(words) for lang, st in self._stemmers.items()}
             found: list[tuple[int, int, Entry]] = []
             for i in range(len(words)):
-                for e in self._starting(words[i], {lang: s[i] for lang, s in stems.items()}):
+                for e in self.candidates(words[i], {lang: s[i] for lang, s in stems.items()}):
                     if e.party not in ("any", seg["party"]) or i + len(e.words) > len(words):
                         continue
                     own = stems[e.language]

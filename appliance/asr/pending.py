@@ -29,10 +29,13 @@ ReadAudio = Callable[[dict[str, Any], Path, list[PieceSpec]], dict[PieceSpec, np
 
 class PendingCalls:
     def __init__(self, service: AsrService, complete: Complete, read_audio: ReadAudio,
-                 on_final: Callable[[Path], object]) -> None:
-        """``complete(result, transcript, failed)`` tags and scores; ``read_audio(result,
-        json_path, pieces)`` reads pieces from the recording; ``on_final(json_path)`` tells
+                 on_final: Callable[[Path], object],
+                 mute: Callable[[dict[str, Any], Path], object] | None = None) -> None:
+        """``complete(result, transcript, failed)`` masks, tags and scores; ``read_audio(
+        result, json_path, pieces)`` reads pieces from the recording; ``mute(result,
+        json_path)`` silences what was masked in the recording; ``on_final(json_path)`` tells
         the store."""
+        self.mute = mute
         self.service = service
         self.complete = complete
         self.read_audio = read_audio
@@ -72,6 +75,13 @@ class PendingCalls:
         if result.get("asr", {}).get("ref", f"file:{path}") != ref:
             return                  # rewritten meanwhile (analysed again)
         self.complete(result, transcript, failed)
+        if self.mute is not None and result.get("redactions"):
+            try:
+                self.mute(result, path)
+            except Exception as exc:    # noqa: BLE001 - the transcript stays masked anyway
+                log.error("recording not muted", extra={"file": path.name, "reason": str(exc)})
+                result["call"].setdefault("notes", []).append(
+                    f"masked speech not muted in the recording: {exc}")
         try:
             write_json_atomic(path, result)
         except OSError as exc:      # stays pending on disk: done again at the next start

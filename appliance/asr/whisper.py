@@ -69,6 +69,20 @@ def log_mel(audio: np.ndarray) -> np.ndarray:
     return ((spec + 4.0) / 4.0).astype(np.float32)
 
 
+def _drop_loop(tokens: list[int], times: int = 3, longest: int = 6) -> bool:
+    """Whether the sequence ends with a phrase of 1 to ``longest`` tokens said ``times`` times
+    in a row (Whisper's decoding loop: "45 45 45 45 ..."); if so, the repeats are removed,
+    keeping one."""
+    for n in range(1, longest + 1):
+        if len(tokens) < n * times:
+            break
+        tail = tokens[-n:]
+        if all(tokens[-(k + 1) * n: len(tokens) - k * n] == tail for k in range(1, times)):
+            del tokens[-(times - 1) * n:]
+            return True
+    return False
+
+
 @dataclass
 class _Specials:
     sot: int
@@ -204,8 +218,9 @@ class WhisperBatch:
                 if tok == self.sp.eot:
                     continue
                 toks.append(tok)
-                looping = len(toks) >= 12 and len(set(toks[-12:])) <= 2
-                if len(toks) < limits[seq] and not looping:
+                if _drop_loop(toks):
+                    continue                # Whisper repeating itself: the loop ends it
+                if len(toks) < limits[seq]:
                     keep.append(row)
             if not keep:
                 break

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -35,9 +36,20 @@ PROCESS_TAG = os.environ.get("APPLIANCE_WORKER", "")
 MAX_SKEW_S = 2.0     # a party this far behind the other is padded with silence (stalled stream)
 
 
+def new_uid(started_at: float | None = None) -> str:
+    """A call's id on the box: its start time and 6 random hex digits (never reused, unlike
+    a PBX's file names or a SIP slot)."""
+    return f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(started_at))}-{secrets.token_hex(3)}"
+
+
+def day_folder(calls_dir: Path, started_at: float) -> Path:
+    """Where a call's files live: one folder per day of its start."""
+    return calls_dir / time.strftime("%Y-%m-%d", time.localtime(started_at))
+
+
 def call_paths(calls_dir: Path, uid: str, started_at: float) -> tuple[Path, Path, Path]:
     """Recording, metadata and analysis files of a live call (one folder per day)."""
-    day = calls_dir / time.strftime("%Y-%m-%d", time.localtime(started_at))
+    day = day_folder(calls_dir, started_at)
     return day / f"{uid}.wav", day / f"{uid}.meta.json", day / f"{uid}.json"
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from ..system.atomic import replacing
 from .frames import PIPELINE_RATE
 
 log = logging.getLogger(__name__)
@@ -113,13 +114,9 @@ def repair_wav(path: Path) -> float:
 def wav_to_flac(wav: Path) -> Path:
     """Encode a finished WAV recording as FLAC beside it, then remove the WAV."""
     flac = wav.with_suffix(".flac")
-    tmp = flac.with_name(f".{flac.name}.tmp")
-    with sf.SoundFile(str(wav)) as src, sf.SoundFile(str(tmp), "w", src.samplerate, src.channels,
-                                                     "PCM_16", format="FLAC") as dst:
+    with replacing(flac) as tmp, sf.SoundFile(str(wav)) as src, sf.SoundFile(
+            str(tmp), "w", src.samplerate, src.channels, "PCM_16", format="FLAC") as dst:
         for block in src.blocks(blocksize=PIPELINE_RATE * 10, dtype="int16"):
             dst.write(block)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, flac)
     wav.unlink()
     return flac

@@ -14,6 +14,7 @@ from ..analysis.call_metrics import SCHEMA, conversation_metrics
 from ..analysis.completion import complete_result
 from ..analysis.dsp import CallStream
 from ..analysis.library import Library
+from ..analysis.redaction import Redactor
 from ..analysis.scoring import Checklist, load_checklist
 from ..analysis.tagger import Tagger, load_tagger
 from ..asr.pieces import PieceCutter, PieceSink, PieceSpec
@@ -64,6 +65,7 @@ class Stages:
     tagger: Tagger | None = None
     checklist: Checklist | None = None
     library: Library | None = None          # where edited dictionaries and checklists live
+    redactor: Redactor | None = None        # personal data masked before anything reads it
     language: str = "ru"
     wait: bool = False                      # finish() waits for the transcript
     remote: bool = False                    # calls are completed by the daemon (a worker)
@@ -76,7 +78,8 @@ class Stages:
         library = Library(settings.paths.data_dir / "dictionaries")
         asr = AsrService(settings.asr)
         stages = cls(asr=asr, pieces=_Waiting(asr) if wait else asr, library=library,
-                     language=settings.asr.language, wait=wait)
+                     language=settings.asr.language, wait=wait,
+                     redactor=Redactor(settings.privacy.redact))
         stages.refresh()
         return stages
 
@@ -107,7 +110,8 @@ class Stages:
         """Tag and score a call whose transcript is known (in place; returned)."""
         self.refresh()
         info = self.asr.info() if self.asr is not None else {"status": "disabled"}
-        return complete_result(result, transcript, failed, info, self.tagger, self.checklist)
+        return complete_result(result, transcript, failed, info, self.tagger, self.checklist,
+                               self.redactor)
 
     def close(self) -> None:
         if self.asr is not None:

@@ -41,6 +41,7 @@ class Publisher:
         self.topics = Topics.of(cfg)
         self.connected = threading.Event()
         self.last_error: str | None = None
+        self.failed_attempts = 0              # connection attempts failed since the last success
         self._inflight: dict[int, int] = {}          # mid -> outbox seq
         self._acked: list[int] = []
         self._last_handed = 0
@@ -69,6 +70,7 @@ class Publisher:
         client.max_inflight_messages_set(100)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         client.on_publish = self._on_publish
         return client
 
@@ -105,12 +107,14 @@ class Publisher:
         if reason.is_failure:
             text = str(reason)
             self.last_error = text
+            self.failed_attempts += 1
             log.error("mqtt connection refused", extra={
                 "reason": text, "broker": f"{self.cfg.host}:{self.cfg.port}",
                 "hint": HINTS.get(text, "check the broker's log"),
                 "retry": f"up to every {self.cfg.reconnect_max_s} s"})
             return
         self.last_error = None
+        self.failed_attempts = 0
         client.publish(self.topics.availability, "online", qos=1, retain=True)
         # Messages handed over and not yet acknowledged are resent by the client library
         # itself (it keeps them across reconnections); handing them again would duplicate.
@@ -118,6 +122,11 @@ class Publisher:
         self.outbox.ready.set()
         log.info("mqtt connected", extra={"broker": f"{self.cfg.host}:{self.cfg.port}",
                                           "queued": len(self.outbox)})
+
+    def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+        """The broker could not be reached at all (paho retries, with backoff)."""
+        self.failed_attempts += 1
+        self.last_error = "broker unreachable"
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any,
                        properties: Any = None) -> None:

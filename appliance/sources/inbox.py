@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..cdr.record import Context
 from ..config import Settings
+from ..media.live import day_folder, new_uid
 from ..media.session import Stages
 from ..system.atomic import write_json_atomic
 from .files import AudioFileError, analyse_files
@@ -81,15 +82,23 @@ class InboxWatcher:
                 os.replace(meta, self.failed / meta.name)
             (self.failed / f"{path.name}.error.txt").write_text(str(exc) + "\n", encoding="utf-8")
             return []
-        out = self.calls / f"{path.stem}.json"
-        os.replace(path, self.calls / path.name)
+        # Kept like the box's own calls: calls/<day of its start>/<uid>.*, so a PBX that
+        # reuses a file name never overwrites an earlier call
+        started = result["call"]["started_at"]
+        uid = new_uid(started)
+        day = day_folder(self.calls, started)
+        day.mkdir(parents=True, exist_ok=True)
+        recording = day / f"{uid}{path.suffix.lower()}"
+        out = day / f"{uid}.json"
+        os.replace(path, recording)
         meta.unlink(missing_ok=True)            # what it said is in the call JSON now
         # ``files`` is what the recognizer reads speech from; ``recording`` is what the
         # panel plays, named as the box's own recordings are: beside the call JSON
-        result["call"]["extra"]["files"] = [str(self.calls / path.name)]
-        result["call"]["extra"]["recording"] = path.name
+        extra = result["call"]["extra"]
+        extra.update(uid=uid, files=[str(recording)], recording=recording.name,
+                     original_name=path.name)
         write_json_atomic(out, result)
-        log.info("recording analysed", extra={"file": path.name, "json": out.name})
+        log.info("recording analysed", extra={"file": path.name, "uid": uid, "json": out.name})
         if self.on_result is not None:
             self.on_result(out)
         return [out]

@@ -6,9 +6,11 @@ Standard library only: the slot check installs a copy of this module outside the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 # The system calls that reach the disk, looked up at each call: tests replace them to
@@ -70,3 +72,22 @@ def write_text_atomic(path: Path, text: str | bytes, mode: int = 0o644) -> None:
 def write_json_atomic(path: Path, data: object, mode: int = 0o644) -> None:
     """``data`` as JSON, written as ``write_text_atomic`` does."""
     write_text_atomic(path, json.dumps(data, ensure_ascii=False, indent=1), mode)
+
+
+@contextlib.contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` for a writer that streams (an encoder, a copy):
+    synced and renamed over ``path`` when the block ends, removed if it raises."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            sync_file(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)

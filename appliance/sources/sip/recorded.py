@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -19,16 +18,12 @@ from typing import Any
 
 from ...config import Settings
 from ...media.frames import PARTIES, Party
-from ...media.live import LiveCall
+from ...media.live import LiveCall, new_uid
 from ...media.session import CallMeta, Stages
 from .message import SipMessage, SipMessageError, header_tag, parse_message
 from .plan import CallPlan, update_from_reinvite
 
 log = logging.getLogger(__name__)
-
-
-def new_uid() -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
 @dataclass(frozen=True)
