@@ -112,6 +112,8 @@ def figure(value: Any, fmt: str) -> str:
         return num(value, 0)
     if fmt == "money":
         return "—" if value is None else f"{value:,.0f}".replace(",", " ")
+    if fmt == "int" and isinstance(value, (int, float)):
+        return str(round(value))
     return num(value)
 
 
