@@ -5,6 +5,7 @@ live, backup, languages, and the security cases (traversal, XSS, oversized bodie
 from __future__ import annotations
 
 import json
+import time
 import re
 from pathlib import Path
 
@@ -818,3 +819,66 @@ def test_calls_list_sorts_and_presets(admin):
     page = admin.get(worst).get_data(as_text=True)
     assert page.index("c-complaint") < page.index("c-xss") < page.index("c-polite")
     assert 'data-sort="score"' in page and "↑" in page
+
+
+def test_managers_page_marks_a_figure_off_the_managers_own_baseline(box, admin):
+    from datetime import date, timedelta
+
+    from storedata import result
+
+    box.settings.kpi.baseline_min_calls = 5
+    box.settings.kpi.names = {"101": "Анна Петрова", "102": "Борис Смирнов"}
+    box.queries.settings_changed()
+    now = time.time()
+    month = date.today().replace(day=1)
+    start = time.mktime(month.timetuple())
+    calls = []
+    for back in range(1, 7):      # six months of Anna scoring 80-84 and Boris 70-74 ...
+        month = (month - timedelta(days=1)).replace(day=1)
+        for i in range(12):
+            t = time.mktime((month.year, month.month, 10, 9, i, 0, 0, 0, -1))
+            calls.append(result(f"a{back}-{i}", t, "101", f"79161{back:02d}{i:04d}", score=80 + i % 5))
+            calls.append(result(f"b{back}-{i}", t + 3600, "102", f"79162{back:02d}{i:04d}",
+                                score=70 + i % 5, interruptions=1))
+    for i in range(12):           # ... and this month so far, Anna at 45-47, Boris as ever
+        t = start + (now - start) * (i + 1) / 14          # also on the 1st just after midnight
+        calls.append(result(f"a0-{i}", t, "101", f"791610{i:05d}", score=45 + i % 3))
+        calls.append(result(f"b0-{i}", t, "102", f"791620{i:05d}", score=70 + i % 5, interruptions=1))
+    box.db.calls.add_many(calls)
+
+    data = admin.get("/api/v1/managers?kind=month").get_json()
+    flags = {r["id"]: r["flags"] for r in data["managers"]}
+    assert flags["101"] == {"avg_score": "worse"} and flags["102"] == {}
+    html = admin.get("/managers?kind=month").get_data(as_text=True)
+    anna = re.search(r'<tr data-id="101">(.*?)</tr>', html, re.S).group(1)
+    score = re.search(r'<td class="fig-avg_score"(.*?)</td>', anna, re.S).group(1)
+    assert 'class="flag worse"' in score and "хуже обычного" in score
+    assert "flag" not in re.search(r'<tr data-id="102">(.*?)</tr>', html, re.S).group(1)
+
+
+def test_audit_actions_and_tags_are_shown_in_the_panels_language(box, admin):
+    from appliance.web.catalog_ru import RU
+
+    # every action the code writes to the audit log has its Russian name
+    root = Path(__file__).resolve().parents[1] / "appliance"
+    written = set()
+    for path in root.rglob("*.py"):
+        src = path.read_text(encoding="utf-8")
+        written |= set(re.findall(r'\baudit\(\s*"([^"{]+)"', src))
+        written |= set(re.findall(r'\baudit\.record\(\s*\w+,\s*"([^"{]+)"', src))
+        if 'audit(f"user {action}"' in src:
+            written |= {"user create", "user update", "user delete"}
+    assert {"login", "plan saved", "missed export", "user delete"} <= written
+    assert sorted(a for a in written if f"audit_{a}" not in RU) == []
+
+    box.queries.save_plan({"scope": "manager", "who": "101", "kind": "month", "metric": "calls",
+                           "target": 10}, "admin")
+    html = admin.get("/audit").get_data(as_text=True)
+    assert "план сохранён" in html and "первоначальная настройка" in html
+    assert ">plan saved<" not in html
+    en = admin.get("/audit", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "plan saved" in en
+    # dictionary tags: the calls list and its tag filter speak Russian
+    calls = admin.get("/calls").get_data(as_text=True)
+    assert 'class="tag tag-complaints">жалоба<' in calls and 'class="tag tag-greeting">приветствие<' in calls
+    assert '<option value="complaints" >жалоба</option>' in calls.replace("  ", " ")
