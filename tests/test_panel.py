@@ -882,3 +882,34 @@ def test_audit_actions_and_tags_are_shown_in_the_panels_language(box, admin):
     calls = admin.get("/calls").get_data(as_text=True)
     assert 'class="tag tag-complaints">жалоба<' in calls and 'class="tag tag-greeting">приветствие<' in calls
     assert '<option value="complaints" >жалоба</option>' in calls.replace("  ", " ")
+
+
+def test_managers_page_lists_cooling_and_zombie_clients_by_their_own_rhythm(box, admin):
+    from datetime import date, timedelta
+
+    from storedata import result
+
+    box.settings.kpi.names = {"101": "Анна Петрова", "102": "Борис Смирнов"}
+    box.queries.settings_changed()
+    today = date.today()
+
+    def noon(days_ago: int) -> float:
+        day = today - timedelta(days=days_ago)
+        return time.mktime((day.year, day.month, day.day, 12, 0, 0, 0, 0, -1))
+
+    # 79165550001 talked to Anna three days running, 10 to 8 days ago: a usual gap of one
+    # day, silent since for more than twice that (and kpi.cooling_min_days, 3): cooling.
+    # 79165550002 talked to Boris three times 40 to 38 days ago: zombie (3 conversations,
+    # then 30 days or more). 79165550003 talks to Anna every 7 days, last 6 days ago: fine.
+    box.db.calls.add_many(
+        [result(f"c{d}", noon(d), "101", "79165550001") for d in (10, 9, 8)]
+        + [result(f"z{d}", noon(d), "102", "79165550002") for d in (40, 39, 38)]
+        + [result(f"r{d}", noon(d), "101", "79165550003") for d in (27, 20, 13, 6)])
+    html = admin.get("/managers").get_data(as_text=True)
+    cooling = re.search(r'<table class="grid" id="cooling">(.*?)</table>', html, re.S).group(1)
+    zombie = re.search(r'<table class="grid" id="zombie">(.*?)</table>', html, re.S).group(1)
+    assert "79165550001" in cooling and "Анна Петрова" in cooling and "79165550003" not in cooling
+    assert "79165550002" in zombie and "Борис Смирнов" in zombie and ">3<" in zombie
+    assert "79165550002" not in cooling and "79165550001" not in zombie
+    assert re.search(r'id="cooling-count">1<', html) and re.search(r'id="zombie-count">1<', html)
+    assert "Остывают" in html and "Зомби" in html

@@ -192,6 +192,13 @@ RU: dict[str, str] = {
     "Progress": "Выполнение", "Forecast": "Прогноз", "team": "команда",
     "Counts are forecast at the pace so far; shares and the score as they stand. Nobody is behind before a fifth of the period has passed.":
         "Количества прогнозируются по нынешнему темпу, доли и оценка — как есть. Отставание не отмечается, пока не прошла пятая часть периода.",
+    "Clients to bring back": "Клиенты, которых стоит вернуть", "Cooling": "Остывают",
+    "Zombie": "Зомби", "Last contact": "Последний контакт", "Silent, days": "Молчит, дней",
+    "Usual gap, days": "Обычный перерыв, дней", "Conversations": "Разговоров", "None.": "Нет.",
+    "Silent for longer than their own usual gap between contacts, and no decision yet.":
+        "Молчат дольше своего обычного перерыва между контактами, решения ещё нет.",
+    "Several conversations once, long silent since, never decided.":
+        "Когда-то было несколько разговоров, потом долгое молчание, решения так и не было.",
     "No plans yet.": "Планов пока нет.", "Set a plan": "Задать план", "For": "Для",
     "every week": "каждую неделю", "every month": "каждый месяц",
     "Shares as a percentage (90) or a fraction (0.9); revenue in {currency}.":

@@ -1,6 +1,7 @@
 """The managers page: per manager and team, each figure over the last 8 weeks or 6 months,
 the change against the previous period to date, baseline flags, and a ranking sorted by
-any column. ``COLUMNS`` is the one list of what it shows: a new figure is one more line."""
+any column, and the clients to bring back (cooling and zombie). ``COLUMNS`` is the one list
+of what it shows: a new figure is one more line."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from .auth import login_required
 
 bp = Blueprint("managers", __name__)
 SPAN = {"week": 8, "month": 6}
+CLIENTS_SHOWN = 20
 
 
 @dataclass(frozen=True)
@@ -119,8 +121,17 @@ def _sorted(rows: list[dict[str, Any]], sort: str, order: str) -> list[dict[str,
     return known + sorted((r for r in rows if r["values"][sort] is None), key=lambda r: r["name"])
 
 
+def clients_section(q: Queries, now: float | None = None, limit: int = CLIENTS_SHOWN
+                    ) -> dict[str, Any]:
+    """Cooling and zombie clients (``Queries.clients``), the most urgent ``limit`` of each,
+    with how many there are in all."""
+    lists = q.clients(now=now)
+    return {kind: lists[kind][:limit] for kind in ("cooling", "zombie")} | {
+        "counts": {kind: len(lists[kind]) for kind in ("cooling", "zombie")}}
+
+
 @bp.get("/managers")
 @login_required()
 def managers() -> Any:
     return render_template("managers.html", m=managers_page(_q(), request.args),
-                           args=request.args)
+                           clients=clients_section(_q()), args=request.args)
