@@ -450,3 +450,23 @@ def test_plans_progress_forecast_and_who_is_behind(q):
     with pytest.raises(NotFound):
         q.delete_plan("manager:101:week:calls", "boss")
     assert [e["action"] for e in q.db.audit.recent(2)] == ["plan deleted", "plan saved"]
+
+
+def test_calls_list_sorts_by_each_figure_with_the_unknown_last(q):
+    # (uid, duration, agent talk share, interruptions by the agent, dead air, score)
+    rows = [("a", 61.0, 0.7, 3, 0.02, 70), ("b", 300.0, 0.4, 0, 0.20, None),
+            ("c", 15.0, 0.55, 5, 0.10, 95)]
+    q.db.calls.add_many([result(u, at(11, 3, 10 + i), "101", score=s, duration=d, talk_share=t,
+                                interruptions=n, dead_air=a)
+                         for i, (u, d, t, n, a, s) in enumerate(rows)])
+
+    def order(sort, way="desc"):
+        return [c["uid"] for c in q.calls("2026-11", sort=sort, order=way)["calls"]]
+
+    assert order("date") == ["c", "b", "a"] and order("date", "asc") == ["a", "b", "c"]
+    assert order("duration") == ["b", "a", "c"] and order("duration", "asc") == ["c", "a", "b"]
+    assert order("talk_share") == ["a", "c", "b"]
+    assert order("interruptions") == ["c", "a", "b"]
+    assert order("dead_air", "asc") == ["a", "c", "b"]
+    # b has no score: last whichever way
+    assert order("score") == ["c", "a", "b"] and order("score", "asc") == ["a", "c", "b"]
