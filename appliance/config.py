@@ -223,13 +223,23 @@ class KpiSettings(_Section):
                                     description="fewer calls in a period: no flag, not part of a baseline")
     flag_min_change: float = Field(0.2, ge=0.0, le=10.0,
                                    description="a flag needs at least this relative change from the baseline")
-    cooling_days: int = Field(14, ge=1, le=365,
-                              description="interest, then no contact this long: a cooling client")
-    zombie_contacts: int = Field(5, ge=2, le=1000,
-                                 description="this many contacts and no final outcome: a zombie client")
+    cooling_days: int = Field(
+        14, ge=1, le=365,
+        description="a client with no usual rhythm yet: interest, then no contact this long is cooling")
+    cooling_factor: float = Field(
+        2.0, ge=1.0, le=20.0,
+        description="cooling: no contact for this many times the client's own usual gap")
+    cooling_min_days: int = Field(3, ge=1, le=365,
+                                  description="cooling: never before this many days of silence")
+    zombie_contacts: int = Field(3, ge=2, le=1000,
+                                 description="zombie: at least this many conversations ...")
+    zombie_days: int = Field(30, ge=1, le=3650,
+                             description="... then no contact this long, and no decision")
     client_window_days: int = Field(90, ge=7, le=3650, description="contacts considered for client lists")
     interest_tags: list[str] = Field(["interest"],
         description="dictionary tags that mean the client is interested")
+    currency: str = Field("RUB", pattern=r"^[A-Z]{3}$",
+                          description="currency of outcomes posted without one (and of revenue plans)")
 
 
 class WebSettings(_Section):

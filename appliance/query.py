@@ -12,12 +12,14 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable
 
+from .analysis.problems import problem_alert, problems_of
 from .cdr.asterisk import read_master_csv
 from .cdr.record import CdrError, Context, from_freeswitch, normalise
 from .config import Settings
 from .kpi.clients import client_lists
 from .kpi.contacts import Contacts, contacts, version
 from .kpi.periods import Period, current, parse_period
+from .kpi.plans import progress, validate_plan
 from .kpi.report import baseline_flags, compare, day_tallies, figures, shift, sum_days
 from .store.database import Database
 from .store.outcomes import validate_outcome
@@ -25,6 +27,11 @@ from .store.outcomes import validate_outcome
 log = logging.getLogger(__name__)
 
 MAX_CDR_BATCH = 10000
+# the calls list's sort keys -> the record's field
+SORTS = {"date": "started_at", "score": "score", "duration": "duration_s",
+         "talk_share": "talk_share_agent", "interruptions": "interruptions_by_agent",
+         "dead_air": "dead_air_share"}
+PLANS_KEY = "kpi.plans"
 VIEWS_CACHED = 4          # joined calls of a range: the largest objects, few kept
 DAYS_CACHED = 400         # per-day tallies: a month's KPIs after a new call redo one day
 PERIODS_CACHED = 256
@@ -42,6 +49,15 @@ def _days(start: float, end: float) -> list[Period]:
 
 class NotFound(KeyError):
     """No such call (or other object); the message says which."""
+
+
+def plan_alert(p: dict[str, Any], now: float) -> dict[str, Any]:
+    """The alert of a plan that is behind (the panel's list and MQTT say the same)."""
+    return {"kind": "plan_behind", "severity": "warning", "uid": None,
+            "agent": p["who"] if p["scope"] == "manager" else None,
+            "team": p["who"] if p["scope"] == "team" else None, "client": None, "at": now,
+            "plan": p["id"], "period": p["period"], "metric": p["metric"], "value": p["value"],
+            "target": p["target"], "forecast": p["forecast"]}
 
 
 class Queries:
@@ -112,11 +128,15 @@ class Queries:
         p = parse_period(period) if isinstance(period, str) else period
         now = time.time() if now is None else now
         days = [self._day(d, now) for d in _days(p.start, p.end)]
+        return self._figures(p.name, p, days)
+
+    def _figures(self, key: str, p: Period, days: list[tuple[Any, dict[str, Any]]]
+                 ) -> dict[str, Any]:
         stamps = tuple(stamp for stamp, _ in days)
         with self._lock:
-            hit = self._periods.get(p.name)
+            hit = self._periods.get(key)
             if hit is not None and hit[0] == stamps:
-                self._periods.move_to_end(p.name)
+                self._periods.move_to_end(key)
                 return hit[1]
             if hit is not None and len(hit[2]) == len(days):
                 # a call ended: take its day's old tally out of the sums, put the new one in
@@ -126,11 +146,37 @@ class Queries:
             else:
                 sums = sum_days([t for _, t in days], self.settings.kpi)
             value = figures(p, sums, self.settings.kpi)
-            self._periods[p.name] = (stamps, value, days, sums)
-            self._periods.move_to_end(p.name)
+            self._periods[key] = (stamps, value, days, sums)
+            self._periods.move_to_end(key)
             while len(self._periods) > PERIODS_CACHED:
                 self._periods.popitem(last=False)
             return value
+
+    def kpis_to_date(self, period: str | Period, elapsed: float,
+                     now: float | None = None) -> dict[str, Any]:
+        """The figures of the first ``elapsed`` seconds of a period (whole days, then the
+        part of the next day up to the same time of day, to 10 minutes): what an earlier
+        period had reached by the point the current one is at."""
+        p = parse_period(period) if isinstance(period, str) else period
+        now = time.time() if now is None else now
+        all_days = _days(p.start, p.end)
+        n = int(elapsed // 86400)
+        if n >= len(all_days):
+            return self.kpis(p, now)
+        cut = int(elapsed % 86400) // 600 * 600
+        days = [self._day(d, now) for d in all_days[:n]]
+        if cut:
+            days.append(self._part_day(all_days[n], cut, now))
+        out = self._figures(f"{p.name}@{n}+{cut}", p, days)
+        return {**out, "end": all_days[n].start + cut, "to_date": True}
+
+    def _part_day(self, day: Period, cut: int, now: float) -> tuple[Any, dict[str, Any]]:
+        stamp = self._stamp(day.start, day.end, now)
+        return stamp, self._cached(
+            self._days, DAYS_CACHED, (day.name, cut), stamp,
+            lambda: day_tallies(contacts(self.db.calls, self.db.cdr, self.settings.cdr,
+                                         day.start, day.start + cut, now),
+                                self.db.outcomes.all(), self.settings.kpi))
 
     def warm_up(self, now: float | None = None) -> list[str]:
         """Compute what the dashboard shows first (this month against the previous one and
@@ -143,10 +189,21 @@ class Queries:
         return [month.name, month.shifted(-1).name, month.year_ago().name]
 
     def compare(self, period: str, now: float | None = None) -> dict[str, Any]:
-        """This period vs the previous one and the same period a year before."""
+        """This period vs the previous one and the same period a year before. A period
+        still running is compared to date: with the same stretch of the earlier periods
+        (1-24 November with 1-24 October), not with their whole length."""
         p = parse_period(period)
-        return compare(self.kpis(p, now), self.kpis(p.shifted(-1), now),
-                       self.kpis(p.year_ago(), now))
+        now = time.time() if now is None else now
+        current_figures = self.kpis(p, now)
+        if not p.start <= now < p.end:
+            return compare(current_figures, self.kpis(p.shifted(-1), now),
+                           self.kpis(p.year_ago(), now))
+        elapsed = now - p.start
+        out = compare(current_figures, self.kpis_to_date(p.shifted(-1), elapsed, now),
+                      self.kpis_to_date(p.year_ago(), elapsed, now))
+        out["to_date"] = True
+        out["as_of"] = now
+        return out
 
     def flags(self, period: str, now: float | None = None) -> list[dict[str, Any]]:
         """Managers departing from their own baseline in this period."""
@@ -155,17 +212,27 @@ class Queries:
                    for i in range(1, self.settings.kpi.baseline_periods + 1)]
         return baseline_flags(self.kpis(p, now), history, self.settings.kpi)
 
-    def missed(self, period: str, status: str | None = None, agent: str | None = None,
-               now: float | None = None) -> list[dict[str, Any]]:
-        """Missed inbound calls of the period with their callback status."""
-        p = parse_period(period)
+    def missed(self, period: str | tuple[float, float], status: str | None = None,
+               agent: str | None = None, now: float | None = None, team: str | None = None,
+               alone: bool = False) -> list[dict[str, Any]]:
+        """Missed inbound calls of a period (or a ``(start, end)`` range), oldest first, with
+        their callback status. ``agent``: calls that rang that manager (``alone``: that
+        manager only); ``team``: calls that rang one of its members."""
+        if isinstance(period, tuple):
+            start, end = period
+        else:
+            p = parse_period(period)
+            start, end = p.start, p.end
+        members = set(self.settings.kpi.teams.get(team) or ()) if team else None
         out = []
-        for c in self.view(p.start, p.end, now).calls:
+        for c in self.view(start, end, now).calls:
             if c.direction != "inbound" or c.answered:
                 continue
             if status and (c.callback or {}).get("status") != status:
                 continue
-            if agent and agent not in c.rung:
+            if agent and (agent not in c.rung or (alone and len(c.rung) > 1)):
+                continue
+            if members is not None and not members.intersection(c.rung):
                 continue
             out.append(c.as_dict())
         return out
@@ -182,14 +249,56 @@ class Queries:
                             lambda: client_lists(self.view(start, today.end, now),
                                                  self.db.outcomes.all(), self.settings.kpi, now))
 
+    # --- plans ---
+    def plan_list(self) -> list[dict[str, Any]]:
+        """The plans set, as kept."""
+        return list(((self.db.settings.get(PLANS_KEY) or {}).get("plans") or []))
+
+    def save_plan(self, payload: Any, actor: str) -> dict[str, Any]:
+        """Set a plan (one per group, kind and figure: a new target replaces the old);
+        raises PlanError."""
+        plan = validate_plan(payload, self.settings.kpi.teams)
+        with self._lock:
+            plans = [p for p in self.plan_list() if p["id"] != plan["id"]] + [plan]
+            self.db.settings.put(PLANS_KEY, {"plans": plans})
+        self.db.audit.record(actor, "plan saved", plan["id"], goal=plan["target"])
+        return plan
+
+    def delete_plan(self, plan_id: str, actor: str) -> None:
+        """Remove a plan; NotFound if there is none."""
+        with self._lock:
+            plans = self.plan_list()
+            kept = [p for p in plans if p["id"] != plan_id]
+            if len(kept) == len(plans):
+                raise NotFound(f"no plan {plan_id[:80]!r}")
+            self.db.settings.put(PLANS_KEY, {"plans": kept})
+        self.db.audit.record(actor, "plan deleted", plan_id)
+
+    def plans(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Every plan's progress in the current week or month, behind ones first."""
+        now = time.time() if now is None else now
+        out = []
+        for plan in self.plan_list():
+            period = current(plan["kind"], now)
+            k = self.kpis(period, now)
+            group = k["managers" if plan["scope"] == "manager" else "teams"]
+            item = progress(plan, group.get(plan["who"]), period, now, self.settings.kpi.currency)
+            item["name"] = self.settings.kpi.names.get(plan["who"]) if plan["scope"] == "manager" else None
+            out.append(item)
+        order = {"behind": 0, "missed": 1, "early": 2, "on_track": 3, "done": 4}
+        return sorted(out, key=lambda p: (order[p["status"]], p["id"]))
+
     # --- calls ---
     def calls(self, period: str | tuple[float, float], agent: str | None = None,
               direction: str | None = None, tag: str | None = None,
               min_score: float | None = None, max_score: float | None = None,
               text: str | None = None, party: str | None = None, offset: int = 0,
-              limit: int = 50) -> dict[str, Any]:
-        """A page of recorded calls of a period (or a ``(start, end)`` range), newest first,
-        with the total count. ``text``: every word in the transcript (of ``party``)."""
+              limit: int = 50, problem: bool = False, sort: str = "date",
+              order: str = "desc") -> dict[str, Any]:
+        """A page of recorded calls of a period (or a ``(start, end)`` range), newest first
+        or by ``sort`` (a key of ``SORTS``; calls without that figure last), with the total
+        count. ``text``: every word in the transcript (of ``party``); ``problem``: problem
+        calls only."""
         if isinstance(period, tuple):
             start, end = period
         else:
@@ -211,7 +320,14 @@ class Queries:
                 continue
             if max_score is not None and (score is None or score > max_score):
                 continue
+            if problem and not problems_of(r):
+                continue
             hits.append(r)
+        if sort != "date" or order != "desc":
+            field = SORTS[sort]
+            known = [r for r in hits if r.get(field) is not None]
+            known.sort(key=lambda r: r[field], reverse=order == "desc")   # stable: ties newest first
+            hits = known + [r for r in hits if r.get(field) is None]
         outcomes = self.db.outcomes.all()
         page = [{**r, "outcome": outcomes.get(r["uid"])} for r in hits[offset:offset + limit]]
         return {"total": len(hits), "offset": offset, "limit": limit, "calls": page}
@@ -222,7 +338,8 @@ class Queries:
 
     def alerts(self, days: int = 2, now: float | None = None) -> list[dict[str, Any]]:
         """Recent alerts derived from the store, newest first: alerting dictionary hits,
-        low checklist scores, missed calls never called back."""
+        low checklist scores, problem calls, missed calls never called back, managers
+        behind their plans."""
         now = time.time() if now is None else now
         today = current("day", now)
         out: list[dict[str, Any]] = []
@@ -230,6 +347,12 @@ class Queries:
             who = {"uid": r["uid"], "agent": r.get("agent"), "client": r.get("client"),
                    "at": r.get("started_at")}
             tags = r.get("tags") or {}
+            problem = problem_alert(r)
+            if problem is not None:
+                # one line per call: the client's complaint or swearing is among its reasons
+                out.append({**problem, **who})
+                covered = {"complaints" if x == "complaint" else x for x in problem["reasons"]}
+                tags = {k: v for k, v in tags.items() if k not in covered}
             if tags.get("profanity"):
                 out.append({"kind": "profanity", "severity": "critical",
                             "count": tags["profanity"], **who})
@@ -243,7 +366,11 @@ class Queries:
             for m in self.missed(today.shifted(-i).name, status="never", now=now):
                 out.append({"kind": "missed_not_called_back", "severity": "warning",
                             "uid": None, "agent": ", ".join(m.get("rung") or []),
-                            "client": m.get("client"), "at": m.get("start")})
+                            "rung": m.get("rung") or [], "client": m.get("client"),
+                            "at": m.get("start")})
+        for p in self.plans(now):
+            if p["status"] == "behind":
+                out.append(plan_alert(p, now))
         return sorted(out, key=lambda a: a.get("at") or 0, reverse=True)
 
     def call(self, uid: str) -> dict[str, Any]:

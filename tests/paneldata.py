@@ -54,7 +54,11 @@ def call_result(uid: str, started: float, agent: str, client: str, transcript: l
         "transcript": transcript, "tags": tags,
         "score": {"total": score, "checklist": "sales", "items": [
             {"id": "greeting", "title": "Agent greets within 15 s", "passed": score > 50,
-             "weight": 15, "evidence": "'здравствуйте' at 0.5 s"}]},
+             "weight": 15, "evidence": "'здравствуйте' at 0.5 s"},
+            {"id": "interruptions", "title": "Agent interrupts the client at most twice",
+             "passed": True, "weight": 15, "evidence": "parties.agent.interruptions_made = 0",
+             "detail": {"rule": "metric_max", "metric": "parties.agent.interruptions_made",
+                        "value": 0, "max": 2}}]},
         "asr": {"status": "ok"}}
 
 
@@ -104,6 +108,29 @@ class Box:
             (day / f"{uid}.json").write_text(json.dumps(res, ensure_ascii=False), encoding="utf-8")
             self.uids.append(uid)
         self.ingester.scan()
+
+    def add_office(self) -> float:
+        """Names, teams and a day of PBX records: missed calls waiting for a callback, a queue
+        call called back by a colleague, one never called back, one from a caller whose
+        'number' is markup and a spreadsheet formula. Returns 'now'."""
+        kpi = self.settings.kpi
+        kpi.names = {"101": "Анна Петрова", "102": "Борис Смирнов", "103": "Вера"}
+        kpi.teams = {"sales": ["101", "102"], "support": ["103"]}
+        self.queries.settings_changed()
+        now = time.time()
+        rows = [
+            {"id": "w1", "start": now - 2400, "from": "79161000001", "to": "101"},
+            {"id": "w2", "start": now - 600, "from": "79161000002", "to": "102"},
+            {"id": "q1a", "start": now - 10800, "from": "79161000003", "to": "101", "group": "q1"},
+            {"id": "q1b", "start": now - 10800, "from": "79161000003", "to": "102", "group": "q1"},
+            {"id": "q1cb", "start": now - 10500, "from": "102", "to": "89161000003",
+             "answer": now - 10490, "billsec": 120, "disposition": "ANSWERED"},
+            {"id": "n1", "start": now - 26 * 3600, "from": "79161000004", "to": "101"},
+            {"id": "x1", "start": now - 5000, "from": '=SUM(A:A)<b>x</b>', "to": "103"},
+        ]
+        out = self.queries.add_cdr(rows, "pbx")
+        assert out["errors"] == [], out
+        return now
 
     def setup_admin(self, client, name: str = "admin") -> None:
         token = self.app.extensions["setup"].ensure()

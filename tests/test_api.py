@@ -101,7 +101,7 @@ def test_outcomes_kpis_and_bad_queries(web):
     assert client.post("/api/v1/calls/c1/outcome", json={"result": "won", "amount": 99},
                        headers=h).status_code == 201
     k = client.get("/api/v1/kpis?period=2026-10", headers=h).get_json()
-    assert k["managers"]["101"]["won"] == 1 and k["managers"]["101"]["revenue"] == 99.0
+    assert k["managers"]["101"]["won"] == 1 and k["managers"]["101"]["revenue"] == {"RUB": 99.0}
     assert client.get("/api/v1/calls/c1", headers=h).get_json()["outcome"]["result"] == "won"
     page = client.get("/api/v1/calls?period=2026-10&min_score=80", headers=h).get_json()
     assert page["total"] == 1 and page["calls"][0]["outcome"]["amount"] == 99.0

@@ -149,7 +149,9 @@ def test_demo_fills_the_appliance_with_real_results(tmp_path):
     assert any("безобразие" in line for line in angry["transcript"])
     assert all(c["pbx_record"] for c in calls.values())     # joined to the PBX's records
     kinds = {a["kind"] for a in report["alerts"]}
-    assert {"profanity", "complaint", "missed_not_called_back"} <= kinds
+    assert {"profanity", "complaint", "problem_call", "missed_not_called_back"} <= kinds
+    # the angry client makes a problem call, whatever the agent's score
+    assert {"complaint", "profanity"} <= set(angry["problems"])
     assert all(a["box"] == "demo-box" for a in report["alerts"])
     never = [m for m in report["missed"] if m["callback"]["status"] == "never"]
     fast = [m for m in report["missed"] if m["callback"]["status"] == "called_back_fast"]
@@ -172,8 +174,10 @@ def test_check_names_what_the_analysis_missed():
                                    {"party": "agent", "tag": "greeting"},
                                    {"party": "agent", "tag": "stop_words"}]},
              "parties": {"agent": {"interruptions_made": 0}, "client": {"interruptions_made": 1}},
-             "score": {"total": 90}}
-    assert check(script, found) == ["no 'profanity' tag for the client"]
+             "score": {"total": 90}, "call": {"problems": ["complaint"]}}
+    assert check(script, found) == ["no 'profanity' tag for the client",
+                                    "not a problem call for 'profanity'"]
+    found["call"]["problems"] = ["complaint", "profanity"]
     found["parties"]["client"]["interruptions_made"] = 0
     found["timeline"]["tags"].append({"party": "client", "tag": "profanity"})
     assert check(script, found) == ["client interrupted 0 times < 1"]

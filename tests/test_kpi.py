@@ -73,27 +73,31 @@ def test_manager_team_and_office_figures(q):
     k = q.kpis("2026-10", now=LATER)
     anna = k["managers"]["101"]
     assert anna["name"] == "Anna"
-    assert (anna["calls_in"], anna["answered_in"], anna["missed"]) == (3, 1, 2)
-    assert anna["missed_called_back_fast"] == 1 and anna["missed_never"] == 1
+    # the queue call q4 rang 101 and 102: 'rang' for both, 'missed' by neither alone
+    assert (anna["calls_in"], anna["answered_in"], anna["missed"], anna["missed_rang"]) == (2, 1, 1, 2)
+    assert anna["missed_called_back_fast"] == 1 and anna["missed_never"] == 0
     assert (anna["calls_out"], anna["outbound_reached"]) == (1, 1)
-    assert anna["answer_rate"] == round(1 / 3, 4)
+    assert (anna["callbacks"], anna["callbacks_reached"], anna["median_callback_s"]) == (1, 1, 600.0)
+    assert anna["answer_rate"] == 0.5
     assert anna["avg_time_to_answer_s"] == 5.0
     assert anna["avg_duration_s"] == 90.0                 # 120 s and the 60 s callback
     assert anna["recorded"] == 2 and anna["avg_score"] == 70.0
     assert anna["interruptions_per_call"] == 3.0 and anna["avg_talk_share"] == 0.65
     assert anna["tags"] == {"greeting": 2, "objections": 1}
-    assert (anna["outcomes"], anna["won"], anna["conversion"], anna["revenue"]) == (2, 1, 0.5, 1000.0)
+    assert (anna["outcomes"], anna["won"], anna["conversion"]) == (2, 1, 0.5)
+    assert anna["revenue"] == {"RUB": 1000.0}
 
     b = k["managers"]["102"]
-    assert (b["calls_in"], b["answered_in"], b["missed"]) == (5, 1, 4)
+    assert (b["calls_in"], b["answered_in"], b["missed"], b["missed_rang"]) == (4, 1, 3, 4)
     assert (b["missed_called_back_slow"], b["missed_never"], b["missed_client_called_again"],
-            b["missed_no_number"]) == (1, 1, 1, 1)
+            b["missed_no_number"]) == (1, 0, 1, 1)
     assert (b["calls_out"], b["outbound_reached"]) == (2, 1)   # unanswered callback + recorded r3
     assert b["avg_time_to_answer_s"] == 10.0
     assert b["avg_score"] is None and b["conversion"] is None
 
     office = k["office"]
     assert (office["calls_in"], office["missed"], office["missed_never"]) == (7, 5, 1)  # q4 once
+    assert office["missed_never_share"] == 0.2 and office["missed_never_share_of_inbound"] == round(1 / 7, 4)
     assert k["teams"]["sales"]["missed"] == 5 and k["teams"]["sales"]["members"] == ["101", "102"]
 
 
@@ -132,9 +136,9 @@ def test_periods_day_week_month_and_period_over_period(q):
     cmp = q.compare("2026-10", now=LATER)
     assert (cmp["previous"], cmp["year_ago"]) == ("2026-09", "2025-10")
     anna = cmp["managers"]["101"]
-    assert anna["current"]["calls_in"] == 3
-    assert anna["vs_previous"]["calls_in"] == {"delta": 1, "relative": 0.5}    # 2 -> 3
-    assert anna["vs_year_ago"]["calls_in"] == {"delta": 2, "relative": 2.0}    # 1 -> 3
+    assert anna["current"]["calls_in"] == 2          # the queue miss q4 is the office's
+    assert anna["vs_previous"]["calls_in"] == {"delta": 0, "relative": 0.0}    # 2 -> 2
+    assert anna["vs_year_ago"]["calls_in"] == {"delta": 1, "relative": 1.0}    # 1 -> 2
     assert cmp["office"]["vs_previous"]["missed"] == {"delta": 5, "relative": None}
 
 
@@ -179,10 +183,18 @@ def test_cooling_and_zombie_clients(q):
         q.db.calls.add(result(f"z{i}", at(11, 1 + i, 10), "102", "89165550004"))
         q.db.calls.add(result(f"y{i}", at(11, 1 + i, 11), "102", "79165550005"))
     q.post_outcome("y5", {"result": "lost"}, "crm")
+    for i, d in enumerate((1, 5, 9)):            # active in September, silent since
+        q.db.calls.add(result(f"s{i}", at(9, d, 10), "103", "79165550006"))
     lists = q.clients(now=now)
-    assert [c["client"] for c in lists["cooling"]] == ["79165550001"]
+    # 0001: interest, one contact (no usual gap yet), silent 31 days >= kpi.cooling_days (14);
+    # 0004: talked every day from 1 to 6 November (usual gap 1 day), silent 14 days since,
+    # more than twice (kpi.cooling_factor) the usual gap and than kpi.cooling_min_days (3)
+    assert [c["client"] for c in lists["cooling"]] == ["79165550001", "89165550004"]
     assert lists["cooling"][0]["silent_days"] == 31.1     # 31 days and 2 hours
-    assert [(c["client"], c["contacts"]) for c in lists["zombie"]] == [("89165550004", 6)]
+    assert lists["cooling"][1]["usual_gap_days"] == 1.0 and lists["cooling"][1]["silent_days"] == 14.1
+    # 0006: three conversations (kpi.zombie_contacts), then 72 days (>= kpi.zombie_days, 30)
+    assert [(c["client"], c["contacts"], c["silent_days"]) for c in lists["zombie"]] == [
+        ("79165550006", 3, 72.1)]
 
 
 def test_outcome_validation_and_unknown_calls(q):
@@ -226,7 +238,8 @@ def test_warm_up_computes_the_dashboards_months_ahead(q):
     q.db.calls.add(result("w1", at(11, 20, 10), "101"))
     now = at(11, 24, 12)
     assert q.warm_up(now) == ["2026-11", "2026-10", "2025-11"]
-    assert {"2026-11", "2026-10", "2025-11", "2026-11-24"} <= set(q._periods)
+    # November to date (23 whole days and 12 h) against the same stretch of the others
+    assert {"2026-11", "2026-10@23+43200", "2025-11@23+43200", "2026-11-24"} <= set(q._periods)
     assert q.kpis("2026-11", now)["managers"]["101"]["recorded"] == 1
 
 
@@ -239,3 +252,221 @@ def test_client_lists_are_kept_until_the_window_changes_or_the_hour_turns(q):
     assert q.clients(now=now + 700) is not first              # a call in the window
     again = q.clients(now=now + 800)
     assert q.clients(now=now + 3600) is not again             # the hour turned
+
+
+# --- an office month worked out by hand: queues, a transfer, callbacks by a colleague, a
+# miss on the last evening of the month called back after midnight, three currencies ---
+def office_month(q):
+    q.settings.kpi.teams = {"sales": ["101", "102"], "support": ["103"]}
+    q.settings.kpi.names = {"101": "Anna", "102": "Boris", "103": "Vera"}
+    q.settings_changed()
+    d = 20
+    rows = [
+        # q1: the queue rang 101, 102 and 103, nobody answered; 103 called back 30 min later
+        cdr("q1a", at(10, d, 9), "79160000001", "101", group="q1"),
+        cdr("q1b", at(10, d, 9), "79160000001", "102", group="q1"),
+        cdr("q1c", at(10, d, 9), "79160000001", "103", group="q1"),
+        cdr("q1cb", at(10, d, 9, 30), "103", "79160000001", answer=at(10, d, 9, 30, 5), billsec=90),
+        # q2: the queue rang 101 (no answer) and 102 (answered after 20 s, 200 s of talk)
+        cdr("q2a", at(10, d, 10), "79160000002", "101", group="q2"),
+        cdr("q2b", at(10, d, 10), "79160000002", "102", answer=at(10, d, 10, 0, 20), billsec=200,
+            group="q2"),
+        # t1: 101 answered after 10 s, talked 120 s and transferred to 102, who talked 300 s
+        cdr("t1a", at(10, d, 11), "79160000003", "101", answer=at(10, d, 11, 0, 10), billsec=120,
+            group="t1"),
+        cdr("t1b", at(10, d, 11, 2, 10), "79160000003", "102", answer=at(10, d, 11, 2, 15),
+            billsec=300, group="t1"),
+        # m1: missed by 101 alone; 102 called back 5 min later (fast) and reached the client
+        cdr("m1", at(10, d, 12), "79160000004", "101"),
+        cdr("m1cb", at(10, d, 12, 5), "102", "89160000004", answer=at(10, d, 12, 5, 8), billsec=60),
+        # m2: missed by 102 alone, never called back
+        cdr("m2", at(10, d, 13), "79160000005", "102"),
+        # o1: 101 called a client, 180 s
+        cdr("o1", at(10, d, 14), "101", "79160000006", answer=at(10, d, 14, 0, 6), billsec=180),
+        # e1: missed by 101 at 23:30 on 31 October; 101 called back at 00:20 on 1 November
+        # (50 min: slow) and did not reach the client
+        cdr("e1", at(10, 31, 23, 30), "79160000007", "101"),
+        cdr("e1cb", at(11, 1, 0, 20), "101", "79160000007"),
+        # n1: 103 answered a call in November
+        cdr("n1", at(11, 2, 10), "79160000008", "103", answer=at(11, 2, 10, 0, 5), billsec=100),
+    ]
+    assert q.add_cdr(rows, "pbx")["errors"] == []
+    q.db.calls.add_many([
+        result("r-t1", at(10, d, 11, 0, 11), "101", "79160000003", score=80),
+        result("r-q2", at(10, d, 10, 0, 21), "102", "79160000002", score=60),
+        result("r-o1", at(10, d, 14, 0, 7), "101", "79160000006", direction="outbound", score=90),
+        result("r-n1", at(11, 2, 10, 0, 6), "103", "79160000008", score=70)])
+    q.post_outcome("r-t1", {"result": "won", "amount": 500, "currency": "EUR"}, "crm")
+    q.post_outcome("r-q2", {"result": "won", "amount": 1000}, "crm")      # kpi.currency: RUB
+    q.post_outcome("r-o1", {"result": "won", "amount": 200, "currency": "usd"}, "crm")
+    q.post_outcome("r-n1", {"result": "won", "amount": 700, "currency": "RUB"}, "crm")
+
+
+def test_office_month_worked_out_by_hand(q):
+    office_month(q)
+    k = q.kpis("2026-10", now=LATER)
+    o = k["office"]
+    # inbound: q1 q2 t1 m1 m2 e1 = 6 (the queue calls once each); answered q2, t1
+    assert (o["calls_in"], o["answered_in"], o["missed"], o["missed_rang"]) == (6, 2, 4, 4)
+    # q1 and e1 called back within 24 h but after 20 min, m1 within 20 min, m2 never
+    assert (o["missed_called_back_slow"], o["missed_called_back_fast"], o["missed_never"]) == (2, 1, 1)
+    assert o["answer_rate"] == round(2 / 6, 4)
+    assert o["missed_never_share"] == 0.25                            # 1 of 4 missed
+    assert o["missed_never_share_of_inbound"] == round(1 / 6, 4)      # 1 of 6 inbound
+    # outbound: q1cb m1cb o1, all reached; the callbacks q1cb (1800 s) and m1cb (300 s)
+    assert (o["calls_out"], o["outbound_reached"], o["callbacks"]) == (3, 3, 2)
+    assert o["median_callback_s"] == 1050.0                           # (300 + 1800) / 2
+    # conversations: q1cb 90 + q2 200 + t1 (120 + 300) + m1cb 60 + o1 180 = 950 s in 5
+    assert (o["conversations"], o["talk_s"], o["avg_duration_s"]) == (5, 950.0, 190.0)
+    assert o["avg_time_to_answer_s"] == 15.0                          # (20 + 10) / 2
+    assert o["revenue"] == {"EUR": 500.0, "RUB": 1000.0, "USD": 200.0}   # never added up
+    assert o["avg_score"] == round((80 + 60 + 90) / 3, 4)
+
+    anna, boris, vera = (k["managers"][a] for a in ("101", "102", "103"))
+    assert (anna["name"], boris["name"], vera["name"]) == ("Anna", "Boris", "Vera")
+    # Anna: answered t1; missed m1 and e1 alone; the queue call q1 rang her too
+    assert (anna["calls_in"], anna["answered_in"], anna["missed"], anna["missed_rang"]) == (3, 1, 2, 3)
+    assert (anna["missed_called_back_fast"], anna["missed_called_back_slow"],
+            anna["missed_never"]) == (1, 1, 0)
+    assert anna["missed_never_share"] == 0.0 and anna["answer_rate"] == round(1 / 3, 4)
+    # her own legs only: t1 120 s (not the 300 s after the transfer) and o1 180 s
+    assert (anna["conversations"], anna["talk_s"], anna["avg_duration_s"]) == (2, 300.0, 150.0)
+    assert (anna["callbacks"], anna["median_callback_s"]) == (0, None)   # e1's came in November
+    assert anna["revenue"] == {"EUR": 500.0, "USD": 200.0} and anna["avg_score"] == 85.0
+    # Boris: answered q2; missed m2 alone (never called back); rang on q1; took t1's transfer;
+    # called back Anna's m1
+    assert (boris["calls_in"], boris["answered_in"], boris["missed"],
+            boris["missed_rang"]) == (2, 1, 1, 2)
+    assert boris["missed_never"] == 1 and boris["missed_never_share"] == 1.0
+    # talk: q2 200 + t1 after the transfer 300 + m1cb 60
+    assert (boris["conversations"], boris["transfers_in"], boris["talk_s"]) == (3, 1, 560.0)
+    assert (boris["callbacks"], boris["callbacks_reached"],
+            boris["median_callback_s"]) == (1, 1, 300.0)
+    assert boris["revenue"] == {"RUB": 1000.0}
+    # Vera: only rang on q1, and called it back
+    assert (vera["calls_in"], vera["missed"], vera["missed_rang"]) == (0, 0, 1)
+    assert (vera["calls_out"], vera["callbacks"], vera["median_callback_s"],
+            vera["talk_s"]) == (1, 1, 1800.0, 90.0)
+    # the managers' own misses and the queue miss add up to the office's: 2 + 1 + 0 + q1 = 4
+    assert anna["missed"] + boris["missed"] + vera["missed"] + 1 == o["missed"]
+    assert anna["talk_s"] + boris["talk_s"] + vera["talk_s"] == o["talk_s"]
+
+    sales, support = k["teams"]["sales"], k["teams"]["support"]
+    # sales: every inbound call rang a member (6), q1 once; t1's two legs are both theirs
+    assert (sales["calls_in"], sales["missed"], sales["calls_out"], sales["callbacks"]) == (6, 4, 2, 1)
+    assert (sales["conversations"], sales["talk_s"]) == (4, 860.0)    # q2 200, t1 420, m1cb 60, o1 180
+    assert (support["calls_in"], support["missed"], support["callbacks"],
+            support["talk_s"]) == (1, 1, 1, 90.0)
+
+    nov = q.kpis("2026-11", now=LATER)
+    # e1's callback is Anna's, in November, when she made it: 50 min, not reached
+    a11 = nov["managers"]["101"]
+    assert (a11["calls_out"], a11["outbound_reached"], a11["callbacks"],
+            a11["callbacks_reached"]) == (1, 0, 1, 0)
+    assert a11["median_callback_s"] == 3000.0
+    assert (nov["office"]["calls_in"], nov["office"]["missed"]) == (1, 0)
+    assert nov["office"]["revenue"] == {"RUB": 700.0}
+    # ISO week 44 (26 October - 1 November) holds e1 and its callback across the month's end
+    w44 = q.kpis("2026-W44", now=LATER)["office"]
+    assert (w44["calls_in"], w44["missed"], w44["missed_called_back_slow"], w44["callbacks"]) == (1, 1, 1, 1)
+    # the missed-calls list says who called back
+    back = {m["group"]: m["callback"] for m in q.missed("2026-10", now=LATER)}
+    assert (back["m1"]["by"], back["q1"]["by"], back["e1"]["by"]) == ("102", "103", "101")
+    assert back["e1"]["reached"] is False and back["m2"]["status"] == "never"
+
+
+def test_a_running_period_is_compared_to_date(q):
+    # 1 October 09:00 and 2 October 15:00; 'now' is 2 November 12:00: November to date
+    # (1 day and 12 h) against 1 October and 2 October until 12:00, which holds one call
+    q.add_cdr([cdr("a", at(10, 1, 9), "79160000011", "103", answer=at(10, 1, 9, 0, 5), billsec=60),
+               cdr("b", at(10, 2, 15), "79160000012", "103", answer=at(10, 2, 15, 0, 5), billsec=60),
+               cdr("c", at(10, 20, 9), "79160000013", "103", answer=at(10, 20, 9, 0, 5), billsec=60),
+               cdr("n", at(11, 2, 10), "79160000014", "103", answer=at(11, 2, 10, 0, 5), billsec=60)],
+              "pbx")
+    now = at(11, 2, 12)
+    cmp = q.compare("2026-11", now=now)
+    assert cmp["to_date"] is True
+    assert cmp["office"]["current"]["calls_in"] == 1
+    assert cmp["office"]["vs_previous"]["calls_in"] == {"delta": 0, "relative": 0.0}   # 1 vs 1
+    # the whole of October had 3: that is what a finished November is compared with
+    later = q.compare("2026-11", now=LATER)
+    assert "to_date" not in later and later["office"]["vs_previous"]["calls_in"]["delta"] == -2
+
+
+def test_plans_progress_forecast_and_who_is_behind(q):
+    from appliance.kpi.plans import PlanError
+
+    q.settings.kpi.teams = {"sales": ["101", "102"]}
+    rows = []
+    for day in range(2, 8):                       # 2-7 November: 10 calls a day to 101
+        for i in range(10):
+            t = at(11, day, 9 + i)
+            if i < 8:
+                rows.append(cdr(f"{day}-{i}", t, f"7916200{day:02d}{i:02d}", "101", answer=t + 5, billsec=60))
+            else:
+                rows.append(cdr(f"{day}-{i}", t, f"7916200{day:02d}{i:02d}", "101"))
+    q.add_cdr(rows, "pbx")
+    q.db.calls.add(result("won1", at(11, 3, 9, 0, 6), "101", "79162000300"))
+    q.post_outcome("won1", {"result": "won", "amount": 5000}, "crm")           # RUB
+    q.db.calls.add(result("won2", at(11, 3, 10, 0, 6), "101", "79162000301"))
+    q.post_outcome("won2", {"result": "won", "amount": 900, "currency": "EUR"}, "crm")
+    for plan in ({"scope": "manager", "who": "101", "kind": "month", "metric": "calls", "target": 300},
+                 {"scope": "manager", "who": "101", "kind": "month", "metric": "answer_rate", "target": 0.75},
+                 {"scope": "manager", "who": "101", "kind": "month", "metric": "revenue", "target": 10000},
+                 {"scope": "team", "who": "sales", "kind": "month", "metric": "calls", "target": 150},
+                 {"scope": "manager", "who": "101", "kind": "week", "metric": "calls", "target": 50}):
+        q.save_plan(plan, "boss")
+    q.save_plan({"scope": "manager", "who": "101", "kind": "month", "metric": "calls", "target": 300}, "boss")
+    assert len(q.plan_list()) == 5                                   # the same plan replaced
+    base = {"scope": "manager", "who": "101", "kind": "month", "metric": "calls", "target": 1}
+    for bad, msg in [({"scope": "team", "who": "nobody"}, "team"),
+                     ({"metric": "answer_rate", "target": 90}, "share"),
+                     ({"kind": "year"}, "kind"), ({"target": True}, "target")]:
+        with pytest.raises(PlanError, match=msg):
+            q.save_plan({**base, **bad}, "boss")
+    now = at(11, 10, 12)             # 9.5 of November's 30 days gone: 0.3167 of the month
+    got = {p["id"]: p for p in q.plans(now)}
+    calls = got["manager:101:month:calls"]
+    # 60 calls so far; at that pace 60 / (9.5 / 30) = 189.47 by the end: short of 300
+    assert (calls["value"], calls["forecast"], calls["status"]) == (60, 189.47, "behind")
+    assert calls["share"] == 0.2 and calls["elapsed"] == round(9.5 / 30, 4)
+    rate = got["manager:101:month:answer_rate"]
+    assert (rate["value"], rate["status"]) == (0.8, "on_track")      # 48 of 60 answered
+    revenue = got["manager:101:month:revenue"]
+    # only roubles count toward a plan in kpi.currency: 5000 / 0.3167 = 15789.47 >= 10000
+    assert (revenue["value"], revenue["forecast"], revenue["status"]) == (5000.0, 15789.47, "on_track")
+    team = got["team:sales:month:calls"]
+    assert (team["value"], team["status"]) == (60, "on_track")        # 189.47 >= 150
+    week = got["manager:101:week:calls"]
+    # the week of 9 November: 1.5 of 7 days gone (over a fifth), no call yet
+    assert (week["value"], week["forecast"], week["status"]) == (0, 0.0, "behind")
+    assert [p["status"] for p in q.plans(now)][:2] == ["behind", "behind"]   # behind first
+    # on Monday morning a week's plan is too young to judge
+    monday = {p["id"]: p for p in q.plans(at(11, 9, 12))}
+    assert monday["manager:101:week:calls"]["status"] == "early"
+    behind = [a for a in q.alerts(now=now) if a["kind"] == "plan_behind"]
+    assert sorted(a["plan"] for a in behind) == ["manager:101:month:calls", "manager:101:week:calls"]
+    q.delete_plan("manager:101:week:calls", "boss")
+    with pytest.raises(NotFound):
+        q.delete_plan("manager:101:week:calls", "boss")
+    assert [e["action"] for e in q.db.audit.recent(2)] == ["plan deleted", "plan saved"]
+
+
+def test_calls_list_sorts_by_each_figure_with_the_unknown_last(q):
+    # (uid, duration, agent talk share, interruptions by the agent, dead air, score)
+    rows = [("a", 61.0, 0.7, 3, 0.02, 70), ("b", 300.0, 0.4, 0, 0.20, None),
+            ("c", 15.0, 0.55, 5, 0.10, 95)]
+    q.db.calls.add_many([result(u, at(11, 3, 10 + i), "101", score=s, duration=d, talk_share=t,
+                                interruptions=n, dead_air=a)
+                         for i, (u, d, t, n, a, s) in enumerate(rows)])
+
+    def order(sort, way="desc"):
+        return [c["uid"] for c in q.calls("2026-11", sort=sort, order=way)["calls"]]
+
+    assert order("date") == ["c", "b", "a"] and order("date", "asc") == ["a", "b", "c"]
+    assert order("duration") == ["b", "a", "c"] and order("duration", "asc") == ["c", "a", "b"]
+    assert order("talk_share") == ["a", "c", "b"]
+    assert order("interruptions") == ["c", "a", "b"]
+    assert order("dead_air", "asc") == ["a", "c", "b"]
+    # b has no score: last whichever way
+    assert order("score") == ["c", "a", "b"] and order("score", "asc") == ["a", "c", "b"]

@@ -18,6 +18,7 @@ import pytest
 
 from appliance.bus import Bus
 from appliance.config import load_settings
+from appliance.kpi.periods import current
 from appliance.mqtt.client import Publisher
 from appliance.mqtt.feeds import Feeds
 from appliance.mqtt.fleet import Fleet
@@ -89,13 +90,16 @@ def test_call_summary_and_alerts_arrive_without_transcript(tmp_path, broker, pro
         assert box.publisher.connected.wait(10)
         box.bus.publish("call.stored", result=_problem_call())
         calls = sub.wait(1, topic="appliance/box1/calls")
-        alerts = sub.wait(2, topic="appliance/box1/alerts")
+        alerts = sub.wait(3, topic="appliance/box1/alerts")
         summary = json.loads(calls[0].payload)
         assert summary["v"] == 1 and summary["uid"] == "p1" and summary["box"] == "box1"
         assert summary["tags"] == {"profanity": 1, "greeting": 1} and summary["score"] == 35
         assert "transcript" not in summary and b"secret" not in calls[0].payload
         kinds = sorted(json.loads(m.payload)["kind"] for m in alerts)
-        assert kinds == ["low_score", "profanity"]
+        assert kinds == ["low_score", "problem_call", "profanity"]     # the client swore
+        problem = next(json.loads(m.payload) for m in alerts if b"problem_call" in m.payload)
+        assert problem["reasons"] == ["profanity"] and problem["severity"] == "critical"
+        assert problem["uid"] == "p1"
         assert all(m.qos == 1 for m in alerts)
         assert sub.wait(1, topic="appliance/box1/availability")[0].payload == b"online"
         # availability is retained: a subscriber that comes later is told at once
@@ -364,3 +368,30 @@ def test_home_assistant_discovery_describes_the_sensors(tmp_path, broker):
         assert len({c["unique_id"] for c in configs.values()}) == len(configs) == 5
     finally:
         box.close()
+
+
+def test_a_plan_falling_behind_is_alerted_once_a_period(tmp_path, broker):
+    sub = Subscriber(broker.port, "appliance/box1/alerts")
+    box = make_box(tmp_path, broker.port)
+    try:
+        q = box.feeds.queries
+        q.save_plan({"scope": "manager", "who": "101", "kind": "week", "metric": "calls",
+                     "target": 500}, "boss")
+        q.save_plan({"scope": "manager", "who": "102", "kind": "week", "metric": "answer_rate",
+                     "target": 0.5}, "boss")
+        week_start = current("week", time.time()).start
+        # inside this week also in its first minute (an hour back may be last Sunday)
+        box.db.calls.add(result("k1", week_start + (time.time() - week_start) / 2, "101"))
+        week = q.plans()[0]
+        if week["elapsed"] < 0.2:              # Monday morning: nobody is behind yet
+            now = time.time() + (0.25 - week["elapsed"]) * 7 * 86400
+        else:
+            now = time.time()
+        assert box.feeds.publish_plans(now) == 1        # 101: 1 call, far from 500; 102: no figure
+        assert box.feeds.publish_plans(now) == 0        # not again this week
+        got = json.loads(sub.wait(1)[0].payload)
+        assert got["kind"] == "plan_behind" and got["plan"] == "manager:101:week:calls"
+        assert got["agent"] == "101" and got["target"] == 500 and got["value"] == 1
+    finally:
+        box.close()
+        sub.close()

@@ -71,3 +71,63 @@ def test_without_transcript_only_metrics_count():
 def test_bad_checklists_are_named(text, message):
     with pytest.raises(ChecklistError, match=message):
         parse_checklist(text, "c.toml")
+
+
+def test_evidence_is_kept_as_data_for_the_panel_to_word():
+    s = score_call(call([("greeting", "agent", 20.0), ("stop_words", "agent", 3.0),
+                         ("stop_words", "agent", 9.0)], agent_interruptions=3), load_checklist())
+    detail = {i["id"]: i["detail"] for i in s["items"]}
+    assert detail["interruptions"] == {"rule": "metric_max", "value": 3, "max": 2,
+                                       "metric": "parties.agent.interruptions_made"}
+    assert detail["talk_share"]["min"] == 0.3 and detail["talk_share"]["max"] == 0.65
+    assert detail["greeting"] == {"rule": "tag_within", "tag": "greeting", "party": "agent",
+                                  "count": 1, "text": "greeting", "at": 20.0, "within_s": 15}
+    assert detail["stop_words"]["count"] == 2 and detail["stop_words"]["max"] == 1
+    assert detail["introduction"]["count"] == 0
+    unscored = score_call(call(asr="failed"), load_checklist())
+    assert {i["id"]: i["detail"] for i in unscored["items"]}["greeting"] == {"missing": "transcript"}
+
+
+def test_a_furious_client_makes_a_problem_call_whatever_the_agents_score():
+    from appliance.analysis.problems import problem_alert, problem_reasons
+    from appliance.store.records import call_record
+
+    furious = call([("greeting", "agent", 1.0), ("introduction", "agent", 2.0),
+                    ("farewell", "agent", 80.0), ("complaints", "client", 10.0),
+                    ("profanity", "client", 12.0)])
+    furious["call"] = {"call_id": "f1", "started_at": 1.0}
+    assert score_call(furious, load_checklist())["total"] == 100      # the agent did well
+    assert problem_reasons(furious) == ["complaint", "profanity"]
+    record = call_record(furious)
+    assert record["problems"] == ["complaint", "profanity"]
+    assert problem_alert(record) == {"kind": "problem_call", "severity": "critical",
+                                     "reasons": ["complaint", "profanity"]}
+    # the agent's own swearing is the checklist's business, not the client's signal
+    assert problem_reasons(call([("profanity", "agent", 5.0)])) == []
+
+
+def test_objections_left_unanswered_long_overlaps_and_holds():
+    from appliance.analysis.problems import problem_alert, problem_reasons
+
+    def with_(tags=(), segments=(), overlaps=(), **extra):
+        r = call(tags)
+        r.update(segments=[{"party": p, "start": a, "end": b} for p, a, b in segments],
+                 overlaps=[{"start": a, "end": b} for a, b in overlaps], **extra)
+        return r
+
+    objection = [("objections", "client", 10.0)]
+    # the agent says 1.5 s in the 20 s after the objection: let pass; 4 s: answered
+    assert problem_reasons(with_(objection, [("agent", 0, 5), ("agent", 28.5, 40)])) == [
+        "unanswered_objection"]
+    assert problem_reasons(with_(objection, [("agent", 0, 5), ("agent", 12, 16)])) == []
+    # one overlap of 3 s, or 12 s in all, is talking over each other; backchannels are not
+    assert problem_reasons(with_(overlaps=[(5, 8)])) == ["long_overlap"]
+    assert problem_reasons(with_(overlaps=[(i * 10, i * 10 + 2) for i in range(6)])) == ["long_overlap"]
+    assert problem_reasons(with_(overlaps=[(5, 5.6), (9, 9.4)])) == []
+    # a hold of 2 minutes or more, from the hold list or the total
+    assert problem_reasons(with_(holds=[{"start": 30, "end": 160}])) == ["long_hold"]
+    assert problem_reasons(with_(holds=[{"start": 30, "end": 60}])) == []
+    assert problem_reasons(with_(totals={"dead_air_share": 0.0, "hold_s": 150})) == ["long_hold"]
+    # a record stored before reasons were kept: its client tags stand for them
+    assert problem_alert({"tags": {"complaints": 1}})["reasons"] == ["complaint"]
+    assert problem_alert({"tags": {"greeting": 1}}) is None

@@ -81,42 +81,53 @@ def load_checklist(name: str = "sales", user_dir: Path | None = None) -> Checkli
     return parse_checklist(f.read_text(encoding="utf-8"), f"built-in checklists/{name}.toml")
 
 
-def _evaluate(item: dict[str, Any], result: dict[str, Any], has_text: bool) -> tuple[bool | None, str]:
+def _evaluate(item: dict[str, Any], result: dict[str, Any], has_text: bool
+              ) -> tuple[bool | None, str, dict[str, Any]]:
+    """Passed or not (None: not evaluated), the evidence in English, and the same evidence
+    as data, which the panel words in its own language."""
     rule = item["rule"]
     if rule in TAG_RULES:
         if not has_text:
-            return None, "no transcript"
+            return None, "no transcript", {"missing": "transcript"}
         party = item.get("party", "any")
         tags = [t for t in result.get("tags", [])
                 if t["tag"] == item["tag"] and party in ("any", t["party"])]
+        base = {"rule": rule, "tag": item["tag"], "party": party, "count": len(tags)}
+        if tags:
+            base |= {"text": tags[0].get("text"), "at": tags[0].get("at")}
         if rule == "tag_within":
             early = [t for t in tags if t["at"] <= item["within_s"]]
             if early:
-                return True, f"'{early[0]['text']}' at {early[0]['at']:.1f} s"
+                return True, f"'{early[0]['text']}' at {early[0]['at']:.1f} s", \
+                    base | {"text": early[0].get("text"), "at": early[0]["at"]}
             return False, (f"first at {tags[0]['at']:.1f} s" if tags
-                           else f"no {item['tag']} from {party}")
+                           else f"no {item['tag']} from {party}"), base | {"within_s": item["within_s"]}
         if rule == "tag_present":
-            return (True, f"'{tags[0]['text']}' at {tags[0]['at']:.1f} s") if tags else \
-                (False, f"no {item['tag']} from {party}")
+            return (True, f"'{tags[0]['text']}' at {tags[0]['at']:.1f} s", base) if tags else \
+                (False, f"no {item['tag']} from {party}", base)
         if rule == "tag_absent":
-            return (False, f"'{tags[0]['text']}' at {tags[0]['at']:.1f} s") if tags else \
-                (True, f"no {item['tag']} from {party}")
-        return len(tags) <= item["max"], f"{len(tags)} found (max {item['max']})"
+            return (False, f"'{tags[0]['text']}' at {tags[0]['at']:.1f} s", base) if tags else \
+                (True, f"no {item['tag']} from {party}", base)
+        return len(tags) <= item["max"], f"{len(tags)} found (max {item['max']})", \
+            base | {"max": item["max"]}
     value = _metric(result, item["metric"])
     if not isinstance(value, (int, float)):
-        return None, f"{item['metric']} not available"
+        return None, f"{item['metric']} not available", {"missing": "metric", "metric": item["metric"]}
     lo, hi = item.get("min", float("-inf")), item.get("max", float("inf"))
-    return lo <= value <= hi, f"{item['metric']} = {value:g}"
+    limits = {k: item[k] for k in ("min", "max") if k in item}
+    return lo <= value <= hi, f"{item['metric']} = {value:g}", \
+        {"rule": rule, "metric": item["metric"], "value": value, **limits}
 
 
 def score_call(result: dict[str, Any], checklist: Checklist) -> dict[str, Any]:
-    """{total: 0-100 or None, checklist, items: [{id, title, passed, weight, evidence}]}."""
+    """{total: 0-100 or None, checklist, items: [{id, title, passed, weight, evidence,
+    detail}]}; ``detail`` is the evidence as data."""
     has_text = result.get("asr", {}).get("status") == "ok"
     items, got, possible = [], 0.0, 0.0
     for item in checklist.items:
-        passed, evidence = _evaluate(item, result, has_text)
+        passed, evidence, detail = _evaluate(item, result, has_text)
         items.append({"id": item["id"], "title": item.get("title", item["id"]), "passed": passed,
-                      "weight": item["weight"], "evidence": evidence})
+                      "weight": item["weight"], "evidence": evidence, "detail": detail})
         if passed is not None:
             possible += item["weight"]
             got += item["weight"] if passed else 0.0

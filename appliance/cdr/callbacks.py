@@ -6,6 +6,10 @@ client answered). A client who calls again and is answered before any callback n
 ``client_called_again``. Statuses: ``called_back_fast`` (within ``cdr.callback_fast_min``),
 ``called_back_slow`` (within ``cdr.callback_slow_h``), ``client_called_again``, ``never``
 (nothing within ``callback_slow_h``), ``pending`` (that time has not passed yet).
+
+A callback is credited to whoever made it: the outbound call carries ``callback_of`` (the
+missed call it answered) and how long the client waited. A transferred call keeps each
+answered leg's talk time under that leg's agent (``legs``), so both managers are credited.
 """
 
 from __future__ import annotations
@@ -39,12 +43,15 @@ class PbxCall:
     call_ids: set[str] = field(default_factory=set)
     call_uid: str | None = None          # the recorded call, when joined
     callback: dict[str, Any] | None = None
+    legs: dict[str, float] = field(default_factory=dict)   # agent -> talk time of their legs
+    callback_of: str | None = None       # outbound: the missed call (group) this called back
+    callback_wait_s: float | None = None  # how long that client had waited
 
     def as_dict(self) -> dict[str, Any]:
         return {"group": self.group, "start": self.start, "direction": self.direction,
                 "answered": self.answered, "client": self.client, "agent": self.agent,
                 "rung": self.rung, "ring_s": self.ring_s, "talk_s": self.talk_s,
-                "call_uid": self.call_uid, "callback": self.callback}
+                "legs": self.legs, "call_uid": self.call_uid, "callback": self.callback}
 
 
 def merge_legs(rows: Iterable[dict[str, Any]], digits: int) -> list[PbxCall]:
@@ -53,27 +60,31 @@ def merge_legs(rows: Iterable[dict[str, Any]], digits: int) -> list[PbxCall]:
     for row in rows:
         groups.setdefault(row["group"], []).append(row)
     calls = []
-    for group, legs in groups.items():
-        if len(legs) == 1:            # most calls: one leg, built directly (a month: 10k+)
-            calls.append(_one_leg(group, legs[0], digits))
+    for group, rows_of in groups.items():
+        if len(rows_of) == 1:         # most calls: one leg, built directly (a month: 10k+)
+            calls.append(_one_leg(group, rows_of[0], digits))
             continue
-        legs.sort(key=lambda r: r["start"])
-        first = legs[0]
-        answered = [r for r in legs if r["answered"]]
+        rows_of.sort(key=lambda r: r["start"])
+        first = rows_of[0]
+        answered = [r for r in rows_of if r["answered"]]
         client = key = None
-        for r in legs:
+        for r in rows_of:
             if r["client"]:
                 client, key = r["client"], r["client_digits"]
                 break
         direction = first["direction"]
         won = answered[0] if answered else None
+        legs: dict[str, float] = {}
+        for r in answered:
+            who = r["agent"] or ""
+            legs[who] = round(legs.get(who, 0.0) + r["talk_s"], 3)
         call = PbxCall(
             group=group, start=first["start"], direction=direction, answered=won is not None,
             client=client, client_key=(key or "")[-digits:],
             agent=won["agent"] if won else first["agent"] if direction == "outbound" else None,
-            rung=sorted({r["agent"] for r in legs if r["agent"]}),
-            talk_s=max(r["talk_s"] for r in answered) if answered else 0.0,
-            call_ids={r["call_id"] for r in legs if r["call_id"]})
+            rung=sorted({r["agent"] for r in rows_of if r["agent"]}),
+            talk_s=round(sum(legs.values()), 3),
+            call_ids={r["call_id"] for r in rows_of if r["call_id"]}, legs=legs)
         if won is not None and won["answer"] is not None:
             call.ring_s = round(won["answer"] - first["start"], 3)
         calls.append(call)
@@ -90,6 +101,8 @@ def _one_leg(group: str, r: dict[str, Any], digits: int) -> PbxCall:
                    r["agent"] if answered or direction == "outbound" else None,
                    [r["agent"]] if r["agent"] else [], None,
                    r["talk_s"] if answered else 0.0, {r["call_id"]} if r["call_id"] else set())
+    if answered:
+        call.legs = {r["agent"] or "": r["talk_s"]}
     if answered and r["answer"] is not None:
         call.ring_s = round(r["answer"] - r["start"], 3)
     return call
@@ -115,7 +128,8 @@ def join_recorded(calls: list[PbxCall], records: Iterable[dict[str, Any]],
             for c in by_client.get(key, ()):
                 if c.call_uid is not None:
                     continue
-                if rec.get("agent") and c.agent and rec["agent"] != c.agent:
+                if rec.get("agent") and c.agent and rec["agent"] != c.agent \
+                        and rec["agent"] not in c.legs:
                     continue
                 gap = abs(t - (c.start + (c.ring_s or 0)))
                 if gap <= cfg.match_window_s and (best is None or gap < best[0]):
@@ -139,7 +153,8 @@ def recorded_as_calls(records: Iterable[dict[str, Any]], joined: set[str],
                            client=rec.get("client"),
                            client_key=number_key(rec.get("client_digits"), digits),
                            agent=rec.get("agent"), rung=[rec["agent"]] if rec.get("agent") else [],
-                           talk_s=rec.get("duration_s") or 0.0, call_uid=rec["uid"]))
+                           talk_s=rec.get("duration_s") or 0.0, call_uid=rec["uid"],
+                           legs={rec.get("agent") or "": rec.get("duration_s") or 0.0}))
     return out
 
 
@@ -166,6 +181,8 @@ def callback_status(calls: list[PbxCall], cfg: CdrSettings, now: float) -> None:
             status = "called_back_fast" if delay <= fast else "called_back_slow"
             info = {"at": back.start, "by": back.agent, "delay_s": round(delay, 1),
                     "reached": back.answered}
+            if back.callback_of is None:      # one callback, two misses: the longer wait
+                back.callback_of, back.callback_wait_s = c.group, round(delay, 1)
         elif again is not None and again.start - c.start <= slow:
             status = "client_called_again"
             info = {"at": again.start, "by": again.agent,

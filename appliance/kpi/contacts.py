@@ -22,13 +22,14 @@ class Contacts:
 
 def contacts(calls: CallStore, cdr: CdrStore, cfg: CdrSettings, start: float, end: float,
              now: float) -> Contacts:
-    """The calls of [start, end). Rows a little before and after are read too: a recording
-    may start just across the edge of its PBX row, and a missed call's callback may come up to
-    ``cfg.callback_slow_h`` after the range."""
+    """The calls of [start, end). Rows before and after are read too: a recording may start
+    just across the edge of its PBX row, a missed call's callback may come up to
+    ``cfg.callback_slow_h`` after the range, and a callback in the range may answer a call
+    missed up to that long before it (it is credited on the day it was made)."""
     after = cfg.callback_slow_h * 3600
     margin = cfg.match_window_s
     records = calls.between(start - margin, end + after)
-    pbx = merge_legs(cdr.rows(start - margin, end + after), cfg.number_digits)
+    pbx = merge_legs(cdr.rows(start - after, end + after), cfg.number_digits)
     joined = join_recorded(pbx, records, cfg)
     everything = sorted(pbx + recorded_as_calls(records, joined, cfg.number_digits),
                         key=lambda c: c.start)
@@ -41,7 +42,7 @@ def version(calls: CallStore, cdr: CdrStore, cfg: CdrSettings, start: float,
             end: float) -> tuple[Any, ...]:
     """Changes whenever anything ``contacts`` reads for this range was written."""
     out: list[Any] = []
-    day = start - cfg.match_window_s
+    day = start - cfg.callback_slow_h * 3600
     last = end + cfg.callback_slow_h * 3600
     while day < last + 86400:
         name = day_of(day)

@@ -19,22 +19,24 @@ FLAGGED = {
     "avg_talk_share": ("up", 0.05),
     "avg_dead_air_share": ("up", 0.02),
     "answer_rate": ("down", 0.05),
-    "missed_never_share": ("up", 0.03),
+    "missed_never_share": ("up", 0.1),
     "conversion": ("down", 0.05),
     "avg_duration_s": ("either", 30.0),
 }
-COMPARED = ("calls_in", "calls_out", "missed", "missed_never", "answer_rate",
-            "avg_time_to_answer_s", "avg_duration_s", "avg_talk_share", "interruptions_per_call",
-            "avg_dead_air_share", "avg_score", "conversion", "revenue")
+COMPARED = ("calls", "calls_in", "calls_out", "missed", "missed_rang", "missed_never",
+            "missed_never_share", "callbacks", "median_callback_s", "answer_rate",
+            "avg_time_to_answer_s", "conversations", "talk_s", "avg_duration_s",
+            "avg_talk_share", "interruptions_per_call", "avg_dead_air_share", "avg_score",
+            "conversion", "won", "revenue")
 
 
 def day_tallies(view: Contacts, outcomes: dict[str, dict[str, Any]],
                 cfg: KpiSettings) -> dict[str, Any]:
     """Tallies of one day's calls per manager, team and the office (they add up)."""
     records = list(view.records.values())
-    return {"managers": by_agent(view.calls, records, outcomes),
-            "teams": by_team(view.calls, records, outcomes, cfg.teams),
-            "office": tally(view.calls, records, outcomes)}
+    return {"managers": by_agent(view.calls, records, outcomes, cfg.currency),
+            "teams": by_team(view.calls, records, outcomes, cfg.teams, cfg.currency),
+            "office": tally(view.calls, records, outcomes, currency=cfg.currency)}
 
 
 @dataclass
@@ -86,6 +88,10 @@ def kpis(period: Period, days: list[dict[str, Any]], cfg: KpiSettings) -> dict[s
 
 
 def _change(now: Any, before: Any) -> dict[str, Any] | None:
+    if isinstance(now, dict) or isinstance(before, dict):      # revenue, per currency
+        now, before = now or {}, before or {}
+        return {cur: _change(now.get(cur, 0.0), before.get(cur, 0.0))
+                for cur in sorted(set(now) | set(before))}
     if not isinstance(now, (int, float)) or not isinstance(before, (int, float)):
         return None
     return {"delta": round(now - before, 4),

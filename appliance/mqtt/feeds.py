@@ -12,7 +12,7 @@ from typing import Any, Callable
 from ..bus import Bus, Event
 from ..config import Settings
 from ..kpi.periods import current
-from ..query import Queries
+from ..query import Queries, plan_alert
 from ..system.health import recognition_backlog
 from .messages import Topics, alert, box_id, call_alerts, call_summary, envelope
 from .outbox import Outbox
@@ -20,6 +20,7 @@ from .outbox import Outbox
 log = logging.getLogger(__name__)
 
 ALERTED_KEY = "mqtt.missed_alerted"
+PLANS_ALERTED_KEY = "mqtt.plans_alerted"
 
 
 class Feeds:
@@ -130,6 +131,28 @@ class Feeds:
             db.settings.put(ALERTED_KEY, {"groups": keep})
         return len(new)
 
+    def publish_plans(self, now: float | None = None) -> int:
+        """An alert per plan that falls behind, once a period (the panel's rule: the
+        plan's progress in ``Queries.plans``)."""
+        now = time.time() if now is None else now
+        db = self.queries.db
+        seen = set((db.settings.get(PLANS_ALERTED_KEY) or {}).get("keys", []))
+        new = []
+        for p in self.queries.plans(now):
+            key = f"{p['id']}@{p['period']}"
+            if p["status"] != "behind" or key in seen:
+                continue
+            new.append(key)
+            a = plan_alert(p, now)
+            self.raise_alert("plan_behind", f"{p['who']} behind the {p['kind']}ly plan: "
+                             f"{p['metric']} {p['value']} of {p['target']:g}, forecast "
+                             f"{p['forecast']}", "warning", now,
+                             **{k: a[k] for k in ("agent", "team", "plan", "period", "metric",
+                                                  "value", "target", "forecast")})
+        if new:
+            db.settings.put(PLANS_ALERTED_KEY, {"keys": (list(seen) + new)[-2000:]})
+        return len(new)
+
     def publish_kpis(self, now: float | None = None) -> None:
         """Retained snapshots: today's and this month's figures per manager, team, office."""
         now = time.time() if now is None else now
@@ -185,6 +208,7 @@ class Feeds:
                     self._cdr_news.clear()
                     self.publish_missed()
                     self.publish_kpis()
+                    self.publish_plans()
                     next_kpi = now + self.cfg.kpi_interval_s
                 elif self._cdr_news.is_set():
                     self._cdr_news.clear()

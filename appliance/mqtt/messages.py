@@ -10,13 +10,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from ..analysis.problems import problem_alert
 from ..config import MqttSettings
 from ..store.records import call_record
 
 VERSION = 1
 ALERT_KINDS = ("profanity", "complaint", "low_score", "missed_not_called_back",
                "registration_lost", "disk_low", "disk_full", "asr_behind", "outbox_dropped",
-               "store_damaged")
+               "store_damaged", "problem_call", "plan_behind")
 
 
 def box_id(cfg: MqttSettings) -> str:
@@ -90,7 +91,7 @@ def alert(box: str, kind: str, message: str, severity: str = "warning",
 
 def call_alerts(box: str, result: dict[str, Any], low_score: float) -> list[dict[str, Any]]:
     """Alerts a finished call raises: alerting dictionaries (profanity, complaints), a low
-    checklist score."""
+    checklist score, a problem call (the client's side, ``analysis.problems``)."""
     call = result.get("call", {})
     uid = call.get("extra", {}).get("uid") or call.get("call_id")
     ts = (call.get("started_at") or time.time()) + (result.get("duration_s") or 0.0)
@@ -112,4 +113,8 @@ def call_alerts(box: str, result: dict[str, Any], low_score: float) -> list[dict
     if score is not None and score < low_score:
         out.append(alert(box, "low_score", f"checklist score {score} below {low_score:g}",
                          "warning", ts, score=score, **who))
+    problem = problem_alert(call_record(result))
+    if problem is not None:
+        out.append(alert(box, "problem_call", f"problem call: {', '.join(problem['reasons'])}",
+                         problem["severity"], ts, reasons=problem["reasons"], **who))
     return out

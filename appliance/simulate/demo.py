@@ -27,7 +27,7 @@ from .report import Report, summarize
 from .voice import render
 
 log = logging.getLogger(__name__)
-ALERTS_EXPECTED = ("profanity", "complaint", "missed_not_called_back")
+ALERTS_EXPECTED = ("profanity", "complaint", "problem_call", "missed_not_called_back")
 
 
 class DemoError(RuntimeError):

@@ -54,6 +54,10 @@ def check(script: Script, call: dict[str, Any]) -> list[str]:
         want = e.get(f"min_interruptions_by_{party}")
         if want is not None and made.get(party, 0) < want:
             misses.append(f"{party} interrupted {made.get(party, 0)} times < {want}")
+    problems = (call.get("call") or {}).get("problems") or []
+    for reason in e.get("problem_reasons", []):
+        if reason not in problems:
+            misses.append(f"not a problem call for {reason!r}")
     return misses
 
 
@@ -67,6 +71,7 @@ def summarize(script: Script, stored: dict[str, Any], call: dict[str, Any]) -> d
             "talk_share": {p: v.get("talk_share") for p, v in parties.items()},
             "interruptions_made": {p: v.get("interruptions_made") for p, v in parties.items()},
             "tags": sorted(f"{party}:{tag}" for party, tag in _tags(call)),
+            "problems": (call.get("call") or {}).get("problems") or [],
             "transcript": [f"{t['party']}: {t['text']}" for t in call.get("transcript", [])],
             "misses": check(script, call)}
 
@@ -91,6 +96,8 @@ def render_report(report: Report) -> str:
         made = c["interruptions_made"]
         out.append(f"  interruptions: agent {made.get('agent', 0)}, client {made.get('client', 0)}; "
                    f"tags: {', '.join(c['tags']) or 'none'}")
+        if c.get("problems"):
+            out.append(f"  problem call: {', '.join(c['problems'])}")
         out.append(f"  {report.panel.rstrip('/')}/calls/{c['uid']}")
         out += [f"  ! {m}" for m in c["misses"]]
     if report.alerts:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..analysis.problems import problem_reasons
 from ..core.numbers import digits
 from ..core.times import month_of
 from .migrations import CURRENT
@@ -56,6 +57,7 @@ def call_record(result: dict[str, Any], path: str | None = None) -> dict[str, An
         "dead_air_share": totals.get("dead_air_share", 0.0),
         "tags": tags,
         "score": score.get("total"),
+        "problems": problem_reasons(result),
         "asr": result.get("asr", {}).get("status"),
         "recording": recording_name(extra),
         "result_path": path,

@@ -109,7 +109,8 @@ def _not_found(exc: NotFound) -> Any:
 @allow(*READ)
 def calls() -> Any:
     """``period`` (day, week, month), or ``from``/``to`` dates (default: the last 30 days);
-    filters agent, direction, tag, min_score, max_score, q (transcript words), party."""
+    filters agent, direction, tag, min_score, max_score, q (transcript words), party,
+    problem; sort (date, score, duration, talk_share, interruptions, dead_air) and order."""
     if request.args.get("period"):
         f = views.call_filters({k: v for k, v in request.args.items() if k not in ("from", "to")})
         f.pop("range")
@@ -251,8 +252,54 @@ def kpis_flags() -> Any:
 @api.get("/missed")
 @allow(*READ)
 def missed() -> Any:
-    return jsonify(missed=_q().missed(_period(), status=request.args.get("status") or None,
-                                      agent=request.args.get("agent") or None))
+    """Missed calls of a ``period`` or ``from``/``to`` (default: the last 7 days) with their
+    callbacks, counts by status, and the ones to call back now (the missed-calls page)."""
+    from .missed import missed_page
+
+    return jsonify(missed_page(_q(), request.args))
+
+
+@api.get("/managers")
+@allow(*READ)
+def managers() -> Any:
+    """Per manager and team: each figure over the last 8 weeks (``kind=week``) or 6 months
+    (``kind=month``), its change to date, baseline flags, ranked by ``sort``."""
+    from .managers import managers_page
+
+    return jsonify(managers_page(_q(), request.args))
+
+
+@api.get("/plans")
+@allow(*READ)
+def plans() -> Any:
+    """Every plan's progress this week or month: value, forecast at the current pace, status."""
+    from .plans import plans_page
+
+    return jsonify(plans=plans_page(_q())["plans"])
+
+
+@api.put("/plans")
+@allow("admin", "supervisor")
+def plan_put() -> Any:
+    """Set a plan: one per group, period kind and figure (a new target replaces the old)."""
+    from ..kpi.plans import PlanError
+
+    payload = request.get_json(silent=True)
+    if payload is None:
+        abort(400, 'send JSON such as {"scope": "manager", "who": "101", "kind": "month", '
+                   '"metric": "calls", "target": 300}')
+    try:
+        plan = _q().save_plan(payload, g.actor)
+    except PlanError as exc:
+        return _error(400, str(exc))
+    return jsonify(plan)
+
+
+@api.delete("/plans/<plan_id>")
+@allow("admin", "supervisor")
+def plan_delete(plan_id: str) -> Any:
+    _q().delete_plan(plan_id, g.actor)
+    return "", 204
 
 
 @api.get("/clients")

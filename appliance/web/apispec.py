@@ -14,7 +14,13 @@ from typing import Any
 from werkzeug.exceptions import BadRequest
 
 from ..analysis.tagger import PARTIES
+from ..analysis.problems import REASONS as PROBLEM_REASONS
 from ..kpi.figures import CALLBACK_STATUSES
+from ..kpi.plans import KINDS as PLAN_KINDS
+from ..kpi.plans import METRICS as PLAN_METRICS
+from ..kpi.plans import SCOPES as PLAN_SCOPES
+from ..query import SORTS
+from .managers import COLUMNS
 from ..sources.sidecar import FIELDS as RECORDING_FIELDS
 from ..store.outcomes import RESULTS
 from ..system.panel_settings import EDITABLE
@@ -66,6 +72,7 @@ SCHEMAS: dict[str, Schema] = {
     "PbxCall": obj({"group": STR, "start": NUM, "direction": null(STR), "client": null(STR),
                     "agent": null(STR), "rung": arr(STR), "answered": BOOL, "ring_s": null(NUM),
                     "talk_s": null(NUM), "call_uid": null(STR),
+                    "legs": {"type": "object", "additionalProperties": NUM}, "waiting_s": NUM,
                     "callback": null(obj({"status": {"enum": list(CALLBACK_STATUSES)}}, ("status",)))},
                    ("group", "start", "answered")),
     "CallRecord": obj({
@@ -76,6 +83,7 @@ SCHEMAS: dict[str, Schema] = {
         "interruptions_by_client": INT, "dead_air_share": null(NUM),
         "tags": {"type": "object", "additionalProperties": INT}, "score": null(NUM),
         "asr": null(STR), "recording": null(STR), "result_path": null(STR), "notes": INT,
+        "problems": arr({"enum": list(PROBLEM_REASONS)}),
         "audio": STR, "outcome": null(ref("Outcome")), "pbx": null(ref("PbxCall"))},
         ("uid", "started_at", "month", "tags")),
     "CallPage": obj({"total": INT, "offset": INT, "limit": INT, "calls": arr(ref("CallRecord")),
@@ -90,7 +98,8 @@ SCHEMAS: dict[str, Schema] = {
                     "teams": {"type": "object", "additionalProperties": COMPARED},
                     "office": COMPARED}, ("period", "managers", "office")),
     "Alert": obj({"kind": STR, "severity": {"enum": ["warning", "critical"]}, "uid": null(STR),
-                  "agent": null(STR), "client": null(STR), "at": null(NUM)}, ("kind", "severity")),
+                  "agent": null(STR), "client": null(STR), "at": null(NUM),
+                  "reasons": arr({"enum": list(PROBLEM_REASONS)})}, ("kind", "severity")),
     "Dictionary": obj({"language": STR, "name": STR, "tag": STR, "party": {"enum": list(PARTIES)},
                        "severity": INT, "alert": BOOL, "enabled": BOOL, "origin": STR,
                        "entries": {"anyOf": [arr(STR), INT]}}, ("language", "name", "entries")),
@@ -187,6 +196,21 @@ class Route:
         return dict(sorted(out.items()))
 
 
+MANAGER_COLUMNS = tuple(c.key for c in COLUMNS)
+PLAN_FIELDS: dict[str, Schema] = {
+    "id": STR, "scope": {"enum": list(PLAN_SCOPES)}, "who": STR, "kind": {"enum": list(PLAN_KINDS)},
+    "metric": {"enum": list(PLAN_METRICS)}, "target": NUM}
+SCHEMAS["Plan"] = obj(PLAN_FIELDS, tuple(PLAN_FIELDS), extra=False)
+SCHEMAS["PlanProgress"] = obj(PLAN_FIELDS | {
+    "period": STR, "value": null(NUM), "forecast": null(NUM), "share": null(NUM),
+    "elapsed": NUM, "status": {"enum": ["early", "on_track", "behind", "done", "missed"]},
+    "currency": null(STR), "name": null(STR)}, (*PLAN_FIELDS, "period", "status", "elapsed"))
+SCHEMAS["GroupRow"] = obj({"id": STR, "name": STR, "team": null(STR),
+                           "values": FIGURES, "changes": {"type": "object"},
+                           "series": {"type": "object", "additionalProperties": arr(null(NUM))},
+                           "flags": {"type": "object", "additionalProperties": STR}},
+                          ("id", "name", "values", "changes", "series", "flags"))
+
 PERIOD_TEXT = "a day (2026-11-24), an ISO week (2026-W48) or a month (2026-11)"
 PERIOD = Param("period", text=PERIOD_TEXT, pattern=r"\d{4}-(\d{2}|\d{2}-\d{2}|W\d{2})",
                required=True)
@@ -201,6 +225,10 @@ ROUTES: dict[str, Route] = {
         Param("min_score", "number"), Param("max_score", "number"),
         Param("q", text="words that must all appear in the transcript (prefixes)"),
         Param("party", text="search only that party's words", enum=("agent", "client")),
+        Param("problem", text="1: problem calls only (the client's side: docs/kpis.md)",
+              enum=("0", "1")),
+        Param("sort", text="order by this figure (default: date)", enum=tuple(SORTS)),
+        Param("order", text="desc (default) or asc", enum=("asc", "desc")),
         Param("offset", "integer", high=10**7), Param("limit", "integer", high=500),
         Param("page", "integer", high=10**6))),
     "api.call": Route({200: ref("CallRecord")}),
@@ -231,9 +259,35 @@ ROUTES: dict[str, Route] = {
     "api.kpis": Route({200: ref("Kpis")}, (PERIOD,)),
     "api.kpis_compare": Route({200: ref("Compare")}, (PERIOD,)),
     "api.kpis_flags": Route({200: obj({"flags": arr({"type": "object"})}, ("flags",))}, (PERIOD,)),
-    "api.missed": Route({200: obj({"missed": arr(ref("PbxCall"))}, ("missed",))}, (
-        PERIOD, Param("status", text="callback status", enum=CALLBACK_STATUSES),
-        Param("agent", text="an agent who was rung"))),
+    "api.missed": Route({200: obj({
+        "from": STR, "to": STR, "total": INT, "all": INT,
+        "counts": obj({s: INT for s in CALLBACK_STATUSES}), "never_share": null(NUM),
+        "median_callback_s": null(NUM), "missed": arr(ref("PbxCall")),
+        "to_call_back": arr(ref("PbxCall")), "names": {"type": "object", "additionalProperties": STR},
+        "teams": arr(STR)}, ("missed", "to_call_back", "counts"))}, (
+        Param("period", text=PERIOD_TEXT + " (or from/to)", pattern=PERIOD.pattern),
+        Param("from", text="first day, YYYY-MM-DD (default: 6 days ago)", pattern=DATE),
+        Param("to", text="last day, YYYY-MM-DD (default: today)", pattern=DATE),
+        Param("status", text="callback status", enum=CALLBACK_STATUSES),
+        Param("agent", text="a manager whose phone rang"),
+        Param("alone", text="1: only calls that rang that manager alone", enum=("0", "1")),
+        Param("team", text="a team of kpi.teams whose phones rang"))),
+    "api.managers": Route({200: obj({
+        "kind": {"enum": ["week", "month"]}, "period": STR, "periods": arr(STR), "to_date": BOOL,
+        "previous": STR, "currency": STR, "sort": STR, "order": {"enum": ["asc", "desc"]},
+        "columns": arr(obj({"key": STR, "title": STR, "better": STR, "fmt": STR})),
+        "managers": arr(ref("GroupRow")), "teams": arr(ref("GroupRow"))},
+        ("kind", "periods", "columns", "managers", "teams"))}, (
+        Param("kind", text="week (the last 8) or month (the last 6)", enum=("week", "month")),
+        Param("sort", text="name or a column's key", enum=("name", *MANAGER_COLUMNS)),
+        Param("order", text="asc or desc", enum=("asc", "desc")))),
+    "api.plans": Route({200: obj({"plans": arr(ref("PlanProgress"))}, ("plans",))}),
+    "api.plan_put": Route({200: ref("Plan")}, body=json_body(obj({
+        "scope": {"enum": list(PLAN_SCOPES)}, "who": {"type": "string", "maxLength": 64},
+        "kind": {"enum": list(PLAN_KINDS)}, "metric": {"enum": list(PLAN_METRICS)},
+        "target": {"type": "number", "minimum": 0}},
+        ("scope", "who", "kind", "metric", "target"), extra=False)), writes=True),
+    "api.plan_delete": Route({204: None}, writes=True),
     "api.clients": Route({200: obj({"cooling": arr({"type": "object"}),
                                     "zombie": arr({"type": "object"})}, ("cooling", "zombie"))}),
     "api.dashboard": Route({200: obj({"today": STR, "month": STR, "today_calls": ref("CallPage"),

@@ -46,7 +46,7 @@ def create_app(queries: Queries, settings: Settings,
                daemon: Callable[[], dict[str, Any]] | None = None) -> Flask:
     """The WSGI app: the panel (session login) and ``/api/v1`` (session or token).
     ``daemon``: what only the running daemon knows (its MQTT connection)."""
-    from . import admin, api, auth, filters, pages
+    from . import admin, api, auth, filters, managers, pages, plans, wording
 
     data_dir = settings.paths.data_dir
     app = Flask(__name__)
@@ -132,7 +132,8 @@ def create_app(queries: Queries, settings: Settings,
         return render_template("error.html", code=code, message=message), code
 
     filters.install(app)
-    for bp in (auth.bp, pages.bp, admin.bp, api.api):
+    app.add_template_filter(wording.evidence)
+    for bp in (auth.bp, pages.bp, managers.bp, plans.bp, admin.bp, api.api):
         app.register_blueprint(bp)
     return app
 

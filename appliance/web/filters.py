@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app
+
+from .i18n import gettext
 
 
 def when(ts: Any) -> str:
@@ -60,6 +62,63 @@ def trend_class(c: Any, better: str = "up") -> str:
     return "good" if good else "bad"
 
 
+def who(agent: Any) -> str:
+    """A manager by name (``kpi.names``), else by extension."""
+    if not agent:
+        return "—"
+    return current_app.extensions["settings"].kpi.names.get(agent) or str(agent)
+
+
+def whom(agents: Any) -> str:
+    """Several managers by name, e.g. who a missed call rang."""
+    return ", ".join(who(a) for a in agents or []) or "—"
+
+
+def tagname(tag: Any) -> str:
+    """A dictionary tag in the panel's language; a tag of the user's own dictionaries as is."""
+    return untranslated(gettext(f"tag_{tag}"), tag)
+
+
+def untranslated(text: str, original: Any) -> str:
+    """``text``, a catalog lookup of a symbolic key, or ``original`` when the catalog has
+    none (the key came back as it was)."""
+    return str(original) if "_" in text and text.split("_", 1)[1] == str(original) else text
+
+
+def spark(values: Any, width: float = 90, height: float = 24) -> str:
+    """SVG polyline points of a small chart; periods without a figure are left out."""
+    values = list(values or [])
+    known = [v for v in values if isinstance(v, (int, float))]
+    if not known:
+        return ""
+    low, high = min(known), max(known)
+    step = width / max(1, len(values) - 1)
+    span = (high - low) or 1
+
+    def y(v: float) -> float:
+        return round(height - 2 - (v - low) / span * (height - 4), 1) if high != low else height / 2
+
+    return " ".join(f"{round(i * step, 1)},{y(v)}" for i, v in enumerate(values)
+                    if isinstance(v, (int, float)))
+
+
+def figure(value: Any, fmt: str) -> str:
+    """A figure as its column shows it."""
+    if fmt == "pct":
+        return pct(value)
+    if fmt == "dur":
+        return dur(value)
+    if fmt == "score":
+        return num(value, 0)
+    if fmt == "money":
+        return "—" if value is None else f"{value:,.0f}".replace(",", " ")
+    if fmt == "int" and isinstance(value, (int, float)):
+        return str(round(value))
+    return num(value)
+
+
 def install(app: Flask) -> None:
-    for f in (when, clock, dur, uptime, pct, num, change, trend_class):
+    """Register the formatting filters (``wording`` adds its own on top of them)."""
+    for f in (when, clock, dur, uptime, pct, num, change, trend_class, who, whom, tagname,
+              spark, figure, untranslated):
         app.add_template_filter(f)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import (Blueprint, abort, current_app, g, jsonify, redirect, render_template, request,
-                   send_file, url_for)
+from flask import (Blueprint, Response, abort, current_app, g, jsonify, redirect, render_template,
+                   request, send_file, url_for)
 
 from ..query import NotFound, Queries
 from ..store.outcomes import OutcomeError
 from . import views
+from .missed import missed_csv, missed_page
 from .auth import audit, login_required
 from .waveform import peaks
 
@@ -43,6 +44,25 @@ def calls() -> Any:
     tags = sorted({d["tag"] for d in current_app.extensions["library"].dictionaries()})
     return render_template("calls.html", page=page, args=request.args,
                            agents=_q().agents(start, end), tags=tags)
+
+
+@bp.get("/missed")
+@login_required()
+def missed() -> Any:
+    page = missed_page(_q(), request.args)
+    kpi = _q().settings.kpi
+    agents = set(kpi.names) | {a for t in kpi.teams.values() for a in t} | {
+        a for m in page["missed"] for a in m["rung"]}
+    return render_template("missed.html", m=page, args=request.args, agents=sorted(agents))
+
+
+@bp.get("/missed.csv")
+@login_required()
+def missed_export() -> Any:
+    page = missed_page(_q(), request.args)
+    audit("missed export", f"{page['from']}..{page['to']}", rows=len(page["missed"]))
+    return Response(missed_csv(page), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="missed-{page["from"]}-{page["to"]}.csv"'})
 
 
 @bp.get("/calls/<uid>")

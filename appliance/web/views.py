@@ -10,7 +10,7 @@ from typing import Any, Mapping
 from werkzeug.exceptions import BadRequest
 
 from ..kpi.periods import check_date, current
-from ..query import Queries
+from ..query import SORTS, Queries
 
 PAGE_SIZE = 50
 
@@ -46,15 +46,29 @@ def whole_arg(args: Mapping[str, str], name: str, default: int, high: int) -> in
     return int(raw)
 
 
-def call_filters(args: Mapping[str, str], now: float | None = None) -> dict[str, Any]:
-    """The calls list's filters from query arguments, checked; dates default to the last
-    30 days (``to`` inclusive)."""
+def date_range(args: Mapping[str, str], days: int, now: float | None = None
+               ) -> tuple[float, float]:
+    """``from`` and ``to`` (inclusive) dates of query arguments as a time range, checked;
+    by default the last ``days`` days, today included."""
     now = time.time() if now is None else now
     today = current("day", now)
-    start = _day_start(args["from"], "from") if args.get("from") else today.shifted(-29).start
+    start = _day_start(args["from"], "from") if args.get("from") else today.shifted(1 - days).start
     end = current("day", _day_start(args["to"], "to") + 43200).end if args.get("to") else today.end
     if end <= start:
         raise BadRequest("to: must not be before from")
+    return start, end
+
+
+def day_names(start: float, end: float) -> tuple[str, str]:
+    """The first and last day of a range, as dates."""
+    return (datetime.fromtimestamp(start).date().isoformat(),
+            datetime.fromtimestamp(end - 1).date().isoformat())
+
+
+def call_filters(args: Mapping[str, str], now: float | None = None) -> dict[str, Any]:
+    """The calls list's filters from query arguments, checked; dates default to the last
+    30 days (``to`` inclusive)."""
+    start, end = date_range(args, 30, now)
     direction = args.get("direction") or None
     if direction not in (None, "inbound", "outbound"):
         raise BadRequest("direction: inbound or outbound")
@@ -62,9 +76,16 @@ def call_filters(args: Mapping[str, str], now: float | None = None) -> dict[str,
     if party not in (None, "agent", "client"):
         raise BadRequest("party: agent or client")
     text = (args.get("q") or "").strip()[:200] or None
+    sort = args.get("sort") or "date"
+    if sort not in SORTS:
+        raise BadRequest(f"sort: one of {', '.join(SORTS)}")
+    order = args.get("order") or "desc"
+    if order not in ("asc", "desc"):
+        raise BadRequest("order: asc or desc")
     return {"range": (start, end), "agent": args.get("agent") or None, "direction": direction,
             "tag": args.get("tag") or None, "min_score": _number(args, "min_score"),
-            "max_score": _number(args, "max_score"), "text": text, "party": party}
+            "max_score": _number(args, "max_score"), "text": text, "party": party,
+            "problem": args.get("problem") == "1", "sort": sort, "order": order}
 
 
 def calls_page(q: Queries, args: Mapping[str, str],
@@ -76,11 +97,23 @@ def calls_page(q: Queries, args: Mapping[str, str],
     offset = whole_arg(args, "offset", (page - 1) * limit, 10**7)
     start, end = f.pop("range")
     out = q.calls((start, end), offset=offset, limit=limit, **f)
-    out["from"] = datetime.fromtimestamp(start).date().isoformat()
-    out["to"] = datetime.fromtimestamp(end - 1).date().isoformat()
+    out["from"], out["to"] = day_names(start, end)
     out["page"] = offset // limit + 1
     out["pages"] = max(1, -(-out["total"] // limit))
+    out["sort"], out["order"] = f["sort"], f["order"]
+    out["presets"] = call_presets()
     return out
+
+
+def call_presets(now: float | None = None) -> dict[str, dict[str, str]]:
+    """Ready-made filters of the calls list: this week's worst scores first, and the
+    problem calls of the last 30 days, newest first."""
+    now = time.time() if now is None else now
+    week = current("week", now)
+    today = current("day", now)
+    return {"worst_week": {"from": week.first.isoformat(), "to": today.first.isoformat(),
+                           "sort": "score", "order": "asc"},
+            "problems": {"problem": "1"}}
 
 
 def timeline(result: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +157,8 @@ def dashboard(q: Queries, now: float | None = None) -> dict[str, Any]:
               for n, m in compared["managers"].items()}
     most = max(totals.values(), default=0) or 1
     bars = [{"name": n, "calls": v, "share": v / most} for n, v in sorted(totals.items())]
-    return {"now": now, "today": today.name, "month": month.name,
+    return {"now": now, "today": today.name, "yesterday": today.shifted(-1).name,
+            "month": month.name, "month_first": month.first.isoformat(),
             "today_calls": q.calls(today.name, limit=10),
             "today_figures": today_kpis,
             "missed_never": sorted(missed, key=lambda m: m.get("start") or 0, reverse=True),
