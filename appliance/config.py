@@ -276,9 +276,6 @@ class MqttSettings(_Section):
     keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keep-alive")
     reconnect_max_s: int = Field(60, ge=1, le=3600, description="longest wait between reconnections")
     transcripts: bool = Field(False, description="include transcripts in call summaries (privacy: off)")
-    low_score: float = Field(50.0, ge=0, le=100, description="a score below this raises an alert")
-    asr_queue_alert: int = Field(200, ge=1, le=100_000,
-                                 description="speech segments waiting for recognition that raise an alert")
     status_interval_s: float = Field(60.0, ge=1.0, le=3600.0,
                                      description="device status published this often")
     kpi_interval_s: float = Field(300.0, ge=1.0, le=86400.0, description="KPI snapshots published this often")
@@ -392,6 +389,19 @@ class SipSettings(_Section):
         return self
 
 
+class AlertSettings(_Section):
+    """When the box raises an alert: the panel's alerts and MQTT's alike."""
+
+    low_score: float = Field(50.0, ge=0, le=100, description="a checklist score below this raises an alert")
+    asr_queue: int = Field(200, ge=1, le=100_000,
+                           description="speech segments waiting for recognition that raise an alert")
+
+
+# settings that moved: old name -> new name (configs written before keep working)
+MOVED = {("mqtt", "low_score"): ("alerts", "low_score"),
+         ("mqtt", "asr_queue_alert"): ("alerts", "asr_queue")}
+
+
 class Settings(_Section):
     """All settings of the appliance."""
 
@@ -411,7 +421,25 @@ class Settings(_Section):
     kpi: KpiSettings = KpiSettings()
     web: WebSettings = WebSettings()
     mqtt: MqttSettings = MqttSettings()
+    alerts: AlertSettings = AlertSettings()
     update: UpdateSettings = UpdateSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for (old_section, old_key), (section, key) in MOVED.items():
+            old = data.get(old_section)
+            if isinstance(old, dict) and old_key in old:
+                old = dict(old)
+                value = old.pop(old_key)
+                data[old_section] = old
+                new = dict(data.get(section) or {})
+                new.setdefault(key, value)          # the new name wins when both are given
+                data[section] = new
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> "Settings":

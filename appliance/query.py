@@ -12,7 +12,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable
 
-from .analysis.problems import problem_alert, problems_of
+from .analysis.alerts import alerts_for
+from .analysis.problems import problems_of
 from .cdr.asterisk import read_master_csv
 from .cdr.record import CdrError, Context, from_freeswitch, normalise
 from .config import Settings
@@ -346,22 +347,16 @@ class Queries:
         for r in self.db.calls.between(today.shifted(1 - days).start, today.end):
             who = {"uid": r["uid"], "agent": r.get("agent"), "client": r.get("client"),
                    "at": r.get("started_at")}
-            tags = r.get("tags") or {}
-            problem = problem_alert(r)
-            if problem is not None:
-                # one line per call: the client's complaint or swearing is among its reasons
-                out.append({**problem, **who})
-                covered = {"complaints" if x == "complaint" else x for x in problem["reasons"]}
-                tags = {k: v for k, v in tags.items() if k not in covered}
-            if tags.get("profanity"):
-                out.append({"kind": "profanity", "severity": "critical",
-                            "count": tags["profanity"], **who})
-            if tags.get("complaints"):
-                out.append({"kind": "complaint", "severity": "warning",
-                            "count": tags["complaints"], **who})
-            score = r.get("score")
-            if score is not None and score < self.settings.mqtt.low_score:
-                out.append({"kind": "low_score", "severity": "warning", "score": score, **who})
+            found = alerts_for(r, self.settings.alerts.low_score)
+            problem = next((a for a in found if a["kind"] == "problem_call"), None)
+            # one line per call and cause: a complaint or swearing among a problem call's
+            # reasons is shown as the problem call (MQTT sends both kinds)
+            covered = set(problem["reasons"]) if problem else set()
+            for a in found:
+                if a["kind"] in covered:
+                    continue
+                line = {k: v for k, v in a.items() if k not in ("message", "parties")}
+                out.append({**line, **who})
         for i in range(days):
             for m in self.missed(today.shifted(-i).name, status="never", now=now):
                 out.append({"kind": "missed_not_called_back", "severity": "warning",

@@ -65,7 +65,7 @@ class Feeds:
             return              # an old call found by reconciliation: not news
         self.outbox.put(self.topics.calls, call_summary(self.box, result, self.cfg.transcripts),
                         qos=self.cfg.qos)
-        for a in call_alerts(self.box, result, self.cfg.low_score):
+        for a in call_alerts(self.box, result, self.settings.alerts.low_score):
             self.outbox.put(self.topics.alerts, a, qos=max(1, self.cfg.qos))
 
     def _on_disk(self, event: Event) -> None:

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ..analysis.problems import problem_alert
+from ..analysis.alerts import alerts_for
 from ..config import MqttSettings
 from ..store.records import call_record
 
@@ -90,31 +90,12 @@ def alert(box: str, kind: str, message: str, severity: str = "warning",
 
 
 def call_alerts(box: str, result: dict[str, Any], low_score: float) -> list[dict[str, Any]]:
-    """Alerts a finished call raises: alerting dictionaries (profanity, complaints), a low
-    checklist score, a problem call (the client's side, ``analysis.problems``)."""
-    call = result.get("call", {})
-    uid = call.get("extra", {}).get("uid") or call.get("call_id")
-    ts = (call.get("started_at") or time.time()) + (result.get("duration_s") or 0.0)
-    who = {"uid": uid, "agent": call.get("agent"), "client": call.get("client")}
+    """The alerts of a finished call (``analysis.alerts``) as MQTT messages."""
+    record = call_record(result)
+    ts = (record.get("started_at") or time.time()) + (record.get("duration_s") or 0.0)
+    who = {"uid": record.get("uid"), "agent": record.get("agent"), "client": record.get("client")}
     out = []
-    hits: dict[str, list[dict[str, Any]]] = {}
-    for t in result.get("tags", []):
-        if t.get("alert"):
-            hits.setdefault(t["tag"], []).append(t)
-    for tag, found in hits.items():
-        kind = "profanity" if tag == "profanity" else "complaint" if tag == "complaints" else None
-        if kind is None:
-            continue
-        parties = sorted({f.get("party") for f in found if f.get("party")})
-        out.append(alert(box, kind, f"{kind} in a call ({len(found)}x, {', '.join(parties)})",
-                         "critical" if kind == "profanity" else "warning", ts, count=len(found),
-                         parties=parties, **who))
-    score = (result.get("score") or {}).get("total")
-    if score is not None and score < low_score:
-        out.append(alert(box, "low_score", f"checklist score {score} below {low_score:g}",
-                         "warning", ts, score=score, **who))
-    problem = problem_alert(call_record(result))
-    if problem is not None:
-        out.append(alert(box, "problem_call", f"problem call: {', '.join(problem['reasons'])}",
-                         problem["severity"], ts, reasons=problem["reasons"], **who))
+    for a in alerts_for(record, low_score):
+        detail = {k: v for k, v in a.items() if k not in ("kind", "severity", "message")}
+        out.append(alert(box, a["kind"], a["message"], a["severity"], ts, **detail, **who))
     return out

@@ -35,8 +35,14 @@ def call_record(result: dict[str, Any], path: str | None = None) -> dict[str, An
     parties = result.get("parties", {})
     totals = result.get("totals", {})
     tags: dict[str, int] = {}
+    alert_hits: dict[str, dict[str, Any]] = {}
     for tag in result.get("tags", []):
         tags[tag["tag"]] = tags.get(tag["tag"], 0) + 1
+        if tag.get("alert"):        # entries of a dictionary marked to alert
+            hit = alert_hits.setdefault(tag["tag"], {"count": 0, "parties": []})
+            hit["count"] += 1
+            if tag.get("party") and tag["party"] not in hit["parties"]:
+                hit["parties"] = sorted([*hit["parties"], tag["party"]])
     score = result.get("score") or {}
     return {
         "schema": RECORD_SCHEMA,
@@ -56,6 +62,7 @@ def call_record(result: dict[str, Any], path: str | None = None) -> dict[str, An
         "interruptions_by_client": parties.get("client", {}).get("interruptions_made", 0),
         "dead_air_share": totals.get("dead_air_share", 0.0),
         "tags": tags,
+        "alert_hits": alert_hits,
         "score": score.get("total"),
         "problems": problem_reasons(result),
         "asr": result.get("asr", {}).get("status"),

@@ -101,7 +101,7 @@ def recognition_backlog(settings: Settings, status: dict[str, Any]) -> tuple[boo
     queue = int(status.get("asr_queue") or 0)
     backlog = status.get("asr_backlog") or {}
     oldest = float(backlog.get("oldest_s") or 0.0)
-    limit, delay = settings.mqtt.asr_queue_alert, settings.asr.max_delay_s
+    limit, delay = settings.alerts.asr_queue, settings.asr.max_delay_s
     return (queue < limit and oldest < delay,
             f"{queue} speech segments of {backlog.get('calls', 0)} calls waiting "
             f"({backlog.get('audio_s', 0):.0f} s of speech, oldest {oldest:.0f} s; "

@@ -15,12 +15,13 @@ from .atomic import write_json_atomic
 EDITABLE: dict[str, tuple[str, ...]] = {
     "sip": ("direct_calls", "accounts"),
     "mqtt": ("host", "port", "protocol", "tls", "username", "password", "box_id", "topic_prefix",
-             "transcripts", "low_score"),
+             "transcripts"),
+    "alerts": ("low_score",),
     "retention": ("audio_days", "metadata_days", "min_free_percent", "stop_recording_free_mb"),
     "asr": ("enabled", "language"),
     "cdr": ("callback_fast_min", "callback_slow_h"),
 }
-LIVE = ("retention", "cdr")
+LIVE = ("retention", "cdr", "alerts")
 SECRET = {("mqtt", "password")}
 
 
@@ -70,7 +71,5 @@ def change(settings: Settings, changes: dict[str, dict[str, Any]],
     write_json_atomic(data_dir / PANEL_FILE, kept, mode=0o600)
     for section in LIVE:
         setattr(settings, section, getattr(new, section))
-    if "mqtt.low_score" in changed:
-        settings.mqtt.low_score = new.mqtt.low_score
-    restart = [k for k in changed if k.split(".")[0] not in LIVE and k != "mqtt.low_score"]
+    restart = [k for k in changed if k.split(".")[0] not in LIVE]
     return new, restart
