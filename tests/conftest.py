@@ -12,6 +12,8 @@ from appliance.config import Settings
 from appliance.simulate.calls import build_call
 from appliance.simulate.corpus import Utterance, load_corpus
 
+pytest_plugins = ["panelfixtures"]     # box, admin: the panel tests' fixtures
+
 RATE = 16000
 
 

@@ -7,31 +7,8 @@ import csv
 import io
 import time
 
-import pytest
 
-from paneldata import PASSWORD, Box, login
-
-
-@pytest.fixture
-def box(tmp_path):
-    b = Box(tmp_path)
-    b.add_calls()
-    yield b
-    b.close()
-
-
-@pytest.fixture
-def admin(box):
-    client = box.app.test_client()
-    box.setup_admin(client)
-    return client
-
-
-def _as(box, role: str):
-    box.app.extensions["users"].create(role + "1", PASSWORD, role)
-    client = box.app.test_client()
-    assert login(client, role + "1").status_code == 302
-    return client
+from panelfixtures import signed_in_as
 
 
 def _entries(box, action):
@@ -39,7 +16,7 @@ def _entries(box, action):
 
 
 def test_transcript_views_and_searches_are_audited(box, admin):
-    viewer = _as(box, "viewer")
+    viewer = signed_in_as(box, "viewer")
     assert viewer.get("/calls/c-complaint").status_code == 200
     assert admin.get("/api/v1/calls/c-polite/detail").status_code == 200
     views = _entries(box, "transcript view")
@@ -80,7 +57,7 @@ def test_audit_log_filters_and_csv_export(box, admin):
 
 def test_only_admins_read_the_log_and_nobody_deletes_from_it(box, admin):
     for role in ("supervisor", "viewer"):
-        client = _as(box, role)
+        client = signed_in_as(box, role)
         assert client.get("/audit").status_code == 403
         assert client.get("/audit?format=csv").status_code == 403
         assert client.get("/api/v1/audit").status_code == 403

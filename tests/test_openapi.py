@@ -9,20 +9,10 @@ import io
 import time
 from pathlib import Path
 
-import pytest
 
-from paneldata import Box
 from schemacheck import errors
 
 MASTER = (Path(__file__).parent / "data" / "cdr" / "Master.csv").read_bytes()
-
-
-@pytest.fixture
-def box(tmp_path):
-    b = Box(tmp_path)
-    b.add_calls()
-    yield b
-    b.close()
 
 
 def _wav() -> bytes:

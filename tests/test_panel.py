@@ -9,33 +9,11 @@ import time
 import re
 from pathlib import Path
 
-import pytest
 
 from appliance.media.session import Stages
 from appliance.store.database import Database
 from paneldata import PASSWORD, XSS, Box, csrf, login
-
-
-@pytest.fixture
-def box(tmp_path):
-    b = Box(tmp_path)
-    b.add_calls()
-    yield b
-    b.close()
-
-
-@pytest.fixture
-def admin(box):
-    client = box.app.test_client()
-    box.setup_admin(client)
-    return client
-
-
-def _as(box, role: str):
-    box.app.extensions["users"].create(role + "1", PASSWORD, role)
-    client = box.app.test_client()
-    assert login(client, role + "1").status_code == 302
-    return client
+from panelfixtures import signed_in_as
 
 
 # --- first run and sign-in ---
@@ -189,7 +167,7 @@ def test_sign_out_ends_the_session_on_the_box_not_just_in_the_browser(box, admin
 
 
 def test_viewer_reads_but_cannot_change_anything(box, admin):
-    viewer = _as(box, "viewer")
+    viewer = signed_in_as(box, "viewer")
     assert viewer.get("/calls").status_code == 200
     assert viewer.get("/calls/c-polite").status_code == 200
     token = csrf(viewer.get("/"))
@@ -204,7 +182,7 @@ def test_viewer_reads_but_cannot_change_anything(box, admin):
     assert viewer.post("/calls/c-polite/outcome",
                        data={"csrf_token": token, "result": "won"}).status_code == 403
     assert box.settings.retention.audio_days == 365 and box.db.users.get("evil") is None
-    supervisor = _as(box, "supervisor")
+    supervisor = signed_in_as(box, "supervisor")
     assert supervisor.get("/system").status_code == 200
     assert supervisor.get("/settings").status_code == 403
 
@@ -667,7 +645,7 @@ def test_update_bundle_uploaded_on_the_system_page(box, admin, tmp_path):
     resp = upload(admin, foreign)
     assert resp.status_code == 400 and "bad signature" in resp.get_data(as_text=True)
     assert os.readlink(root / "current") == "slots/a"
-    viewer = _as(box, "viewer")
+    viewer = signed_in_as(box, "viewer")
     assert viewer.post("/system/update", data={"csrf_token": csrf(viewer.get("/"))}).status_code == 403
     resp = upload(admin, good)
     assert resp.status_code == 302, resp.get_data(as_text=True)[:300]
@@ -704,7 +682,7 @@ def test_api_tokens_are_made_and_revoked_on_the_users_page(box, admin):
     bad = admin.post("/tokens", data={"csrf_token": token, "action": "create", "name": "x", "role": "root"})
     assert bad.status_code == 400 and "role" in bad.get_data(as_text=True)
     assert admin.post("/tokens", data={"action": "create", "name": "y", "role": "viewer"}).status_code == 400
-    viewer = _as(box, "viewer")
+    viewer = signed_in_as(box, "viewer")
     assert viewer.post("/tokens", data={"csrf_token": csrf(viewer.get("/")), "action": "create",
                                         "name": "z", "role": "admin"}).status_code == 403
     resp = admin.post("/tokens", data={"csrf_token": token, "action": "revoke", "name": "pbx"})
@@ -796,7 +774,7 @@ def test_plans_are_set_in_the_panel_by_editors_with_csrf(box, admin):
     assert bad.status_code == 400 and "target" in bad.get_data(as_text=True)
     html = admin.get("/plans").get_data(as_text=True)
     assert "Анна Петрова" in html and "доля отвеченных" in html and "90%" in html
-    viewer = _as(box, "viewer")
+    viewer = signed_in_as(box, "viewer")
     vpage = viewer.get("/plans")
     assert vpage.status_code == 200 and 'id="plan-form"' not in vpage.get_data(as_text=True)
     assert viewer.post("/plans", data={**form, "csrf_token": csrf(vpage)}).status_code == 403
