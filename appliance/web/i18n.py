@@ -23,7 +23,7 @@ def pick_language() -> str:
     return request.accept_languages.best_match(LANGUAGES, default="ru") or "ru"
 
 
-def gettext(text: str, **values: Any) -> str:
+def gettext(text: str, /, **values: Any) -> str:
     """``text`` in the request's language, with ``{name}`` fields filled in."""
     lang = g.get("lang", "ru") if g else "ru"
     out = RU.get(text, text) if lang == "ru" else EN.get(text, text)
