@@ -14,6 +14,7 @@ from werkzeug.exceptions import BadRequest
 
 from ..kpi.figures import CALLBACK_STATUSES
 from ..query import Queries
+from .csvcell import cell
 from .views import date_range, day_names
 
 DEFAULT_DAYS = 7
@@ -78,14 +79,6 @@ def missed_page(q: Queries, args: Mapping[str, str], now: float | None = None) -
             "teams": sorted(q.settings.kpi.teams)}
 
 
-def _cell(value: Any) -> str:
-    # a spreadsheet runs a cell that starts with = + - @ as a formula; numbers stay numbers
-    text = "" if value is None else str(value)
-    if text[:1] in ("=", "@") or (text[:1] in ("+", "-") and not text[1:2].isdigit()):
-        return "'" + text
-    return text
-
-
 def missed_csv(page: dict[str, Any]) -> str:
     """The page's missed calls as CSV (managers by name), newest first."""
     names = page["names"]
@@ -94,7 +87,7 @@ def missed_csv(page: dict[str, Any]) -> str:
     w.writerow(CSV_COLUMNS)
     for m in page["missed"]:
         cb = m["callback"]
-        w.writerow([_cell(v) for v in (
+        w.writerow([cell(v) for v in (
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m["start"])), m["client"],
             "; ".join(names.get(a, a) for a in m["rung"]), cb["status"],
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(cb["at"])) if cb.get("at") else "",
