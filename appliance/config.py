@@ -9,6 +9,7 @@ is rejected with the key, the value given and what is allowed.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import json
 import os
 import re
@@ -402,6 +403,26 @@ MOVED = {("mqtt", "low_score"): ("alerts", "low_score"),
          ("mqtt", "asr_queue_alert"): ("alerts", "asr_queue")}
 
 
+def renamed(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings of one source with moved names under their new ones (``MOVED``); in the
+    same source the new name wins. Each source is renamed before the sources are merged, so
+    the environment still overrides the panel and the panel the file, whatever the name."""
+    out = dict(data)
+    for (old_section, old_key), (section, key) in MOVED.items():
+        old = out.get(old_section)
+        if isinstance(old, dict) and old_key in old:
+            old = dict(old)
+            value = old.pop(old_key)
+            out[old_section] = old
+            new = dict(out.get(section) or {})
+            new.setdefault(key, value)
+            out[section] = new
+            logging.getLogger(__name__).warning(
+                "setting renamed", extra={"old": f"{old_section}.{old_key}",
+                                          "new": f"{section}.{key}"})
+    return out
+
+
 class Settings(_Section):
     """All settings of the appliance."""
 
@@ -427,19 +448,7 @@ class Settings(_Section):
     @model_validator(mode="before")
     @classmethod
     def _moved(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        for (old_section, old_key), (section, key) in MOVED.items():
-            old = data.get(old_section)
-            if isinstance(old, dict) and old_key in old:
-                old = dict(old)
-                value = old.pop(old_key)
-                data[old_section] = old
-                new = dict(data.get(section) or {})
-                new.setdefault(key, value)          # the new name wins when both are given
-                data[section] = new
-        return data
+        return renamed(data) if isinstance(data, dict) else data
 
     @model_validator(mode="after")
     def _consistent(self) -> "Settings":
@@ -511,7 +520,7 @@ def load_settings(path: str | os.PathLike[str] | None = None,
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
         except OSError as exc:
             raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
-    env = _env_overrides(environ)
+    data, env = renamed(data), renamed(_env_overrides(environ))
     try:
         settings = Settings.model_validate(_merge(data, env))
         panel = panel_overrides(settings.paths.data_dir)
@@ -538,12 +547,12 @@ def panel_overrides(data_dir: Path) -> dict[str, Any]:
                           "settings changed in the panel") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a JSON object; fix or delete it")
-    return data
+    return renamed(data)
 
 
 def env_keys(environ: Mapping[str, str] | None = None) -> set[str]:
     """``section.key`` names fixed by the environment (the panel cannot change them)."""
-    env = _env_overrides(os.environ if environ is None else environ)
+    env = renamed(_env_overrides(os.environ if environ is None else environ))
     return {f"{section}.{key}" for section, keys in env.items() for key in keys}
 
 

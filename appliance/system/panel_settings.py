@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..config import PANEL_FILE, Settings, _describe, _merge, env_keys, panel_overrides
+from ..config import PANEL_FILE, Settings, _describe, _merge, env_keys, panel_overrides, renamed
 from .atomic import write_json_atomic
 
 # What the panel edits, by section. Sections in LIVE are read afresh by the running parts.
@@ -17,7 +17,8 @@ EDITABLE: dict[str, tuple[str, ...]] = {
     "mqtt": ("host", "port", "protocol", "tls", "username", "password", "box_id", "topic_prefix",
              "transcripts"),
     "alerts": ("low_score",),
-    "retention": ("audio_days", "metadata_days", "min_free_percent", "stop_recording_free_mb"),
+    "retention": ("audio_days", "metadata_days", "transcript_days", "audit_days", "min_free_percent",
+                  "stop_recording_free_mb"),
     "asr": ("enabled", "language"),
     "cdr": ("callback_fast_min", "callback_slow_h"),
 }
@@ -47,6 +48,7 @@ def change(settings: Settings, changes: dict[str, dict[str, Any]],
     ones), keep them, apply the live ones to the running ``settings`` in place. Returns the
     saved settings and the keys that differ from the running ones until a restart."""
     fixed = env_keys()
+    changes = renamed(changes)          # API clients may still send the old names
     problems = []
     for section, values in changes.items():
         if section not in EDITABLE or not isinstance(values, dict):
