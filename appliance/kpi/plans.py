@@ -50,6 +50,9 @@ def validate_plan(payload: Any, teams: Mapping[str, Any]) -> dict[str, Any]:
     who = payload.get("who")
     if not isinstance(who, str) or not who.strip() or len(who) > 64:
         raise PlanError("who: the manager's extension or the team's name")
+    if any(ch in who for ch in "/:?#%<>\\") or not who.isprintable():
+        # the plan's id (scope:who:kind:metric) is a URL path segment
+        raise PlanError("who: letters, digits, spaces, '.', '-', '_', '+' and '@' only")
     who = who.strip()
     if scope == "team" and who not in teams:
         raise PlanError(f"who: {who[:40]!r} is not a team of kpi.teams")
