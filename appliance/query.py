@@ -5,6 +5,7 @@ MQTT all call this; none of them reads the store directly."""
 from __future__ import annotations
 
 import json
+from bisect import bisect_left, bisect_right
 import logging
 import threading
 import time
@@ -128,8 +129,40 @@ class Queries:
         days, each computed once until something of that day changes."""
         p = parse_period(period) if isinstance(period, str) else period
         now = time.time() if now is None else now
-        days = [self._day(d, now) for d in _days(p.start, p.end)]
+        all_days = _days(p.start, p.end)
+        self._tally_missing(all_days, now)
+        days = [self._day(d, now) for d in all_days]
         return self._figures(p.name, p, days)
+
+    def _tally_missing(self, days: list[Period], now: float) -> None:
+        """Tally the days not yet tallied from one view of their whole span. Each day's own
+        view reads a day either side (callbacks, recordings across midnight), so a month
+        tallied day by day joins three months of calls; one view of the month joins it once,
+        and the days split from it are the same as their own views."""
+        stamps = [self._stamp(d.start, d.end, now) for d in days]
+        with self._lock:
+            missing = [i for i, d in enumerate(days)
+                       if (hit := self._days.get(d.name)) is None or hit[0] != stamps[i]]
+        if len(missing) < 2:
+            return
+        lo, hi = days[missing[0]].start, days[missing[-1]].end
+        view = contacts(self.db.calls, self.db.cdr, self.settings.cdr, lo, hi, now)
+        outcomes = self.db.outcomes.all()
+        starts = [c.start for c in view.calls]          # oldest first
+        day_starts = [d.start for d in days]
+        records: dict[int, dict[str, dict[str, Any]]] = {}   # by day index + 1
+        for uid, rec in view.records.items():      # all within [lo, hi)
+            records.setdefault(bisect_right(day_starts, rec.get("started_at") or 0), {})[uid] = rec
+        for i in missing:
+            d = days[i]
+            part = Contacts(view.calls[bisect_left(starts, d.start):bisect_left(starts, d.end)],
+                            records.get(i + 1, {}))
+            tally = day_tallies(part, outcomes, self.settings.kpi)
+            with self._lock:
+                self._days[d.name] = (stamps[i], tally)
+                self._days.move_to_end(d.name)
+                while len(self._days) > DAYS_CACHED:
+                    self._days.popitem(last=False)
 
     def _figures(self, key: str, p: Period, days: list[tuple[Any, dict[str, Any]]]
                  ) -> dict[str, Any]:
@@ -188,6 +221,21 @@ class Queries:
         self.compare(month.name, now)
         self.kpis(current("day", now), now)
         return [month.name, month.shifted(-1).name, month.year_ago().name]
+
+    def warm_up_managers(self, now: float | None = None) -> list[str]:
+        """Compute what the managers page and the API's flags and client lists ask first:
+        this week's and this month's baselines (months of history, seconds at 100k calls)
+        and the client lists. Afterwards only days that change are computed again."""
+        now = time.time() if now is None else now
+        done = []
+        for kind in ("week", "month"):
+            this = current(kind, now)
+            self.compare(this.name, now)
+            self.flags(this.name, now)
+            done.append(f"{this.name} flags")
+        self.clients(now=now)
+        done.append("client lists")
+        return done
 
     def compare(self, period: str, now: float | None = None) -> dict[str, Any]:
         """This period vs the previous one and the same period a year before. A period

@@ -234,6 +234,19 @@ def test_a_period_updated_day_by_day_equals_one_summed_afresh(q, tmp_path):
     assert kept["office"]["tags"] == fresh["office"]["tags"] == {"greeting": 3}
 
 
+def test_a_month_tallied_from_one_view_equals_its_days_tallied_one_by_one(q):
+    # misses called back across midnight and across the month's edges (31 Oct -> 1 Nov),
+    # queues, transfers, outcomes in three currencies
+    office_month(q)
+    at_once = Queries(q.db, q.settings)
+    by_day = Queries(q.db, q.settings)
+    for day in range(1, 32):                   # each day on its own first: its own view
+        by_day.kpis(f"2026-10-{day:02d}", LATER)
+    for month in ("2026-10", "2026-11"):
+        assert at_once.kpis(month, LATER) == by_day.kpis(month, LATER)
+    assert at_once.flags("2026-11", LATER) == by_day.flags("2026-11", LATER)
+
+
 def test_warm_up_computes_the_dashboards_months_ahead(q):
     q.db.calls.add(result("w1", at(11, 20, 10), "101"))
     now = at(11, 24, 12)
@@ -241,6 +254,22 @@ def test_warm_up_computes_the_dashboards_months_ahead(q):
     # November to date (23 whole days and 12 h) against the same stretch of the others
     assert {"2026-11", "2026-10@23+43200", "2025-11@23+43200", "2026-11-24"} <= set(q._periods)
     assert q.kpis("2026-11", now)["managers"]["101"]["recorded"] == 1
+
+
+def test_warm_up_leaves_the_managers_baselines_and_client_lists_ready(q, monkeypatch):
+    office_month(q)
+    now = at(11, 24, 12)
+    assert q.warm_up_managers(now) == ["2026-W48 flags", "2026-11 flags", "client lists"]
+    import appliance.query
+
+    def joined(*args):
+        raise AssertionError("joined calls again: the warm-up left nothing ready")
+    monkeypatch.setattr(appliance.query, "contacts", joined)
+    monkeypatch.setattr(appliance.query, "client_lists", joined)
+    q.flags("2026-11", now)
+    q.flags("2026-W48", now)
+    q.compare("2026-W48", now)
+    q.clients(now=now)
 
 
 def test_client_lists_are_kept_until_the_window_changes_or_the_hour_turns(q):
@@ -421,7 +450,8 @@ def test_plans_progress_forecast_and_who_is_behind(q):
     base = {"scope": "manager", "who": "101", "kind": "month", "metric": "calls", "target": 1}
     for bad, msg in [({"scope": "team", "who": "nobody"}, "team"),
                      ({"metric": "answer_rate", "target": 90}, "share"),
-                     ({"kind": "year"}, "kind"), ({"target": True}, "target")]:
+                     ({"kind": "year"}, "kind"), ({"target": True}, "target"),
+                     ({"who": "a/b"}, "who"), ({"who": "<script>"}, "who"), ({"who": "x\ny"}, "who")]:
         with pytest.raises(PlanError, match=msg):
             q.save_plan({**base, **bad}, "boss")
     now = at(11, 10, 12)             # 9.5 of November's 30 days gone: 0.3167 of the month
