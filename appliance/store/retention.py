@@ -83,14 +83,24 @@ def _uid_of(path: Path) -> str | None:
 
 
 def strip_transcript(result: dict[str, Any], now: float) -> bool:
-    """Remove from a call JSON every word said (transcript, quoted tag text, notes of the
-    recognizer); False if there was nothing to remove."""
-    had = bool(result.get("transcript")) or any(t.get("text") for t in result.get("tags", []))
+    """Remove from a call JSON every word said: the transcript, the words tags and checklist
+    evidence quote, the dictionary entries that matched; False if there was nothing."""
+    items = (result.get("score") or {}).get("items") or []
+    had = (bool(result.get("transcript")) or any(t.get("text") for t in result.get("tags", []))
+           or any((i.get("detail") or {}).get("text") for i in items))
     if not had:
         return False
     result["transcript"] = []
     for tag in result.get("tags", []):
         tag.pop("text", None)
+        tag.pop("phrase", None)             # the dictionary entry: what was heard, too
+    for item in items:
+        detail = item.get("detail") or {}
+        if detail.pop("text", None) is not None:
+            # the checklist's evidence quoted the words: say where, not what
+            at = detail.get("at")
+            item["evidence"] = (f"{detail.get('tag')} at {at:.1f} s" if isinstance(at, (int, float))
+                                else str(detail.get("tag") or ""))
     asr = result.setdefault("asr", {})
     asr.update(status="deleted", deleted_at=now)
     return had
@@ -105,6 +115,8 @@ class Retention:
         self.disk = disk
         self.calls_dir = settings.paths.calls
         self.state = "ok"              # ok | low | full: alerts go out on changes
+        self._words_done_before = 0.0  # calls before this had their transcripts removed
+        self._words_retry: set[str] = set()
         self._lock = threading.Lock()
 
     def _delete_audio(self, path: Path, reason: str, report: Report) -> bool:
@@ -194,10 +206,17 @@ class Retention:
         """Calls older than ``cutoff`` lose what was said: the transcript, the words their
         tags quote and the search index entry; metrics, tag counts and the score stay."""
         removed = 0
-        for uid in self.db.calls.uids_before(cutoff):
+        self._words_done_before = min(self._words_done_before, cutoff)   # a shorter setting
+        # only the calls that crossed the cutoff since the last pass, and those that failed
+        # (the first pass after a start reads every month before the cutoff, once)
+        span = [r["uid"] for r in self.db.calls.between(self._words_done_before, cutoff)]
+        retry, self._words_retry = self._words_retry, set()
+        for uid in [*retry, *span]:
             rec = self.db.calls.get(uid)
-            if (not rec or rec.get("words_removed_at") or rec.get("asr") == "pending"
-                    or not rec.get("result_path")):
+            if not rec or rec.get("words_removed_at") or not rec.get("result_path"):
+                continue
+            if rec.get("asr") == "pending":
+                self._words_retry.add(uid)
                 continue
             path = self.calls_dir / rec["result_path"]
             had = False
@@ -211,10 +230,12 @@ class Retention:
             except (OSError, ValueError) as exc:
                 log.error("transcript past retention not removed; tried again at the next pass",
                           extra={"uid": uid, "file": str(path), "reason": str(exc)})
+                self._words_retry.add(uid)
                 continue
             self.db.search.forget([uid])
             self.db.calls.update(uid, {"words_removed_at": now, **({"asr": "deleted"} if had else {})})
             removed += had
+        self._words_done_before = max(self._words_done_before, cutoff)
         if removed:
             log.info("transcripts past retention removed", extra={"calls": removed})
         return removed
