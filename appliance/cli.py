@@ -184,7 +184,7 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     if not args.json:
         print("connects to (nothing else):")
         for d in out["egress"]["destinations"]:
-            print(f"  {d['what']:<28}{d['host']}:{d['port']}/{d['transport']}  ({d['setting']})")
+            print(f"  {d['what']:<28}{d['address']}/{d['transport']}  ({d['setting']})")
     return 3 if not out["running"] else 0 if out["ok"] else 1
 
 

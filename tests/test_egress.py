@@ -51,14 +51,19 @@ port = 8883
                    ("name lookups (DNS)", "10.0.0.53", 53, "udp")]
 
 
-def test_no_broker_no_accounts_and_addresses_only_need_no_dns(tmp_path):
+def test_addresses_only_need_no_dns_and_ipv6_is_bracketed(tmp_path):
     resolv = tmp_path / "resolv.conf"
     resolv.write_text("nameserver 10.0.0.53\n")
     settings = _settings(tmp_path, '[sip]\n[[sip.accounts]]\nregistrar = "[fd00::5]:5062"\nuser = "r"\n')
     got = destinations(settings, timesyncd=tmp_path / "absent.conf", resolv=resolv)
-    assert [(d.what, d.host, d.port) for d in got] == [("PBX registrar", "fd00::5", 5062),
-                                                       ("time (NTP)", "*", 123)]
-    assert "DHCP" in got[-1].setting
+    assert [(d.what, d.address) for d in got] == [("PBX registrar", "[fd00::5]:5062"),
+                                                  ("time (NTP)", "*:123"),
+                                                  ("name lookups (DNS)", "10.0.0.53:53")]
+    assert "DHCP" in got[1].setting
+    timesyncd = tmp_path / "timesyncd.conf"
+    timesyncd.write_text("[Time]\nNTP=10.0.0.123\n")
+    assert [d.what for d in destinations(settings, timesyncd=timesyncd, resolv=resolv)] == [
+        "PBX registrar", "time (NTP)"]                  # addresses only: no lookups
 
 
 def test_status_lists_the_destinations(tmp_path):
@@ -68,7 +73,7 @@ def test_status_lists_the_destinations(tmp_path):
                          capture_output=True, text=True, timeout=60)
     out = json.loads(run.stdout)
     assert {"what": "MQTT broker", "host": "192.0.2.7", "port": 1883, "transport": "tcp",
-            "setting": "mqtt.host"} in out["egress"]["destinations"]
+            "setting": "mqtt.host", "address": "192.0.2.7:1883"} in out["egress"]["destinations"]
     text = subprocess.run([sys.executable, "-m", "appliance.cli", "-c", str(cfg), "status"],
                           capture_output=True, text=True, timeout=60).stdout
     assert "connects to (nothing else):" in text and "192.0.2.7:1883/tcp" in text

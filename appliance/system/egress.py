@@ -30,8 +30,14 @@ class Destination:
     transport: str      # udp | tcp
     setting: str        # where it is configured
 
+    @property
+    def address(self) -> str:
+        """host:port, an IPv6 address in brackets."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "address": self.address}
 
 
 def _host_port(text: str, default: int) -> tuple[str, int]:
@@ -107,7 +113,8 @@ def destinations(settings: Settings, timesyncd: Path = TIMESYNCD,
         out.append(Destination("time (NTP)", server, NTP_PORT, "udp", origin))
     if not servers:
         out.append(Destination("time (NTP)", "*", NTP_PORT, "udp", origin))
-    if any(_is_name(d.host) for d in out if d.host != "*"):
+    # the distribution's pool ("*") is names too
+    if any(d.host == "*" or _is_name(d.host) for d in out):
         for ns in nameservers(resolv):
             out.append(Destination("name lookups (DNS)", ns, DNS_PORT, "udp", str(resolv)))
     return out

@@ -16,7 +16,8 @@ from ..system import panel_settings
 from ..system.egress import egress
 from ..system.logs import RECENT
 from . import backup
-from .auditview import CALL_ACTIONS, audit_csv, audit_entries
+from .auditview import CALL_ACTIONS, PAGE_LIMIT, audit_entries, export, known_actions
+from .catalog_ru import RU
 from .auth import audit, login_required
 from .i18n import gettext as _
 from .tokens import ROLES as TOKEN_ROLES
@@ -366,13 +367,8 @@ def audit_log() -> Any:
     """Who did what: filters by dates, who, action and object; CSV of the same entries."""
     log = current_app.extensions["queries"].db.audit
     if request.args.get("format") == "csv":
-        entries = audit_entries(log, request.args)
-        audit("audit export", "", entries=len(entries),
-              filters={k: v for k, v in request.args.items() if k != "format" and v})
-        return Response(audit_csv(entries), mimetype="text/csv", headers={
-            "Content-Disposition": "attachment; filename=audit.csv",
-            "Cache-Control": "private, no-store"})
-    entries = audit_entries(log, request.args, limit=300)
-    return render_template("audit.html", entries=entries, args=request.args,
-                           call_actions=CALL_ACTIONS,
-                           actions=sorted({e["action"] for e in log.recent(2000)}))
+        return export(log, request.args, audit)
+    entries = audit_entries(log, request.args, limit=PAGE_LIMIT + 1)
+    return render_template("audit.html", entries=entries[:PAGE_LIMIT], args=request.args,
+                           more=len(entries) > PAGE_LIMIT, limit=PAGE_LIMIT,
+                           call_actions=CALL_ACTIONS, actions=known_actions(log, RU))

@@ -16,7 +16,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Any, Callable
 
-from flask import Blueprint, Response, abort, current_app, g, jsonify, request
+from flask import Blueprint, abort, current_app, g, jsonify, request
 
 from ..cdr.asterisk import decode_csv
 from ..cdr.record import CdrError
@@ -28,7 +28,7 @@ from ..system.atomic import write_json_atomic
 from ..system.disk import disk_state
 from . import views
 from .apispec import check_query
-from .auditview import LIMIT, audit_csv, audit_entries
+from .auditview import LIMIT, audit_entries, export, searched
 from .auth import session_user
 from .users import UserError
 
@@ -119,7 +119,8 @@ def calls() -> Any:
     else:
         page = views.calls_page(_q(), request.args)
     if request.args.get("q"):       # the rows found say which calls contain the words
-        _audit("transcript search", request.args["q"][:200], found=page["total"])
+        _audit("transcript search", searched(request.args["q"], current_app.extensions[
+            "settings"].privacy.redact), found=page["total"])
     return jsonify(page)
 
 
@@ -442,13 +443,9 @@ def users_create() -> Any:
 @api.get("/audit")
 @allow("admin")
 def audit_list() -> Any:
-    entries = audit_entries(_q().db.audit, request.args, _arg_int("limit", 100, LIMIT))
     if request.args.get("format") == "csv":
-        _audit("audit export", "", entries=len(entries),
-               filters={k: v for k, v in request.args.items() if k != "format" and v})
-        return Response(audit_csv(entries), mimetype="text/csv",
-                        headers={"Content-Disposition": "attachment; filename=audit.csv"})
-    return jsonify(entries=entries)
+        return export(_q().db.audit, request.args, _audit)
+    return jsonify(entries=audit_entries(_q().db.audit, request.args, _arg_int("limit", 100, LIMIT)))
 
 
 @api.get("/health")

@@ -8,16 +8,28 @@ import json
 import time
 from typing import Any, Mapping
 
+from flask import Response
 from werkzeug.exceptions import BadRequest
 
+from ..analysis.redaction import Redactor
 from ..store.audit import AuditLog
+from .csvcell import cell
 from .views import call_filters
 
-LIMIT = 5000
+LIMIT = 5000            # entries per API answer
+EXPORT_LIMIT = 200_000  # entries per CSV export (about 40 MB)
+PAGE_LIMIT = 300        # entries shown on the page
 CSV_COLUMNS = ("at", "actor", "action", "target", "ip", "detail")
 
 # actions on a call: their target links to the call page
 CALL_ACTIONS = ("listen", "download", "outcome", "transcript view")
+
+
+def searched(text: str, kinds: list[str]) -> str:
+    """Transcript search words as the audit log keeps them: at most 200 characters, with
+    the personal numbers the box masks in transcripts masked here too."""
+    line = {"party": "agent", "start": 0.0, "end": 0.0, "text": text[:200]}
+    return Redactor(kinds).apply([line])[0][0]["text"] if kinds else line["text"]
 
 
 def audit_filters(args: Mapping[str, str], now: float | None = None) -> dict[str, Any]:
@@ -38,10 +50,28 @@ def audit_entries(log: AuditLog, args: Mapping[str, str], limit: int = LIMIT) ->
     return log.find(f["start"], f["end"], f["actor"], f["action"], f["target"], limit)
 
 
-def _cell(value: str) -> str:
-    # a spreadsheet runs a cell starting with = + - @ as a formula: names and targets come
-    # from users and PBXs
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+def known_actions(log: AuditLog, catalog: Mapping[str, str]) -> list[str]:
+    """Actions to filter by: every action the panel names (``audit_*`` keys of its catalog)
+    and any other found among the recent entries."""
+    named = {k[len("audit_"):] for k in catalog if k.startswith("audit_")}
+    return sorted(named | {e["action"] for e in log.recent(2000)})
+
+
+def export(log: AuditLog, args: Mapping[str, str], record: Any) -> Response:
+    """The entries matching ``args`` as a CSV download; the export itself is audited
+    through ``record(action, target, **detail)``. A last line says when the export was
+    cut at EXPORT_LIMIT entries."""
+    entries = audit_entries(log, args, EXPORT_LIMIT + 1)
+    cut = len(entries) > EXPORT_LIMIT
+    entries = entries[:EXPORT_LIMIT]
+    record("audit export", "", entries=len(entries), truncated=cut,
+           filters={k: v for k, v in args.items() if k != "format" and v})
+    body = audit_csv(entries)
+    if cut:
+        body += f"# cut at {EXPORT_LIMIT} entries, the newest first: narrow the dates\n"
+    return Response(body, mimetype="text/csv", headers={
+        "Content-Disposition": "attachment; filename=audit.csv",
+        "Cache-Control": "private, no-store"})
 
 
 def audit_csv(entries: list[dict[str, Any]]) -> str:
@@ -53,7 +83,7 @@ def audit_csv(entries: list[dict[str, Any]]) -> str:
         detail = dict(e.get("detail") or {})
         ip = str(detail.pop("ip", "") or "")
         out.writerow([time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["at"])),
-                      _cell(e["actor"]), _cell(e["action"]), _cell(e["target"]), ip,
-                      _cell(json.dumps(detail, ensure_ascii=False, sort_keys=True)
+                      cell(e["actor"]), cell(e["action"]), cell(e["target"]), ip,
+                      cell(json.dumps(detail, ensure_ascii=False, sort_keys=True)
                             if detail else "")])
     return buf.getvalue()

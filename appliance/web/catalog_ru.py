@@ -103,6 +103,8 @@ RU: dict[str, str] = {
     "mqtt.box_id": "Имя устройства в топиках", "mqtt.topic_prefix": "Префикс топиков",
     "mqtt.transcripts": "Передавать расшифровки", "alerts.low_score": "Тревога при оценке ниже",
     "retention.audio_days": "Хранить записи, дней", "retention.metadata_days": "Хранить данные звонков, дней",
+    "retention.transcript_days": "Хранить расшифровки, дней (0 — как данные звонков)",
+    "retention.audit_days": "Хранить журнал действий, дней",
     "retention.min_free_percent": "Минимум свободного места, %",
     "retention.stop_recording_free_mb": "Прекращать запись при свободном месте меньше, МБ",
     "cdr.callback_fast_min": "Быстрый перезвон, минут", "cdr.callback_slow_h": "Окно перезвона, часов",
@@ -158,6 +160,8 @@ RU: dict[str, str] = {
         "Токен для {name}: скопируйте его сейчас, больше он не будет показан.",
     "Token {name} revoked.": "Токен {name} отозван.", "No token named {name}.": "Токена {name} нет.",
     # who saw what, where the box connects
+    "The newest {n} entries are shown: narrow the filters, or export them all as CSV.":
+        "Показаны последние {n} записей: сузьте условия или выгрузите все в CSV.",
     "Where the box connects": "Куда подключается устройство", "What": "Что", "Address": "Адрес",
     "Setting": "Настройка", "time (NTP)": "время (NTP)", "PBX registrar": "регистратор АТС",
     "name lookups (DNS)": "DNS",
@@ -270,6 +274,8 @@ EN: dict[str, str] = {
     "mqtt.box_id": "This box's name in topics", "mqtt.topic_prefix": "Topic prefix",
     "mqtt.transcripts": "Send transcripts", "alerts.low_score": "Alert when a score is below",
     "retention.audio_days": "Keep recordings, days", "retention.metadata_days": "Keep call data, days",
+    "retention.transcript_days": "Keep transcripts, days (0: as long as call data)",
+    "retention.audit_days": "Keep the audit log, days",
     "retention.min_free_percent": "Keep at least this much disk free, %",
     "retention.stop_recording_free_mb": "Stop recording below this free space, MB",
     "cdr.callback_fast_min": "Fast callback, minutes", "cdr.callback_slow_h": "Callback window, hours",

@@ -11,6 +11,7 @@ from ..query import NotFound, Queries
 from ..store.outcomes import OutcomeError
 from . import views
 from .missed import missed_csv, missed_page
+from .auditview import searched
 from .auth import audit, login_required
 from .waveform import peaks
 
@@ -39,7 +40,8 @@ def calls() -> Any:
     filters = views.call_filters(request.args)
     page = views.calls_page(_q(), request.args, filters)
     if filters.get("text"):         # the rows found say which calls contain the words
-        audit("transcript search", filters["text"][:200], found=page["total"])
+        audit("transcript search", searched(filters["text"], current_app.extensions[
+            "settings"].privacy.redact), found=page["total"])
     start, end = filters["range"]
     tags = sorted({d["tag"] for d in current_app.extensions["library"].dictionaries()})
     return render_template("calls.html", page=page, args=request.args,
