@@ -72,6 +72,15 @@ class Bus:
         with self._idle:
             return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
+    def close(self, timeout: float = 10.0) -> None:
+        """Deliver what is queued (up to ``timeout``), then stop the delivery thread."""
+        self.drain(timeout)
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout)
+
     def _deliver(self) -> None:
         while True:
             event = self._queue.get()

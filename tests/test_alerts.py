@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from appliance.analysis.alerts import alerts_for
-from appliance.config import load_settings
+from appliance.config import env_keys, load_settings
 from appliance.mqtt.messages import call_alerts
 from appliance.query import Queries
 from appliance.store.database import Database
@@ -65,3 +65,19 @@ def test_thresholds_moved_from_mqtt_still_apply(tmp_path):
     cfg.write_text("[mqtt]\nlow_score = 35\n[alerts]\nlow_score = 20\n")
     assert load_settings(cfg, environ={}).alerts.low_score == 20          # the new name wins
     assert load_settings(environ={"APPLIANCE_ALERTS__LOW_SCORE": "44"}).alerts.low_score == 44
+    # each source renamed before they are merged: the environment wins over the panel's
+    # setting whatever the name either uses
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "panel-settings.json").write_text('{"alerts": {"low_score": 55}}')
+    env = {"APPLIANCE_PATHS__DATA_DIR": str(data), "APPLIANCE_MQTT__LOW_SCORE": "30"}
+    assert load_settings(environ=env).alerts.low_score == 30
+    assert "alerts.low_score" in env_keys(env)
+
+
+def test_the_panel_api_takes_the_old_name(tmp_path):
+    from appliance.system.panel_settings import change
+
+    settings = load_settings(environ={"APPLIANCE_PATHS__DATA_DIR": str(tmp_path)})
+    saved, restart = change(settings, {"mqtt": {"low_score": 61}})
+    assert saved.alerts.low_score == settings.alerts.low_score == 61 and restart == []

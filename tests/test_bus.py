@@ -34,3 +34,18 @@ def test_an_event_nobody_listens_to_is_not_kept():
     bus = Bus()
     bus.publish("call.stored", n=1)
     assert bus.pending == 0 and bus.drain(timeout=0)
+
+
+def test_close_delivers_what_is_queued_then_stops_and_a_later_event_starts_it_again():
+    def delivering() -> set:
+        return {t for t in threading.enumerate() if t.name == "bus"}
+    before = delivering()
+    bus, got = Bus(), []
+    bus.subscribe("", lambda e: got.append(e.topic))
+    bus.publish("a")
+    assert len(delivering() - before) == 1
+    bus.close()
+    assert got == ["a"] and delivering() - before == set()
+    bus.publish("b")
+    assert bus.drain(timeout=30) and got == ["a", "b"]
+    bus.close()

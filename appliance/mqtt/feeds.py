@@ -114,7 +114,8 @@ class Feeds:
         """An alert per missed call whose callback window closed with no callback."""
         now = time.time() if now is None else now
         db = self.queries.db
-        seen = set((db.settings.get(ALERTED_KEY) or {}).get("groups", []))
+        stored = list((db.settings.get(ALERTED_KEY) or {}).get("groups", []))   # oldest first
+        seen = set(stored)
         new = []
         today = current("day", now)
         for day in (today.shifted(-2), today.shifted(-1), today):
@@ -127,7 +128,7 @@ class Feeds:
                                  "warning", m["start"], client=m["client"], rung=m["rung"],
                                  group=m["group"])
         if new:
-            keep = (list(seen) + new)[-5000:]
+            keep = (stored + new)[-5000:]          # the oldest are forgotten first
             db.settings.put(ALERTED_KEY, {"groups": keep})
         return len(new)
 
@@ -136,7 +137,8 @@ class Feeds:
         plan's progress in ``Queries.plans``)."""
         now = time.time() if now is None else now
         db = self.queries.db
-        seen = set((db.settings.get(PLANS_ALERTED_KEY) or {}).get("keys", []))
+        stored = list((db.settings.get(PLANS_ALERTED_KEY) or {}).get("keys", []))   # oldest first
+        seen = set(stored)
         new = []
         for p in self.queries.plans(now):
             key = f"{p['id']}@{p['period']}"
@@ -150,7 +152,7 @@ class Feeds:
                              **{k: a[k] for k in ("agent", "team", "plan", "period", "metric",
                                                   "value", "target", "forecast")})
         if new:
-            db.settings.put(PLANS_ALERTED_KEY, {"keys": (list(seen) + new)[-2000:]})
+            db.settings.put(PLANS_ALERTED_KEY, {"keys": (stored + new)[-2000:]})
         return len(new)
 
     def publish_kpis(self, now: float | None = None) -> None:
