@@ -50,6 +50,54 @@ def _recover(settings: Settings, stages: Stages, process: str | None = None) -> 
     recover_unfinished(settings, stages, process)
 
 
+def _data_key(settings: Settings, stop: threading.Event) -> bool:
+    """Set up encryption at rest ([privacy] encrypt). A key from a passphrase is waited
+    for (``appliance key unlock`` after boot); any other key problem stops the start, since
+    writing clear files instead would break the promise silently."""
+    from .system import sealing
+
+    announced = 0.0
+    while True:
+        try:
+            ring = sealing.setup(settings)
+        except sealing.SealError as exc:
+            if not (settings.privacy.key_from_passphrase
+                    and not sealing.key_path(settings).exists()):
+                log.error("data key unusable; not starting", extra={"reason": str(exc)})
+                return False
+            if time.monotonic() - announced > 60:
+                announced = time.monotonic()
+                log.warning("waiting for the data key: run 'appliance key unlock'",
+                            extra={"key_file": str(sealing.key_path(settings))})
+            if stop.wait(1.0):
+                return False
+            continue
+        if ring is not None:
+            log.info("encryption at rest", extra={"key": ring.current.id.hex(),
+                                                  "old_keys": len(ring.by_id) - 1})
+        return True
+
+
+def _reseal(settings: Settings, stop: threading.Event) -> None:
+    """Seal what is still clear or under a replaced key, then drop replaced keys."""
+    from .system import sealing
+
+    if sealing.ring() is None:
+        return
+    try:        # a background job (Linux: per-thread nice)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (OSError, AttributeError):
+        pass
+    sealed, failed = sealing.reseal_all(settings.paths.calls, stop)
+    if sealed or failed:
+        log.info("files sealed", extra={"sealed": sealed, "failed": failed})
+    if not failed and not stop.is_set():
+        gone = sealing.retire_old_keys(sealing.key_path(settings))
+        if gone:
+            log.info("replaced data keys removed: every file uses the current key",
+                     extra={"keys": gone})
+
+
 def run(settings: Settings, stop: threading.Event | None = None,
         config_path: str | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); return the exit code."""
@@ -57,6 +105,8 @@ def run(settings: Settings, stop: threading.Event | None = None,
     _stop_on_signals(stop)
     settings.paths.data_dir.mkdir(parents=True, exist_ok=True)
     log.info("appliance starting", extra={"data_dir": str(settings.paths.data_dir.resolve())})
+    if not _data_key(settings, stop):
+        return 3 if not stop.is_set() else 0
     from .sources.sip import workers as sip_workers
 
     n_workers = sip_workers.workers_needed(settings) if settings.sip.enabled else 0
@@ -113,6 +163,7 @@ def run(settings: Settings, stop: threading.Event | None = None,
         t.start()
     # done once, so not among the threads the watchdog expects alive
     threading.Thread(target=local.warm_up, name="kpi-warm-up", daemon=True).start()
+    threading.Thread(target=_reseal, args=(settings, stop), name="reseal", daemon=True).start()
     from .system.watchdog import feed_watchdog, notify
 
     notify("READY=1", f"STATUS=recording; panel {local.web.url if local.web else 'off'}")
@@ -149,7 +200,7 @@ class LocalData:
         self.settings = settings
         self.stages = stages
         self.bus = bus
-        self.db = Database(settings.paths.data_dir)
+        self.db = Database(settings.paths.data_dir, transcripts_in_memory=settings.privacy.encrypt)
         self.ingester = Ingester(self.db.calls, settings.paths.calls, bus, self.db.search)
         if stages is not None and stages.asr is not None:
             from .asr.pending import PendingCalls
@@ -326,6 +377,14 @@ def run_worker(settings: Settings, index: int, count: int) -> int:
     from .asr.link import PieceClient
 
     ws = worker_settings(settings, index, count)
+    from .system import sealing
+
+    try:
+        sealing.setup(ws)       # the daemon made or waited for the key before starting us
+    except sealing.SealError as exc:
+        log.error("capture worker without its data key", extra={"worker": index,
+                                                                 "reason": str(exc)})
+        return 3
     stages = Stages.capture(PieceClient.from_env() if ws.asr.enabled else None)
     endpoint = SipEndpoint(ws, stages, sip_address=(WORKER_HOST, worker_port(settings, index)),
                            contact=_front_contact(settings) if index == 0 else None,

@@ -103,8 +103,14 @@ def _open_queries(settings: Settings):  # noqa: ANN202 - (Database, Queries)
     from .query import Queries
     from .store.database import Database
 
-    db = Database(settings.paths.data_dir)
+    db = Database(settings.paths.data_dir, transcripts_in_memory=settings.privacy.encrypt)
     return db, Queries(db, settings)
+
+
+def _cmd_key(args: argparse.Namespace, settings: Settings) -> int:
+    from .system.keys import command
+
+    return command(settings, args.action, new=args.new)
 
 
 def _cmd_cdr(args: argparse.Namespace, settings: Settings) -> int:
@@ -242,7 +248,7 @@ def _cmd_setup_link(args: argparse.Namespace, settings: Settings) -> int:
     else:
         from .store.database import Database
 
-        db = Database(data_dir)
+        db = Database(data_dir, transcripts_in_memory=settings.privacy.encrypt)
         try:
             done = len(Users(db.users)) > 0
         finally:
@@ -370,6 +376,12 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=("admin", "supervisor", "viewer", "integration"),
                    help="integration: post CDRs and outcomes, read KPIs (default)")
     p.set_defaults(func=_cmd_token)
+
+    p = sub.add_parser("key", help="the data key of encryption at rest ([privacy] encrypt): show, "
+                       "rotate (the daemon seals every file again), unlock (from a passphrase)")
+    p.add_argument("action", choices=("show", "rotate", "unlock"))
+    p.add_argument("--new", action="store_true", help="unlock: set a new passphrase")
+    p.set_defaults(func=_cmd_key)
 
     p = sub.add_parser("cdr", help="import an Asterisk Master.csv (the daemon must be stopped; "
                        "while it runs use POST /api/v1/cdr/asterisk)")

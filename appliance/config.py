@@ -152,6 +152,13 @@ class PrivacySettings(_Section):
         "passport, snils, inn, email)")
     mute_audio: bool = Field(False, description="also silence the recording over each masked "
                              "line (the party's channel)")
+    encrypt: bool = Field(False, description="recordings and call JSON encrypted at rest "
+                          "(AES-256-GCM); a lost key means the data is gone (docs/privacy.md)")
+    key_file: Path | None = Field(None, description="the data key (mode 600; empty: "
+                                  "<data_dir>/keys/data.key, made at the first start)")
+    key_from_passphrase: bool = Field(False, description="the key comes from a passphrase: "
+                                      "'appliance key unlock' after each boot writes key_file "
+                                      "(put it on a tmpfs such as /run); the box waits for it")
 
 
 class RecordingSettings(_Section):

@@ -39,6 +39,7 @@ from appliance.simulate.audiocheck import windowed_correlation  # noqa: E402
 from appliance.simulate.calls import build_call  # noqa: E402
 from appliance.simulate.corpus import load_corpus  # noqa: E402
 from appliance.simulate.procstats import tree_usage  # noqa: E402
+from appliance.system import sealing  # noqa: E402
 
 DISTINCT = 8          # different calls; more simultaneous calls reuse them
 
@@ -71,11 +72,14 @@ def cpu_seconds(session: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def run(n: int, calls, asr: bool, work: Path) -> dict:
+def run(n: int, calls, asr: bool, work: Path, encrypt: bool = False) -> dict:
     # 4 calls per process (the wheel's PJSUA_MAX_CALLS): 32 calls = 8 capture workers + front
     box = Box(work / f"{'asr' if asr else 'dsp'}{n}", free_port(), 46000, asr=asr,
-              rtp_range=4000, max_calls=max(4, -(-n // 4) * 4))
+              rtp_range=4000, max_calls=max(4, -(-n // 4) * 4),
+              extra="[privacy]\nencrypt = true" if encrypt else "")
     box.start()
+    if encrypt:     # this process reads the sealed results with the box's key
+        sealing.configure(sealing.KeyRing.load(box.data / "keys" / "data.key"))
     try:
         if asr:     # the model is loaded when the first call needs it: not part of a call's cost
             time.sleep(2)
@@ -124,7 +128,7 @@ def run(n: int, calls, asr: bool, work: Path) -> dict:
             rtp_lost += st["lost"]
             jb_drops += st["jb_lost"] + st["jb_discarded"] + st["discarded"]
         if k < 4:   # fidelity on a sample: correlation is the slow part of the bench
-            rec, _ = sf.read(str(box.data / "calls" / time.strftime(
+            rec, _ = sf.read(sealing.audio_source(box.data / "calls" / time.strftime(
                 "%Y-%m-%d", time.localtime(r["call"]["started_at"])) / r["call"]["extra"]["recording"]),
                 dtype="float32")
             # which of the distinct calls this was: the one its agent channel matches
@@ -149,18 +153,21 @@ def main() -> None:
     ap.add_argument("--dsp", default="8,16,24,32", help="simultaneous calls, capture + DSP")
     ap.add_argument("--asr", default="2,4,6", help="simultaneous calls with live ASR")
     ap.add_argument("--seconds", type=float, default=40.0, help="approximate call length")
+    ap.add_argument("--encrypt", action="store_true", help="[privacy] encrypt on (sealed at hang-up)")
     args = ap.parse_args()
     calls = make_calls(args.seconds)
     work = OUT / "sip" / "runs"
     rows = []
     for spec, asr in ((args.dsp, False), (args.asr, True)):
         for n in [int(x) for x in spec.split(",") if x]:
-            row = run(n, calls, asr, work / str(int(time.time())))
+            row = run(n, calls, asr, work / str(int(time.time())), args.encrypt)
+            row["encrypt"] = args.encrypt
             print(json.dumps(row), flush=True)
             rows.append(row)
     lines = ["## SIP capture capacity (two-stream SIPREC calls, real speech, PCMA, loopback)", "",
              f"Calls of about {args.seconds:.0f} s; the appliance and the calling endpoint share "
-             f"the machine's {os.cpu_count()} cores. `python bench/sip_capacity.py`", "",
+             f"the machine's {os.cpu_count()} cores. `python bench/sip_capacity.py"
+             f"{' --encrypt' if args.encrypt else ''}`", "",
              "| calls | ASR | finalized | frames lost | padded | RTP lost | jitter-buffer drops | "
              "min corr | CPU/call | appliance CPU | result after hang-up | peak RSS / PSS (MB) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]

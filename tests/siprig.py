@@ -17,6 +17,7 @@ from appliance.simulate.rawsip import (HOST, RawUA, Response, free_port,  # noqa
                                        invite, parse_response, sdp)
 from waiting import wait_for
 from appliance.sources.sip.workers import state_files
+from appliance.system import sealing
 
 HERE = Path(__file__).parent
 DATA = HERE / "data" / "sip"
@@ -180,7 +181,7 @@ port = {self.web_port}
         for p in sorted((self.data / "calls").glob("*/*.json")):
             if not p.name.endswith(".meta.json"):
                 try:
-                    out.append(json.loads(p.read_text()))
+                    out.append(sealing.read_json(p))      # sealed with [privacy] encrypt
                 except FileNotFoundError:
                     continue
         return out

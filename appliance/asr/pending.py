@@ -8,7 +8,6 @@ store is told. A daemon that stops with calls pending adopts them again at its n
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..system.atomic import write_json_atomic
+from ..system import sealing
 from .pieces import PieceSpec
 from .service import AsrService, Transcript
 
@@ -67,7 +66,7 @@ class PendingCalls:
         with self._lock:
             self._adopted.discard(ref)
         try:
-            result = json.loads(path.read_text(encoding="utf-8"))
+            result = sealing.read_json(path)
         except (OSError, ValueError) as exc:
             log.error("pending call vanished before its transcript",
                       extra={"file": str(path), "reason": str(exc)})
@@ -83,7 +82,7 @@ class PendingCalls:
                 result["call"].setdefault("notes", []).append(
                     f"masked speech not muted in the recording: {exc}")
         try:
-            write_json_atomic(path, result)
+            sealing.write_json(path, result)
         except OSError as exc:      # stays pending on disk: done again at the next start
             log.error("transcript not written", extra={"file": str(path), "reason": str(exc)})
             return

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..config import Settings
+from ..system import sealing
 from ..system.atomic import write_json_atomic
 from ..core.frames import PARTIES, PIPELINE_RATE, Party
 from .recorder import StereoRecorder, wav_to_flac
@@ -198,7 +199,11 @@ class LiveCall:
         result["call"]["extra"]["uid"] = self.uid
         self.result = result
         try:
-            write_json_atomic(self.result_path, result)
+            sealing.seal_file(recording)        # [privacy] encrypt: nothing else to do when off
+        except (OSError, sealing.SealError) as exc:    # sealed again at the next start
+            log.error("recording not sealed", extra={"uid": self.uid, "reason": str(exc)})
+        try:
+            sealing.write_json(self.result_path, result)
             self.wav_path = recording
             self.write_meta("done")
         except OSError as exc:

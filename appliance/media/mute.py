@@ -7,12 +7,14 @@ the original as it was.
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 from typing import Any
 
 import soundfile as sf
 
+from ..system import sealing
 from ..system.atomic import replacing
 
 log = logging.getLogger(__name__)
@@ -39,21 +41,32 @@ def mute_spans(paths: list[Path], agent_channel: int, spans: list[dict[str, Any]
 def _mute_file(path: Path, cuts: list[tuple[int, float, float]]) -> float:
     if not cuts:
         return 0.0
-    info = sf.info(str(path))
+    sealed = sealing.is_sealed(path)
+    clear = sealing.read_bytes(path) if sealed else None
+    info = sf.info(io.BytesIO(clear) if sealed else str(path))
     rate = info.samplerate
     ranges = [(ch, int(a * rate), int(b * rate)) for ch, a, b in cuts]
     dtype = "int16" if info.subtype in ("PCM_16", "ALAW", "ULAW", "PCM_U8", "PCM_S8") else "float32"
-    with replacing(path) as tmp, sf.SoundFile(str(path)) as src, sf.SoundFile(
-            str(tmp), "w", rate, src.channels, info.subtype, format=info.format) as dst:
-        offset = 0
-        for block in src.blocks(blocksize=int(BLOCK_S * rate), dtype=dtype, always_2d=True):
-            n = len(block)
-            for ch, a, b in ranges:
-                lo, hi = max(a, offset), min(b, offset + n)
-                if lo < hi and ch < block.shape[1]:
-                    block[lo - offset:hi - offset, ch] = 0
-            dst.write(block)
-            offset += n
+    # a sealed recording is muted in memory and sealed again: nothing clear reaches the disk
+    out = io.BytesIO() if sealed else None
+    with replacing(path) as tmp:
+        with sf.SoundFile(io.BytesIO(clear) if sealed else str(path)) as src, sf.SoundFile(
+                out if sealed else str(tmp), "w", rate, src.channels, info.subtype,
+                format=info.format) as dst:
+            offset = 0
+            for block in src.blocks(blocksize=int(BLOCK_S * rate), dtype=dtype, always_2d=True):
+                n = len(block)
+                for ch, a, b in ranges:
+                    lo, hi = max(a, offset), min(b, offset + n)
+                    if lo < hi and ch < block.shape[1]:
+                        block[lo - offset:hi - offset, ch] = 0
+                dst.write(block)
+                offset += n
+        if out is not None:
+            ring = sealing.ring()
+            if ring is None:
+                raise sealing.SealError(f"{path} is encrypted but encryption is not set up")
+            tmp.write_bytes(sealing.seal_bytes(out.getvalue(), ring.current))
     seconds = sum(b - a for _, a, b in ranges) / rate
     log.info("recording muted", extra={"file": path.name, "spans": len(ranges),
                                        "seconds": round(seconds, 1)})

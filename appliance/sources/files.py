@@ -21,6 +21,7 @@ from ..asr.pieces import PieceSpec
 from ..config import Settings
 from ..core.frames import PIPELINE_RATE, SAMPLES_PER_FRAME
 from ..media.session import CallMeta, CallSession, Stages
+from ..system import sealing
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def _probe(path: Path) -> sf._SoundFileInfo:
     if size == 0:
         raise AudioFileError(f"{path}: the file is empty (0 bytes); the recording was not written")
     try:
-        info = sf.info(str(path))
+        info = sf.info(_source(path))
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioFileError(
             f"{path}: not a readable WAV or FLAC recording ({exc}); check that the PBX writes "
@@ -149,6 +150,14 @@ def open_call_files(paths: list[str | os.PathLike[str]], settings: Settings,
     return FileCall(track(*infos[0], 0), track(*infos[1], 0), notes)
 
 
+def _source(path: Path) -> Any:
+    """What soundfile opens: the path, or a sealed recording's contents ([privacy] encrypt)."""
+    try:
+        return sealing.audio_source(path)
+    except sealing.SealError as exc:
+        raise AudioFileError(str(exc)) from None
+
+
 def _file_blocks(track: TrackInfo, channels: list[int], block_s: float,
                  notes: list[str]) -> Iterator[np.ndarray]:
     """Yield float32 blocks (samples x len(channels)) of one file at the pipeline rate."""
@@ -158,7 +167,7 @@ def _file_blocks(track: TrackInfo, channels: list[int], block_s: float,
                                      dtype="float32"))
     read = 0
     try:
-        fh = sf.SoundFile(str(track.path))
+        fh = sf.SoundFile(_source(track.path))
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise AudioFileError(f"{track.path}: cannot be opened for reading ({exc})") from None
     with fh:

@@ -20,7 +20,7 @@ from ..cdr.record import Context
 from ..config import Settings
 from ..media.live import day_folder, new_uid
 from ..media.session import Stages
-from ..system.atomic import write_json_atomic
+from ..system import sealing
 from .files import AudioFileError, analyse_files
 from .sidecar import SidecarError, read_sidecar, sidecar_path
 
@@ -97,7 +97,8 @@ class InboxWatcher:
         extra = result["call"]["extra"]
         extra.update(uid=uid, files=[str(recording)], recording=recording.name,
                      original_name=path.name)
-        write_json_atomic(out, result)
+        sealing.seal_file(recording)            # [privacy] encrypt
+        sealing.write_json(out, result)
         log.info("recording analysed", extra={"file": path.name, "uid": uid, "json": out.name})
         if self.on_result is not None:
             self.on_result(out)

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..config import Settings
 from .files import AudioFileError, analyse_files
+from ..system import sealing
 from ..system.atomic import write_json_atomic
 from ..media.recorder import repair_wav, wav_to_flac
 from ..media.session import Stages
@@ -68,7 +69,8 @@ def recover_unfinished(settings: Settings, stages: Stages | None = None,
             recording = wav_to_flac(wav)
         call["extra"]["recording"] = recording.name
         out = meta_path.with_name(f"{uid}.json")
-        write_json_atomic(out, result)
+        sealing.seal_file(recording)            # [privacy] encrypt
+        sealing.write_json(out, result)
         meta.update(state="done", recording=recording.name)
         write_json_atomic(meta_path, meta)
         log.warning("call recovered", extra={"uid": uid, "seconds": round(seconds, 2)})

@@ -31,7 +31,9 @@ class Database:
     gets StoreBusy (the CLI then says to use the running daemon's API).
     """
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, transcripts_in_memory: bool = False) -> None:
+        """``transcripts_in_memory``: the search index is not kept on disk ([privacy]
+        encrypt: it would hold every word said in clear); it is rebuilt at each start."""
         root = data_dir / "store"
         root.mkdir(parents=True, exist_ok=True)
         self._lock_fh = open(root / ".lock", "w")
@@ -51,7 +53,7 @@ class Database:
         self.outbox = DurableMap(root / "outbox", kind="outbox")
         self.sessions = DurableMap(root / "sessions", kind="session", str_keys=True)
         self.audit = AuditLog(root / "audit")
-        self.search = TranscriptIndex(root / "transcripts.sqlite")
+        self.search = TranscriptIndex(root / "transcripts.sqlite", in_memory=transcripts_in_memory)
         self.damage = DamageLog(root / "damage.json")
         for months in (self.calls.partitions, self.cdr.partitions, self.audit.partitions):
             months.on_problem = self.check          # a month loaded later may find some too

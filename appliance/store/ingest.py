@@ -5,7 +5,6 @@ two) is added."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from ..analysis.completion import pending
 from ..bus import Bus
 from .calls import CallStore
 from .records import recording_name
+from ..system import sealing
 from .search import TranscriptIndex
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class Ingester:
         complete."""
         with self._lock:
             try:
-                result = json.loads(path.read_text(encoding="utf-8"))
+                result = sealing.read_json(path)
             except FileNotFoundError:
                 return 0
             except (OSError, ValueError) as exc:
@@ -119,7 +119,7 @@ class Ingester:
                 if rec["uid"] in indexed or not rec.get("result_path"):
                     continue
                 try:
-                    result = json.loads((self.calls_dir / rec["result_path"]).read_text("utf-8"))
+                    result = sealing.read_json(self.calls_dir / rec["result_path"])
                 except (OSError, ValueError):
                     continue            # audio-only or pruned: nothing to search
                 batch.append((rec["uid"], float(rec.get("started_at") or 0.0),

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from ..bus import Bus
 from ..config import Settings
-from ..system.atomic import write_json_atomic
+from ..system import sealing
 from ..system.disk import DiskState, disk_state
 from .database import Database
 from ..core.times import month_of
@@ -75,7 +75,7 @@ def _being_recorded(path: Path) -> bool:
 def _uid_of(path: Path) -> str | None:
     """The stored call a recording belongs to (its call JSON shares the file stem)."""
     try:
-        result = json.loads(path.with_name(f"{path.stem}.json").read_text(encoding="utf-8"))
+        result = sealing.read_json(path.with_name(f"{path.stem}.json"))
         call = result["call"]
         return call.get("extra", {}).get("uid") or call.get("call_id")
     except (OSError, ValueError, KeyError, TypeError):
@@ -221,10 +221,10 @@ class Retention:
             path = self.calls_dir / rec["result_path"]
             had = False
             try:
-                result = json.loads(path.read_text(encoding="utf-8"))
+                result = sealing.read_json(path)
                 had = strip_transcript(result, now)
                 if had:
-                    write_json_atomic(path, result)
+                    sealing.write_json(path, result)
             except FileNotFoundError:
                 pass
             except (OSError, ValueError) as exc:

@@ -41,10 +41,19 @@ def match_expression(text: str) -> str | None:
 
 
 class TranscriptIndex:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, in_memory: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self.path = path
+        if in_memory:
+            # an index kept on disk before encryption was turned on holds the words in clear
+            for old in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                if old.exists():
+                    old.unlink()
+                    log.warning("clear search index removed: kept in memory with encryption on",
+                                extra={"file": str(old)})
+            self._db = self._open(":memory:")
+            return
         try:
             self._db = self._open(path)
         except sqlite3.DatabaseError as exc:      # corrupt: derived data, rebuild from calls
@@ -54,7 +63,7 @@ class TranscriptIndex:
             self._db = self._open(path)
 
     @staticmethod
-    def _open(path: Path) -> sqlite3.Connection:
+    def _open(path: Path | str) -> sqlite3.Connection:
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from flask import (Blueprint, Response, abort, current_app, g, jsonify, redirect, render_template,
@@ -9,6 +10,7 @@ from flask import (Blueprint, Response, abort, current_app, g, jsonify, redirect
 
 from ..query import NotFound, Queries
 from ..store.outcomes import OutcomeError
+from ..system import sealing
 from . import views
 from .missed import missed_csv, missed_page
 from .auditview import searched
@@ -87,7 +89,9 @@ def audio(uid: str) -> Any:
     first = request.headers.get("Range", "bytes=0-").replace(" ", "").startswith("bytes=0-")
     if download or first:       # one entry per playback or download, not per Range request
         audit("download" if download else "listen", uid)
-    resp = send_file(path, mimetype=AUDIO_TYPES.get(path.suffix.lower(), "application/octet-stream"),
+    # a sealed recording ([privacy] encrypt) is unsealed in memory, never to the disk
+    body = io.BytesIO(sealing.read_bytes(path)) if sealing.is_sealed(path) else path
+    resp = send_file(body, mimetype=AUDIO_TYPES.get(path.suffix.lower(), "application/octet-stream"),
                      conditional=True, as_attachment=download, download_name=f"{uid}{path.suffix}",
                      max_age=0)
     resp.headers["Cache-Control"] = "private, no-store"

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from ..system import sealing
+
 BUCKETS = 1000
 BLOCK = 1 << 16
 _cache: OrderedDict[tuple[str, float], dict[str, Any]] = OrderedDict()
@@ -25,7 +27,7 @@ def peaks(path: Path, buckets: int = BUCKETS) -> dict[str, Any]:
             _cache.move_to_end(key)
             return _cache[key]
     try:
-        with sf.SoundFile(str(path)) as f:
+        with sf.SoundFile(sealing.audio_source(path)) as f:
             frames, channels, rate = f.frames, f.channels, f.samplerate
             edges = np.linspace(0, max(frames, 1), buckets + 1).astype(np.int64)
             out = np.zeros((buckets, channels), np.float32)
@@ -38,7 +40,7 @@ def peaks(path: Path, buckets: int = BUCKETS) -> dict[str, Any]:
                 red = np.maximum.reduceat(np.abs(block), starts, axis=0)
                 out[first:last + 1] = np.maximum(out[first:last + 1], red)
                 pos += n
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+    except (sf.LibsndfileError, RuntimeError, OSError, sealing.SealError) as exc:
         raise RuntimeError(f"recording unreadable: {exc}") from None
     # a square-root scale shows quiet speech without flattening loud speech
     scaled = np.round(np.sqrt(np.clip(out, 0.0, 1.0)) * 255).astype(np.uint8)
