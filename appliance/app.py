@@ -79,7 +79,8 @@ def _data_key(settings: Settings, stop: threading.Event) -> bool:
 
 
 def _reseal(settings: Settings, stop: threading.Event) -> None:
-    """Seal what is still clear or under a replaced key, then drop replaced keys."""
+    """Seal what is still clear or under a replaced key (the replaced keys stay kept:
+    backups made before need them)."""
     from .system import sealing
 
     if sealing.ring() is None:
@@ -90,12 +91,8 @@ def _reseal(settings: Settings, stop: threading.Event) -> None:
         pass
     sealed, failed = sealing.reseal_all(settings.paths.calls, stop)
     if sealed or failed:
-        log.info("files sealed", extra={"sealed": sealed, "failed": failed})
-    if not failed and not stop.is_set():
-        gone = sealing.retire_old_keys(sealing.key_path(settings))
-        if gone:
-            log.info("replaced data keys removed: every file uses the current key",
-                     extra={"keys": gone})
+        log.log(logging.ERROR if failed else logging.INFO, "files sealed",
+                extra={"sealed": sealed, "failed": failed})
 
 
 def run(settings: Settings, stop: threading.Event | None = None,

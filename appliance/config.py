@@ -459,6 +459,10 @@ class Settings(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> "Settings":
+        if self.privacy.key_from_passphrase and self.privacy.key_file is None:
+            raise ValueError("privacy.key_from_passphrase needs privacy.key_file on a tmpfs "
+                             "(e.g. /run/appliance/data.key): the key must not be written to "
+                             "the data disk")
         if self.conversation.overlap_min_s >= self.conversation.backchannel_max_s:
             raise ValueError("conversation.overlap_min_s must be smaller than "
                              "conversation.backchannel_max_s")

@@ -73,13 +73,15 @@ class Queries:
         self._days: OrderedDict[Any, tuple[Any, Any]] = OrderedDict()
         self._periods: OrderedDict[Any, tuple[Any, ...]] = OrderedDict()
         self._clients: OrderedDict[Any, tuple[Any, Any]] = OrderedDict()
+        self._missed_days: OrderedDict[Any, tuple[Any, Any]] = OrderedDict()
         self._lock = threading.RLock()       # kpis() builds on days, days on views
 
     def settings_changed(self) -> None:
         """Settings were changed in place (the panel): derived caches start afresh."""
         with self._lock:
             self.ctx = Context.from_settings(self.settings)
-            for cache in (self._views, self._days, self._periods, self._clients):
+            for cache in (self._views, self._days, self._periods, self._clients,
+                          self._missed_days):
                 cache.clear()
 
     # --- cached derived data ---
@@ -220,6 +222,7 @@ class Queries:
         month = current("month", now)
         self.compare(month.name, now)
         self.kpis(current("day", now), now)
+        self.missed(month.name, now=now)        # kept per day from now on
         return [month.name, month.shifted(-1).name, month.year_ago().name]
 
     def warm_up_managers(self, now: float | None = None) -> list[str]:
@@ -274,9 +277,7 @@ class Queries:
             start, end = p.start, p.end
         members = set(self.settings.kpi.teams.get(team) or ()) if team else None
         out = []
-        for c in self.view(start, end, now).calls:
-            if c.direction != "inbound" or c.answered:
-                continue
+        for c in self._missed_calls(start, end, time.time() if now is None else now):
             if status and (c.callback or {}).get("status") != status:
                 continue
             if agent and (agent not in c.rung or (alone and len(c.rung) > 1)):
@@ -285,6 +286,35 @@ class Queries:
                 continue
             out.append(c.as_dict())
         return out
+
+    def _missed_calls(self, start: float, end: float, now: float) -> list[Any]:
+        """Missed inbound calls of [start, end), oldest first. Whole days are kept per day
+        until something of that day changes, so a month's list after a new call joins that
+        day again, not the month (0.4-0.9 s at 100k calls)."""
+        days = _days(start, end)
+        if not days or days[0].start != start or days[-1].end != end:
+            return [c for c in self.view(start, end, now).calls
+                    if c.direction == "inbound" and not c.answered]
+        stamps = [self._stamp(d.start, d.end, now) for d in days]
+        with self._lock:
+            missing = [i for i, d in enumerate(days)
+                       if (hit := self._missed_days.get(d.name)) is None or hit[0] != stamps[i]]
+        if missing:
+            lo, hi = days[missing[0]].start, days[missing[-1]].end
+            view = contacts(self.db.calls, self.db.cdr, self.settings.cdr, lo, hi, now)
+            by_day: dict[int, list[Any]] = {}
+            day_starts = [d.start for d in days]
+            for c in view.calls:
+                if c.direction == "inbound" and not c.answered:
+                    by_day.setdefault(bisect_right(day_starts, c.start) - 1, []).append(c)
+            with self._lock:
+                for i in missing:
+                    self._missed_days[days[i].name] = (stamps[i], by_day.get(i, []))
+                    self._missed_days.move_to_end(days[i].name)
+                while len(self._missed_days) > DAYS_CACHED:
+                    self._missed_days.popitem(last=False)
+        with self._lock:
+            return [c for d in days for c in self._missed_days[d.name][1]]
 
     def clients(self, now: float | None = None) -> dict[str, list[dict[str, Any]]]:
         """Cooling and zombie clients over the last ``kpi.client_window_days``."""
@@ -453,7 +483,7 @@ class Queries:
             return sealing.read_json(path)
         except sealing.SealError as exc:      # said, not hidden: the key is the admin's to fix
             log.error("call file cannot be unsealed", extra={"uid": uid, "reason": str(exc)})
-            return {}
+            return {"unreadable": str(exc)}
         except (OSError, ValueError):
             return {}
 

@@ -247,6 +247,27 @@ def test_a_month_tallied_from_one_view_equals_its_days_tallied_one_by_one(q):
     assert at_once.flags("2026-11", LATER) == by_day.flags("2026-11", LATER)
 
 
+def test_missed_calls_kept_per_day_equal_a_fresh_join_after_changes(q):
+    office_month(q)
+    warm = Queries(q.db, q.settings)
+    assert warm.missed("2026-10", now=LATER) == Queries(q.db, q.settings).missed("2026-10", now=LATER)
+    # a new miss on one day, a callback for it the next, and a missed call's record gone
+    q.add_cdr([cdr("late1", at(10, 30, 23, 50), "79160000099", "101"),
+               cdr("late1cb", at(10, 31, 0, 20), "101", "79160000099", at(10, 31, 0, 20, 5), 30)],
+              "pbx")
+    fresh = Queries(q.db, q.settings)
+    for status in (None, "never", "called_back_slow", "called_back_fast"):
+        assert warm.missed("2026-10", status=status, now=LATER) == \
+            fresh.missed("2026-10", status=status, now=LATER), status
+    got = {m["client"]: m["callback"]["status"] for m in warm.missed("2026-10", now=LATER)}
+    assert got["79160000099"] == "called_back_slow"
+    # whole days (kept per day) and a range that is not (joined afresh): the same calls
+    start, end = at(10, 5, 0), at(10, 31, 0)
+    whole = warm.missed((start, end), now=LATER)
+    ragged = [m for m in fresh.missed((start, end + 1), now=LATER) if m["start"] < end]
+    assert whole == ragged and len(whole) >= 3
+
+
 def test_warm_up_computes_the_dashboards_months_ahead(q):
     q.db.calls.add(result("w1", at(11, 20, 10), "101"))
     now = at(11, 24, 12)

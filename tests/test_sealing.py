@@ -212,16 +212,20 @@ def test_a_box_with_encryption_keeps_calls_sealed_and_still_serves_them(tmp_path
         assert ranged.status == 206 and ranged.read() == wav.read_bytes()[44:144]
         assert len(json.loads(browser.open(f"{panel}/waveform", timeout=30).read())["agent"]) > 0
         assert box.stop() == 0
-        # a new key: the box seals every file again at start and drops the old key
+        # a new key: the box seals every file again at start; the old key stays kept
+        # (sealed under the new one) for the backups made before
         old_id = result_path.read_bytes()[8:16]
+        backup = result_path.read_bytes()
         run = subprocess.run(CLI + ["-c", str(cfg), "key", "rotate"], capture_output=True, text=True)
         assert run.returncode == 0, run.stderr
-        assert len(list(key_file.parent.glob("data.key.*.old"))) == 1
+        new_id = DataKey.load(key_file).id
+        assert [p.name for p in key_file.parent.glob("retired-*")] == [
+            f"retired-{old_id.hex()}-under-{new_id.hex()}"]
         box = Daemon(cfg)
-        assert wait_for(lambda: not list(key_file.parent.glob("data.key.*.old")), 60), box.text()[-3000:]
-        for path in (result_path, recording):
-            head = path.read_bytes()[:16]
-            assert head.startswith(MAGIC) and head[8:16] not in (old_id, b"")
+        assert wait_for(lambda: all(p.read_bytes()[8:16] == new_id for p in (result_path, recording)),
+                        60), box.text()[-3000:]
+        ring = KeyRing.load(key_file)
+        assert json.loads(unseal_bytes(backup, ring, "backup"))["duration_s"] > 0
         # the session made before the restart still plays it (sessions live in the store)
         assert browser.open(f"{panel}/audio", timeout=30).read() == wav.read_bytes()
     finally:
@@ -258,22 +262,32 @@ def test_a_key_from_a_passphrase_is_waited_for_after_boot(tmp_path):
     cfg, data, _ = _config(tmp_path, f'key_from_passphrase = true\nkey_file = "{run_dir / "data.key"}"')
 
     def unlock(phrase: str, *extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run(CLI + ["-c", str(cfg), "key", "unlock", *extra], input=phrase + "\n",
+        return subprocess.run(CLI + ["-c", str(cfg), "key", "unlock", *extra], input=phrase,
                               capture_output=True, text=True, timeout=60)
     box = Daemon(cfg)
     try:
         assert wait_for(lambda: "waiting for the data key" in box.text(), 60), box.text()[-3000:]
         assert not (data / "run" / "daemon.json").exists()
-        assert unlock("short").returncode == 1
-        assert unlock("correct horse battery").returncode == 0
+        assert unlock("short\n").returncode == 1
+        assert unlock("correct horse battery\n").returncode == 0
         assert wait_for(lambda: (data / "run" / "daemon.json").exists(), 60), box.text()[-3000:]
         first = (run_dir / "data.key").read_text()
         (run_dir / "data.key").unlink()                           # a reboot empties /run
-        wrong = unlock("wrong horse battery")
+        wrong = unlock("wrong horse battery\n")
         assert wrong.returncode == 1 and "wrong passphrase" in wrong.stderr
         assert not (run_dir / "data.key").exists()
-        assert unlock("correct horse battery").returncode == 0
+        assert unlock("correct horse battery\n").returncode == 0
         assert (run_dir / "data.key").read_text() == first        # the same key again
+        # a new passphrase: the current one opens the key, which stays kept under the new
+        sealed = data / "calls" / "x.json"
+        sealed.parent.mkdir(parents=True, exist_ok=True)
+        sealed.write_bytes(seal_bytes(b"{}", DataKey.load(run_dir / "data.key")))
+        assert unlock("wrong horse battery\nanother long phrase\n", "--new").returncode == 1
+        assert unlock("correct horse battery\nanother long phrase\n", "--new").returncode == 0
+        assert (run_dir / "data.key").read_text() != first
+        ring = KeyRing.load(run_dir / "data.key", data / "keys")
+        assert unseal_bytes(sealed.read_bytes(), ring, "x") == b"{}"
+        assert unlock("correct horse battery\n").returncode == 1     # the old one no longer
     finally:
         box.stop()
 
@@ -287,5 +301,140 @@ def test_a_sealed_recording_is_read_like_a_clear_one(tmp_path, real_call):
         got, rate = sf.read(sealing.audio_source(wav))
         assert rate == 16000 and (got == clear).all()
         assert isinstance(sealing.audio_source(wav), io.BytesIO)
+    finally:
+        sealing.configure(None)
+
+
+# --- what an outside review found: no path may lose a key or a sealed file ---
+
+def _settings(tmp_path: Path, **privacy):
+    from appliance.config import load_settings
+
+    env = {"APPLIANCE_PATHS__DATA_DIR": str(tmp_path / "data"), "APPLIANCE_PRIVACY__ENCRYPT": "true"}
+    env.update({f"APPLIANCE_PRIVACY__{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v)
+                for k, v in privacy.items()})
+    return load_settings(environ=env)
+
+
+def test_a_missing_key_file_is_never_replaced_by_a_new_key(tmp_path):
+    settings = _settings(tmp_path)
+    first = sealing.setup(settings)
+    sealing.key_path(settings).unlink()
+    try:
+        with pytest.raises(SealError, match=f"is missing .this box uses key {first.current.id.hex()}"):
+            sealing.setup(settings)
+        assert not sealing.key_path(settings).exists()
+    finally:
+        sealing.configure(None)
+
+
+def test_switching_to_a_passphrase_keeps_the_random_key_and_its_files(tmp_path):
+    from appliance.system.keys import unlock
+
+    settings = _settings(tmp_path)
+    random_key = sealing.setup(settings).current
+    sealed = tmp_path / "a.json"
+    sealed.write_bytes(seal_bytes(b'{"a": 1}', random_key))
+    sealing.configure(None)
+    run_key = tmp_path / "run" / "data.key"
+    passphrase = _settings(tmp_path, key_from_passphrase=True, key_file=run_key)
+    with pytest.raises(SealError, match="put it there first"):
+        unlock(passphrase, "a long enough phrase")
+    assert sealing.key_path(settings).exists()                   # nothing deleted
+    run_key.parent.mkdir()
+    random_key.save(run_key)
+    unlock(passphrase, "a long enough phrase")
+    ring = KeyRing.load(run_key, tmp_path / "data" / "keys")
+    assert ring.current != random_key and unseal_bytes(sealed.read_bytes(), ring, "a") == b'{"a": 1}'
+    with pytest.raises(SealError, match="another key"):          # never overwritten
+        DataKey.new().save(run_key)
+
+
+def test_unlock_never_touches_a_random_key(tmp_path):
+    from appliance.system.keys import unlock
+
+    settings = _settings(tmp_path)
+    key = sealing.setup(settings).current
+    sealing.configure(None)
+    with pytest.raises(SealError, match="nothing to unlock"):
+        unlock(settings, "a long enough phrase")
+    assert DataKey.load(sealing.key_path(settings)) == key
+
+
+def test_recovery_never_repairs_a_sealed_recording(tmp_path, real_call):
+    from appliance.sources.recovery import recover_unfinished
+
+    settings = _settings(tmp_path)
+    settings.recording.format = "wav"
+    settings.asr.enabled = False
+    sealing.setup(settings)
+    try:
+        day = settings.paths.calls / "2026-11-01"
+        day.mkdir(parents=True)
+        wav = write_wav(day / "u1.wav", real_call[0][:16000 * 5] * 0.5)
+        clear = wav.read_bytes()
+        sealing.seal_file(wav)          # sealed, then the crash before its state was written
+        (day / "u1.meta.json").write_text(json.dumps({"uid": "u1", "state": "recording",
+                                                      "call": {}}))
+        written = recover_unfinished(settings)
+        assert [p.name for p in written] == ["u1.json"]
+        assert sealing.read_bytes(wav) == clear                     # the audio, intact
+        assert sealing.read_json(written[0])["duration_s"] == pytest.approx(5.0, abs=0.05)
+    finally:
+        sealing.configure(None)
+
+
+def test_resealing_counts_what_it_cannot_seal_and_never_wraps_a_damaged_file(tmp_path, real_call):
+    sealing.configure(KeyRing(DataKey.new(), [KEY]))
+    try:
+        day = tmp_path / "calls" / "2026-11-01"
+        day.mkdir(parents=True)
+        wav = write_wav(day / "c1.wav", real_call[0][:16000] * 0.5)
+        (day / "c1.meta.json").write_text('{"state": "rec')                 # cut by a crash
+        damaged = day / "c2.json"
+        blob = seal_bytes(b"{}", KEY)
+        damaged.write_bytes(bytes([blob[0] ^ 0x20]) + blob[1:])             # its magic altered
+        fine = day / "c3.json"
+        fine.write_bytes(seal_bytes(b'{"ok": 1}', KEY))                      # under the old key
+        sealed, failed = sealing.reseal_all(tmp_path / "calls")
+        assert (sealed, failed) == (1, 2)
+        assert damaged.read_bytes()[1:] == blob[1:] and wav.read_bytes()[:4] == b"RIFF"
+        assert sealing.read_json(fine) == {"ok": 1} and fine.read_bytes()[8:16] != KEY.id
+    finally:
+        sealing.configure(None)
+
+
+def test_a_reseal_waits_for_a_write_in_progress(tmp_path):
+    import threading
+
+    path = tmp_path / "c.json"
+    path.write_text('{"transcript": ["secret"]}')
+    sealing.configure(KeyRing(KEY))
+    try:
+        done = threading.Event()
+        with sealing.editing(path):
+            worker = threading.Thread(target=lambda: (sealing.seal_file(path), done.set()))
+            worker.start()
+            assert not done.wait(0.3)       # held: the reseal cannot read the old contents
+            sealing.write_json(path, {"transcript": []})
+        worker.join(30)
+        assert done.is_set() and sealing.read_json(path) == {"transcript": []}
+    finally:
+        sealing.configure(None)
+
+
+def test_a_damaged_recording_or_call_file_is_said_on_the_page(box, admin):
+    day = next(box.settings.paths.calls.iterdir())
+    sealing.configure(KeyRing(KEY))
+    try:
+        sealing.seal_file(day / "c-polite.flac")
+        sealing.seal_file(day / "c-polite.json")
+        for name in ("c-polite.flac", "c-polite.json"):
+            blob = (day / name).read_bytes()
+            (day / name).write_bytes(blob[: len(blob) // 2])               # cut in half
+        audio = admin.get("/calls/c-polite/audio", headers={"Accept-Language": "en"})
+        assert audio.status_code == 500 and "truncated" in audio.get_data(as_text=True)
+        page = admin.get("/calls/c-polite", headers={"Accept-Language": "en"}).get_data(as_text=True)
+        assert 'id="unreadable"' in page and "truncated" in page
     finally:
         sealing.configure(None)

@@ -65,6 +65,10 @@ class PendingCalls:
     def _finish(self, path: Path, ref: str, transcript: Transcript, failed: int) -> None:
         with self._lock:
             self._adopted.discard(ref)
+        with sealing.editing(path):     # a reseal of the file waits for this write
+            self._write_transcript(path, ref, transcript, failed)
+
+    def _write_transcript(self, path: Path, ref: str, transcript: Transcript, failed: int) -> None:
         try:
             result = sealing.read_json(path)
         except (OSError, ValueError) as exc:

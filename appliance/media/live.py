@@ -199,15 +199,19 @@ class LiveCall:
         result["call"]["extra"]["uid"] = self.uid
         self.result = result
         try:
-            sealing.seal_file(recording)        # [privacy] encrypt: nothing else to do when off
-        except (OSError, sealing.SealError) as exc:    # sealed again at the next start
-            log.error("recording not sealed", extra={"uid": self.uid, "reason": str(exc)})
-        try:
             sealing.write_json(self.result_path, result)
             self.wav_path = recording
             self.write_meta("done")
         except OSError as exc:
             log.error("call result not written", extra={"uid": self.uid, "reason": str(exc)})
+        try:
+            # [privacy] encrypt, once the call is done: a crash before leaves a clear, finished
+            # recording that the next start seals, never a sealed one that recovery would
+            # take for a cut WAV
+            sealing.seal_file(recording)
+        except (OSError, sealing.SealError) as exc:
+            log.error("recording not sealed; sealed at the next start",
+                      extra={"uid": self.uid, "reason": str(exc)})
         log.info("call finalized", extra={"call": self.meta.call_id, "uid": self.uid,
                                           "recording": recording.name,
                                           "duration_s": round(self.recorder.duration_s, 2),

@@ -41,6 +41,11 @@ def mute_spans(paths: list[Path], agent_channel: int, spans: list[dict[str, Any]
 def _mute_file(path: Path, cuts: list[tuple[int, float, float]]) -> float:
     if not cuts:
         return 0.0
+    with sealing.editing(path):     # a reseal of the recording waits for the muted one
+        return _mute_held(path, cuts)
+
+
+def _mute_held(path: Path, cuts: list[tuple[int, float, float]]) -> float:
     sealed = sealing.is_sealed(path)
     clear = sealing.read_bytes(path) if sealed else None
     info = sf.info(io.BytesIO(clear) if sealed else str(path))

@@ -97,8 +97,8 @@ class InboxWatcher:
         extra = result["call"]["extra"]
         extra.update(uid=uid, files=[str(recording)], recording=recording.name,
                      original_name=path.name)
-        sealing.seal_file(recording)            # [privacy] encrypt
         sealing.write_json(out, result)
+        sealing.seal_file(recording)            # [privacy] encrypt
         log.info("recording analysed", extra={"file": path.name, "uid": uid, "json": out.name})
         if self.on_result is not None:
             self.on_result(out)

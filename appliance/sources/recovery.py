@@ -48,9 +48,13 @@ def recover_unfinished(settings: Settings, stages: Stages | None = None,
         if not wav.exists():
             log.error("unfinished call has no recording", extra={"uid": uid})
             continue
+        # a sealed recording was finished before the crash (only its state was not written):
+        # never repaired as a cut WAV, which would overwrite its envelope
+        sealed = sealing.is_sealed(wav)
         try:
-            seconds = repair_wav(wav)
+            seconds = 0.0 if sealed else repair_wav(wav)
             result = analyse_files([wav], settings, call_id=uid, stages=stages)
+            seconds = seconds or float(result.get("duration_s") or 0.0)
         except (AudioFileError, OSError) as exc:
             log.error("unfinished call not recoverable", extra={"uid": uid, "reason": str(exc)})
             meta["state"] = "unrecoverable"
@@ -65,14 +69,14 @@ def recover_unfinished(settings: Settings, stages: Stages | None = None,
         call["notes"] = meta.get("call", {}).get("notes", []) + [
             f"recording cut by a crash; {seconds:.1f} s recovered and analysed at start-up"]
         recording = wav
-        if settings.recording.format == "flac":
+        if settings.recording.format == "flac" and not sealed:
             recording = wav_to_flac(wav)
         call["extra"]["recording"] = recording.name
         out = meta_path.with_name(f"{uid}.json")
-        sealing.seal_file(recording)            # [privacy] encrypt
         sealing.write_json(out, result)
         meta.update(state="done", recording=recording.name)
         write_json_atomic(meta_path, meta)
+        sealing.seal_file(recording)            # [privacy] encrypt, once done
         log.warning("call recovered", extra={"uid": uid, "seconds": round(seconds, 2)})
         written.append(out)
     return written

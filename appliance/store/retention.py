@@ -221,10 +221,11 @@ class Retention:
             path = self.calls_dir / rec["result_path"]
             had = False
             try:
-                result = sealing.read_json(path)
-                had = strip_transcript(result, now)
-                if had:
-                    sealing.write_json(path, result)
+                with sealing.editing(path):     # a reseal waits, and does not undo this
+                    result = sealing.read_json(path)
+                    had = strip_transcript(result, now)
+                    if had:
+                        sealing.write_json(path, result)
             except FileNotFoundError:
                 pass
             except (OSError, ValueError) as exc:

@@ -8,8 +8,10 @@ sealed under another key are all refused, never read as something else.
 
 The key is 32 random bytes, kept hex-encoded in a file only the service user may read
 (``privacy.key_file``), or derived from a passphrase by ``appliance key unlock``. Keys that
-were replaced (``appliance key rotate``) stay beside it as ``<key_file>.<id>.old`` until every
-file is sealed again under the new key. A lost key means the data is gone.
+were replaced (``appliance key rotate``, ``unlock --new``) are kept in ``<data_dir>/keys``,
+each sealed under the current key, so files and backups sealed under them stay readable;
+``keys/key-id`` names the current key, so a missing key file is noticed rather than replaced
+by a new key. A lost key means the data is gone.
 
 The process-wide key ring is set once at start (``configure``); with encryption off the
 helpers read and write clear files, and they read clear files written before encryption
@@ -25,9 +27,11 @@ import logging
 import secrets
 import stat
 import struct
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from contextlib import contextmanager
 from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
@@ -106,9 +110,14 @@ class KeyRing:
         self.by_id = {k.id: k for k in [*(old or []), current]}
 
     @classmethod
-    def load(cls, key_file: Path) -> "KeyRing":
-        old = [DataKey.load(p) for p in sorted(key_file.parent.glob(f"{key_file.name}.*.old"))]
-        return cls(DataKey.load(key_file), old)
+    def load(cls, key_file: Path, keys_dir: Path | None = None) -> "KeyRing":
+        """The key in ``key_file`` and the replaced keys kept in ``keys_dir`` under it."""
+        current = DataKey.load(key_file)
+        old = []
+        for path in sorted((keys_dir or key_file.parent).glob(f"retired-*-under-{current.id.hex()}")):
+            text = unseal_bytes(path.read_bytes(), cls(current), str(path)).decode("ascii")
+            old.append(DataKey(bytes.fromhex(text.strip())))
+        return cls(current, old)
 
     def key(self, key_id: bytes, where: str) -> DataKey:
         found = self.by_id.get(key_id)
@@ -117,6 +126,31 @@ class KeyRing:
                             f"have (it has {', '.join(k.hex() for k in self.by_id)}): restore the "
                             "key file it was written with")
         return found
+
+    def retire_into(self, new: DataKey, keys_dir: Path) -> None:
+        """Make ``new`` the key the ring's keys are kept under: every key of this ring is
+        written to ``keys_dir`` sealed under ``new`` (the files under other keys are removed
+        by ``forget_stale`` once ``new`` is the key file's)."""
+        keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for key in self.by_id.values():
+            if key != new:
+                path = keys_dir / f"retired-{key.id.hex()}-under-{new.id.hex()}"
+                write_text_atomic(path, seal_bytes(key.key.hex().encode(), new), mode=0o600)
+
+
+def forget_stale(keys_dir: Path, current: DataKey) -> None:
+    """Remove replaced keys kept under a key that is no longer the current one (their
+    copies under the current key exist: ``retire_into`` ran before the switch)."""
+    for path in keys_dir.glob("retired-*-under-*"):
+        if not path.name.endswith(current.id.hex()):
+            path.unlink()
+
+
+def note_key(keys_dir: Path, key: DataKey) -> None:
+    """``keys/key-id``: which key this box uses (not secret), so that a missing key file
+    is an error and never silently replaced."""
+    keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_text_atomic(keys_dir / "key-id", key.id.hex() + "\n", mode=0o600)
 
 
 def _nonce(prefix: bytes, index: int) -> bytes:
@@ -243,56 +277,94 @@ def audio_source(path: Path) -> str | BinaryIO:
     return str(path)
 
 
+_locks: dict[str, threading.RLock] = {}
+_locks_guard = threading.Lock()
+
+
+@contextmanager
+def editing(path: Path) -> Iterator[None]:
+    """Hold ``path`` for a read-modify-write (retention, muting, a transcript written):
+    sealing it again waits, so neither undoes the other's write."""
+    with _locks_guard:
+        lock = _locks.setdefault(str(path), threading.RLock())
+    with lock:
+        yield
+
+
+def _check_clear(path: Path, data: bytes) -> None:
+    """A file about to be sealed must be what its name says: a damaged sealed file (its
+    first bytes altered) must not be sealed inside another envelope."""
+    try:
+        if path.suffix == ".json":
+            json.loads(data.decode("utf-8"))
+        else:
+            import soundfile as sf
+
+            sf.info(io.BytesIO(data))
+    except Exception as exc:   # noqa: BLE001 - any failure: not a clear file of its kind
+        raise SealError(f"{path} is neither sealed nor a readable {path.suffix[1:]} file "
+                        f"({exc}); left as it is") from None
+
+
 def seal_file(path: Path) -> bool:
-    """Seal ``path`` in place (a finished recording) under the current key; False when
-    encryption is off or the file is already sealed under it."""
+    """Seal ``path`` in place (a finished recording, a call JSON) under the current key;
+    False when encryption is off or the file is already sealed under it."""
     if _ring is None:
         return False
-    with open(path, "rb") as fh:
-        head = fh.read(HEADER)
-    if head.startswith(MAGIC) and head[8:16] == _ring.current.id:
-        return False
-    with replacing(path) as tmp, open(tmp, "wb") as dst:
+    with editing(path):
+        with open(path, "rb") as fh:
+            head = fh.read(HEADER)
+        if head.startswith(MAGIC) and head[8:16] == _ring.current.id:
+            return False
         if head.startswith(MAGIC):          # under an older key: sealed again
-            src = io.BytesIO(read_bytes(path))
+            clear = read_bytes(path)
         else:
-            src = open(path, "rb")          # noqa: SIM115 - closed below
-        try:
-            seal_stream(src, dst, _ring.current)
-        finally:
-            src.close()
+            clear = path.read_bytes()
+            _check_clear(path, clear)
+        with replacing(path) as tmp, open(tmp, "wb") as dst:
+            seal_stream(io.BytesIO(clear), dst, _ring.current)
     return True
 
 
 def key_path(settings: Any) -> Path:
     """``privacy.key_file``, or ``<data_dir>/keys/data.key``."""
-    return settings.privacy.key_file or settings.paths.data_dir / "keys" / "data.key"
+    return settings.privacy.key_file or keys_dir(settings) / "data.key"
+
+
+def keys_dir(settings: Any) -> Path:
+    """Where the box keeps what it knows of its keys: which one it uses, the replaced ones
+    (sealed), a passphrase's salt and check value."""
+    return settings.paths.data_dir / "keys"
 
 
 def setup(settings: Any) -> KeyRing | None:
-    """Configure this process from ``[privacy]``: None when encryption is off. A key from a
-    passphrase is never made here (``appliance key unlock`` writes it)."""
+    """Configure this process from ``[privacy]``: None when encryption is off. A key is made
+    only on the box's first start with encryption on; a key from a passphrase never here
+    (``appliance key unlock`` writes it)."""
     if not settings.privacy.encrypt:
         configure(None)
         return None
-    found = open_ring(key_path(settings), create=not settings.privacy.key_from_passphrase)
+    key_file, kept = key_path(settings), keys_dir(settings)
+    if not key_file.exists() and not settings.privacy.key_from_passphrase:
+        known = kept / "key-id"
+        if known.exists():
+            raise SealError(f"data key {key_file} is missing (this box uses key "
+                            f"{known.read_text().strip()}): restore it; a new key would not "
+                            "read the recordings and calls sealed so far")
+        key = DataKey.new()
+        key.save(key_file)
+        note_key(kept, key)
+        log.warning("data key created: keep a copy off the box; without it the recordings "
+                    "and calls cannot be read", extra={"key_file": str(key_file)})
+    found = KeyRing.load(key_file, kept)
     configure(found)
     return found
 
 
-def open_ring(key_file: Path, create: bool) -> KeyRing:
-    """The key ring of ``key_file``; a new key is made there when ``create`` and none exists
-    (first start with encryption on)."""
-    if create and not key_file.exists():
-        DataKey.new().save(key_file)
-        log.warning("data key created: keep a copy off the box; without it the recordings "
-                    "and calls cannot be read", extra={"key_file": str(key_file)})
-    return KeyRing.load(key_file)
-
-
 def reseal_all(calls_dir: Path, stop: Any = None) -> tuple[int, int]:
     """Seal every recording and call JSON under the current key (after a key change, or
-    when encryption was turned on over clear files); returns (sealed, failed)."""
+    when encryption was turned on over clear files); returns (sealed, failed). The keys
+    replaced stay kept: backups made before may need them."""
     if _ring is None:
         return 0, 0
     done = failed = 0
@@ -308,7 +380,10 @@ def reseal_all(calls_dir: Path, stop: Any = None) -> tuple[int, int]:
             try:
                 if json.loads(meta.read_text(encoding="utf-8")).get("state") == "recording":
                     continue                # being written by a call in progress
-            except (OSError, ValueError):
+            except (OSError, ValueError) as exc:
+                failed += 1                 # recovery decides about it; counted, not skipped
+                log.error("recording not sealed: its metadata is unreadable",
+                          extra={"file": str(path), "reason": str(exc)})
                 continue
         try:
             done += seal_file(path)
@@ -317,12 +392,3 @@ def reseal_all(calls_dir: Path, stop: Any = None) -> tuple[int, int]:
             log.error("file not sealed; tried again at the next start",
                       extra={"file": str(path), "reason": str(exc)})
     return done, failed
-
-
-def retire_old_keys(key_file: Path) -> list[str]:
-    """Remove replaced keys once no file needs them (after ``reseal_all``)."""
-    gone = []
-    for old in sorted(key_file.parent.glob(f"{key_file.name}.*.old")):
-        old.unlink()
-        gone.append(old.name)
-    return gone

@@ -160,6 +160,8 @@ RU: dict[str, str] = {
         "Токен для {name}: скопируйте его сейчас, больше он не будет показан.",
     "Token {name} revoked.": "Токен {name} отозван.", "No token named {name}.": "Токена {name} нет.",
     # who saw what, where the box connects
+    "The call's file cannot be read, so its transcript, timeline and checklist are not shown:":
+        "Файл звонка не читается, поэтому расшифровка, шкала и чек-лист не показаны:",
     "The newest {n} entries are shown: narrow the filters, or export them all as CSV.":
         "Показаны последние {n} записей: сузьте условия или выгрузите все в CSV.",
     "Where the box connects": "Куда подключается устройство", "What": "Что", "Address": "Адрес",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from typing import Any
 
 from flask import (Blueprint, Response, abort, current_app, g, jsonify, redirect, render_template,
@@ -18,6 +19,7 @@ from .auth import audit, login_required
 from .waveform import peaks
 
 bp = Blueprint("pages", __name__)
+log = logging.getLogger(__name__)
 AUDIO_TYPES = {".flac": "audio/flac", ".wav": "audio/wav", ".mp3": "audio/mpeg", ".ogg": "audio/ogg"}
 
 
@@ -90,7 +92,12 @@ def audio(uid: str) -> Any:
     if download or first:       # one entry per playback or download, not per Range request
         audit("download" if download else "listen", uid)
     # a sealed recording ([privacy] encrypt) is unsealed in memory, never to the disk
-    body = io.BytesIO(sealing.read_bytes(path)) if sealing.is_sealed(path) else path
+    try:
+        body = io.BytesIO(sealing.read_bytes(path)) if sealing.is_sealed(path) else path
+    except sealing.SealError as exc:
+        log.error("recording cannot be unsealed", extra={"uid": uid, "reason": str(exc)})
+        return render_template("error.html", code=500,
+                               message=f"The recording cannot be read: {exc}"), 500
     resp = send_file(body, mimetype=AUDIO_TYPES.get(path.suffix.lower(), "application/octet-stream"),
                      conditional=True, as_attachment=download, download_name=f"{uid}{path.suffix}",
                      max_age=0)

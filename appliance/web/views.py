@@ -134,7 +134,7 @@ def call_detail(q: Queries, uid: str) -> dict[str, Any]:
             "timeline": timeline(result), "transcript": result.get("transcript", []),
             "score": result.get("score"), "asr": result.get("asr", {}),
             "notes": result.get("call", {}).get("notes", []),
-            "audio": q.audio_path(uid) is not None}
+            "audio": q.audio_path(uid) is not None, "unreadable": result.get("unreadable")}
 
 
 def dashboard(q: Queries, now: float | None = None) -> dict[str, Any]:
