@@ -159,10 +159,13 @@ class CallSession:
                 if self.cutter is not None:
                     self.cutter.add(who, start, end)
         open_starts = {p: self.stream.open_start(p) for p in PARTIES}
+        # segments can still open at any frame the detector has not decided yet (it decides
+        # a few seconds behind the audio, to tell music from speech)
+        decided = self.stream.decided
         if self.cutter is not None:
-            self.cutter.tick(self.stream.frames, open_starts)
+            self.cutter.tick(decided, open_starts)
         for p, oldest in open_starts.items():
-            keep = self.stream.frames if oldest is None else oldest
+            keep = decided if oldest is None else oldest
             self.windows[p].drop_before(keep - KEEP_FRAMES)
 
     def _audio(self, party: str, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
