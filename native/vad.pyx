@@ -197,6 +197,7 @@ cdef class PartyDetector:
     cdef double xi[MAX_BANDS]
     cdef double power_norm
     cdef int sub_len, sub_count, sub_filled, sub_pos
+    cdef bint prev_silent          # the last frame was digital silence
     cdef bytearray _voiced
     cdef bytearray _classes
     cdef list _levels
@@ -327,6 +328,7 @@ cdef class PartyDetector:
         self.sub_count = 0
         self.sub_filled = 0
         self.sub_pos = 0
+        self.prev_silent = False
         self.segmenter.reset()
         self._voiced = bytearray()
         self._classes = bytearray()
@@ -411,7 +413,11 @@ cdef class PartyDetector:
         # The noise floor learns only from frames whose window is full of real audio and that
         # are not digital silence (packet loss, muted line): a zero-padded or dropped-out frame
         # would drag the minimum down and make the next noise window look like speech.
-        learn = self.frames_done * FRAME8 >= FFT_N and level_db[0] > self.level_floor_db - 35.0
+        # Nor from the frame after such silence: its window is part silence, and a floor
+        # learnt from it sits dB under the line's noise until the window moves on.
+        cdef bint silent = level_db[0] <= self.level_floor_db - 35.0
+        learn = self.frames_done * FRAME8 >= FFT_N and not silent and not self.prev_silent
+        self.prev_silent = silent
         if not learn:
             return
         for k in range(nb):
@@ -446,7 +452,7 @@ cdef class PartyDetector:
         """What the frame is besides loud: its spectral peaks and how long each has held its
         pitch, whether it is one or two pure tones (and which DTMF key), how much its band
         levels moved since the last frame, and whether its energy sits high (a fricative)."""
-        cdef int b, i, j, k, n = 0, nb = self.n_bands, b1, b2, near
+        cdef int b, i, j, k, n = 0, nb = self.n_bands, b1, b2, near, m
         cdef int pb[MAX_PEAKS]
         cdef int page[MAX_PEAKS]
         cdef double pv[MAX_PEAKS]
@@ -583,8 +589,19 @@ cdef class PartyDetector:
                 v += bp[b]
             if v * 100.0 > w1:
                 return
+        if b2 < 0:
+            # nor a pitch under it: a voice's strongest harmonic over its fundamental (the
+            # tone test looks from 281 Hz up; wideband speech has F0 below that)
+            v = 0.0
+            for m in range(2, 4):
+                for b in range((b1 + m // 2) // m - 1, (b1 + m // 2) // m + 2):
+                    v += bp[b]
+            if v * 20.0 > w1:
+                return
         f1 = pf[0] * BIN_HZ
         f2 = pf[b2] * BIN_HZ if b2 >= 0 else 0.0
+        if f2 > 0.0 and _harmonic_pair(f1, f2):
+            return                  # two harmonics of one voice, not two signalling tones
         self.f_tone = 1
         self.f_b1 = b1
         self.f_b2 = pb[b2] if b2 >= 0 else -1
@@ -979,6 +996,20 @@ cdef class PartyDetector:
         out = self._features
         self._features = []
         return out
+
+
+cdef bint _harmonic_pair(double f1, double f2) noexcept nogil:
+    """f1 and f2 stand as two low harmonics of one pitch (ratio n/m, m < n <= 6, within
+    1.5 %), as a vowel's strongest two often do. Signalling pairs never do: DTMF's are
+    chosen not to, and the call-progress pairs that come near (350 + 440 Hz) are closer
+    than the analysis separates, so they read as one lobe."""
+    cdef int m, n
+    cdef double r = f2 / f1 if f2 > f1 else f1 / f2
+    for m in range(1, 6):
+        for n in range(m + 1, 7):
+            if fabs(r - <double>n / m) <= 0.015 * n / m:
+                return True
+    return False
 
 
 cdef enum:
