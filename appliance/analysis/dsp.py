@@ -9,7 +9,7 @@ import numpy as np
 
 from ..config import VadSettings
 from ..media.frames import PARTIES, PIPELINE_RATE, Party, s_to_frames
-from ..native import CallDetector, PartyDetector
+from ..native import CLS_MUSIC, CLS_TONE, CallDetector, PartyDetector
 
 
 def detector_params(vad: VadSettings, sample_rate: int = PIPELINE_RATE) -> dict[str, Any]:
@@ -66,6 +66,10 @@ class CallStream:
         """Frames classified so far: segments can still open at or after this frame only.
         Trails ``frames`` by the detector's look-ahead until the call ends."""
         return min(self._detector.agent.frames_decided, self._detector.client.frames_decided)
+
+    def nonspeech(self, party: Party, start: int, end: int) -> bool:
+        """Whether frames [start, end) of a party (decided ones) hold a tone or music."""
+        return any(c in (CLS_TONE, CLS_MUSIC) for c in self.classes[party][start:end])
 
     def open_start(self, party: Party) -> int | None:
         """Start frame of the party's segment in progress, or None."""
