@@ -254,3 +254,63 @@ def test_registration_keeps_the_registrars_last_answer():
     assert (reg.status, reg.failures, reg.changed_at, reg.last_attempt_at) == (408, 2, 100.0, 130.0)
     assert reg.record(200, "OK", True, 30, now=140.0)
     assert reg.registered and reg.failures == 0 and reg.expires_s == 30 and reg.changed_at == 140.0
+
+
+def test_reinvite_directions_put_streams_on_hold_and_take_them_off():
+    from appliance.sources.sip.plan import hold_from_reinvite
+
+    text, _ = invite(TARGET, sdp(2), metadata("rfc7865-metadata.xml"))
+    p = plan(text)
+    paused, _ = invite(TARGET, sdp(2, direction="inactive"), None, siprec=False)
+    assert hold_from_reinvite(p, parse_message(paused)) == {"agent": True, "client": True}
+    resumed, _ = invite(TARGET, sdp(2), None, siprec=False)     # SIPREC streams: sendonly
+    assert hold_from_reinvite(p, parse_message(resumed)) == {"agent": False, "client": False}
+    # a plain call: the caller's sendonly offer is its hold
+    call, _ = invite(TARGET, sdp(1, labels=[None], direction="sendrecv"), None, siprec=False,
+                     from_user="79160000000")
+    q = plan(call)
+    held, _ = invite(TARGET, sdp(1, labels=[None], direction="sendonly"), None, siprec=False)
+    assert hold_from_reinvite(q, parse_message(held)) == {"client": True}
+    back, _ = invite(TARGET, sdp(1, labels=[None], direction="sendrecv"), None, siprec=False)
+    assert hold_from_reinvite(q, parse_message(back)) == {"client": False}
+    no_sdp, _ = invite(TARGET, "", None, siprec=False)
+    assert hold_from_reinvite(q, parse_message(no_sdp)) == {}
+
+
+def test_a_sip_hold_is_in_the_call_json_from_media_time_to_media_time(tmp_path):
+    import threading
+
+    from appliance.config import Settings
+    from appliance.sources.sip.recorded import Dialog, RecordedCall
+
+    settings = Settings()
+    settings.paths.data_dir = tmp_path / "data"
+    settings.asr.enabled = False
+    text, _ = invite(TARGET, sdp(1, labels=[None], direction="sendrecv"), None, siprec=False,
+                     from_user="79160000000")
+    done = threading.Event()
+    results = []
+
+    def on_done(result):
+        results.append(result)
+        done.set()
+    rec = RecordedCall(settings, plan(text), Dialog("c-hold", "t1"), None, on_done=on_done)
+    feed = rec.sink(0, "client")
+    silence = bytes(640)                      # 20 ms at 16 kHz
+    for _ in range(100):
+        feed(silence)
+    held, _ = invite(TARGET, sdp(1, labels=[None], direction="sendonly"), None, siprec=False)
+    rec.reinvite(held)
+    for _ in range(250):
+        feed(silence)
+    back, _ = invite(TARGET, sdp(1, labels=[None], direction="sendrecv"), None, siprec=False)
+    rec.reinvite(back)
+    for _ in range(50):
+        feed(silence)
+    rec.finish("bye")
+    assert done.wait(30)
+    result = results[0]
+    assert result["call"]["extra"]["sip_holds"] == [["client", 2.0, 7.0]]
+    assert result["holds"] == [{"party": "client", "start": 2.0, "end": 7.0, "duration_s": 5.0,
+                                "by": ["sip"]}]
+    assert result["totals"]["hold_s"] == 5.0

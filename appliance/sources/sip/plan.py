@@ -218,3 +218,26 @@ def update_from_reinvite(plan: CallPlan, msg: SipMessage) -> list[str]:
     plan.extra.setdefault("siprec", {})["participants"] = [
         {"id": p.participant_id, "aor": p.aor, "name": p.name} for p in plan.metadata.participants]
     return [f"participants now {', '.join(n for n in names if n)}"]
+
+
+def hold_from_reinvite(plan: CallPlan, msg: SipMessage) -> dict[str, bool]:
+    """Which recorded parties a re-INVITE puts on hold (True) or takes off it
+    (False), from its SDP's direction attributes; parties it does not mention are left out.
+
+    A plain call's stream carries the party who offered it: ``sendonly`` or ``inactive``
+    from them is their hold (RFC 3264 s. 8.4). A SIPREC stream is always ``sendonly``; the
+    recording client pauses it with ``inactive`` (RFC 7866 s. 9.3), which is how recording
+    clients report a participant's hold.
+    """
+    try:
+        part = find_part(body_parts(msg), "application/sdp")
+        media = sdp_media(part.text) if part is not None else []
+    except SipMessageError:
+        return {}
+    held = ("inactive",) if plan.source == "siprec" else ("sendonly", "inactive")
+    out: dict[str, bool] = {}
+    for m in media:
+        party = plan.parties.get(m.index)
+        if party is not None and m.kind == "audio":
+            out[party] = m.direction in held
+    return out
