@@ -72,5 +72,7 @@ def conversation_metrics(agent: list[tuple[int, int]], client: list[tuple[int, i
             "dead_air_share": round(dead_air / total_frames, 4) if total_frames else 0.0,
             "turns": len(raw["turns"]),
             "hold_s": frames_to_s(hold),
+            "holds": len(holds),
+            "longest_hold_s": max((h["duration_s"] for h in holds), default=0.0),
         },
     }

@@ -23,7 +23,7 @@ FLAGGED = {
 }
 COMPARED = ("calls_in", "calls_out", "missed", "missed_never", "answer_rate",
             "avg_time_to_answer_s", "avg_duration_s", "avg_talk_share", "interruptions_per_call",
-            "avg_dead_air_share", "avg_score", "conversion", "revenue")
+            "avg_dead_air_share", "hold_s", "avg_hold_s", "avg_score", "conversion", "revenue")
 
 
 def day_tallies(view: Contacts, outcomes: dict[str, dict[str, Any]],
