@@ -218,6 +218,8 @@ cdef class PartyDetector:
     cdef int tr_len, tr_dtmf, tr_marked
     cdef long long tr_start, tr_last
     cdef double tr_f1, tr_f2, tr_sum1, tr_sum2, tr_lev
+    cdef int tr_b1, tr_b2          # the run's lobes (bins), as its last frame read them
+    cdef double tr_hist[TONE_MIN]  # the run's last pitches (lower tone), newest at tr_len - 1
     # per-frame history until decided, indexed by frame % RING
     cdef uint8_t r_voiced[RING]
     cdef uint8_t r_cls[RING]
@@ -345,6 +347,7 @@ cdef class PartyDetector:
         self.f_b1 = self.f_b2 = -1
         self.f_f1 = self.f_f2 = self.f_flux = self.f_stab = 0.0
         self.tr_len = self.tr_marked = 0
+        self.tr_b1 = self.tr_b2 = -1
         self.tr_dtmf = -1
         self.tr_start = self.tr_last = 0
         self.tr_f1 = self.tr_f2 = self.tr_sum1 = self.tr_sum2 = self.tr_lev = 0.0
@@ -423,11 +426,12 @@ cdef class PartyDetector:
         for k in range(nb):
             # nor, in the bands a pure tone occupies, from the tone: a dial tone or a fax
             # answer held for seconds would become the floor and stop being told from it;
-            # the other bands go on following the line's noise
-            if self.classify and self.f_tone and (
-                    (self.band_lo[k] <= self.f_b1 + 3 and self.f_b1 - 3 < self.band_hi[k])
-                    or (self.f_b2 >= 0 and self.band_lo[k] <= self.f_b2 + 3
-                        and self.f_b2 - 3 < self.band_hi[k])):
+            # the other bands go on following the line's noise. Also while a tone run of 80 ms
+            # or more goes on through a frame that did not read as one (a fax answer's phase
+            # reversal, a lost packet): one such frame would lift the floor to the tone.
+            if self.classify and ((self.f_tone and self._in_tone(k, self.f_b1, self.f_b2))
+                                  or (self.tr_len >= TONE_MIN // 2
+                                      and self._in_tone(k, self.tr_b1, self.tr_b2))):
                 continue
             if self.smooth[k] == 0.0:
                 self.smooth[k] = power[k]
@@ -550,6 +554,8 @@ cdef class PartyDetector:
         # One or two pure tones: nearly all the power not explained by noise sits in the
         # strongest peak (+-3 bins: two tones under 100 Hz apart merge into one lobe) and in
         # at most one other; a single tone also has no harmonic (a voice or an instrument has).
+        # In noise, only peaks that stand clear of the noise floor count, and the noise's own
+        # frame-to-frame spread is allowed for: a ringback a few dB over line noise is a tone.
         self.f_tone = 0
         self.f_dtmf = -1
         if n == 0 or level <= self.level_floor_db:
@@ -561,7 +567,7 @@ cdef class PartyDetector:
         b2 = -1
         w2 = 0.0
         for i in range(1, n):
-            if pb[i] - b1 >= 4 or b1 - pb[i] >= 4:
+            if (pb[i] - b1 >= 4 or b1 - pb[i] >= 4) and self._clear(pb[i], pv[i]):
                 b2 = i
                 break
         if b2 >= 0:
@@ -576,18 +582,22 @@ cdef class PartyDetector:
             near = pb[i] - b1 <= 3 and b1 - pb[i] <= 3
             if b2 >= 0 and pb[i] - pb[b2] <= 3 and pb[b2] - pb[i] <= 3:
                 near = 1
-            if not near and pv[i] * 30.0 > pv[0]:
+            if not near and pv[i] * 30.0 > pv[0] and self._clear(pb[i], pv[i]):
                 return
         excess = total - w1 - w2 - noise
         if excess < 0.0:
             excess = 0.0
-        if (w1 + w2) < 0.9 * (w1 + w2 + excess) or (w1 + w2) < 2.0 * noise:
+        # and the tone stands 10 dB over the noise in its own bins (not over the whole band:
+        # a tone is heard, and read, a few dB under broadband noise of the same power)
+        if (w1 + w2) < 0.9 * (w1 + w2 + excess) or not self._clear(b1, w1 / 7.0) \
+                or (b2 >= 0 and not self._clear(pb[b2], w2 / 5.0)):
             return
         if b2 < 0 and 2 * b1 + 2 < NBINS:
             v = 0.0
             for b in range(2 * b1 - 2, 2 * b1 + 3):
                 v += bp[b]
-            if v * 100.0 > w1:
+            # what the noise puts there (half again its mean, for its spread) is no harmonic
+            if (v - 7.5 * self._bin_noise(2 * b1)) * 100.0 > w1:
                 return
         if b2 < 0:
             # nor a pitch under it: a voice's strongest harmonic over its fundamental (the
@@ -620,6 +630,30 @@ cdef class PartyDetector:
                 col = i
         if row >= 0 and col >= 0 and plo < 10.0 * phi and phi < 10.0 * plo:
             self.f_dtmf = row * 4 + col
+
+    cdef inline bint _in_tone(self, int k, int b1, int b2) noexcept nogil:
+        """Band k holds the lobe of a tone at bin b1 (or b2; -1: none)."""
+        return ((b1 >= 0 and self.band_lo[k] <= b1 + 3 and b1 - 3 < self.band_hi[k])
+                or (b2 >= 0 and self.band_lo[k] <= b2 + 3 and b2 - 3 < self.band_hi[k]))
+
+    cdef inline double _bin_noise(self, int b) noexcept nogil:
+        """Mean noise power of one bin of the band of bin ``b`` (0 when not known)."""
+        cdef int k = self.bin_band[b]
+        cdef double fl
+        if k < 0:
+            return 0.0
+        fl = self._floor(k)
+        return 0.0 if fl >= BIG else fl / (self.band_hi[k] - self.band_lo[k])
+
+    cdef inline bint _clear(self, int b, double v) noexcept nogil:
+        """Bin ``b`` holding ``v`` stands clear of the noise: ten times the mean noise power of
+        a bin of its band (noise alone gets there in one frame of a few hundred per bin)."""
+        cdef int k = self.bin_band[b]
+        cdef double fl
+        if k < 0:
+            return True
+        fl = self._floor(k)
+        return fl >= BIG or v > 10.0 * fl / (self.band_hi[k] - self.band_lo[k])
 
     cdef inline double _band_floor(self, int b) noexcept nogil:
         """Noise floor of the band of bin ``b`` (BIG before any learning)."""
@@ -745,16 +779,34 @@ cdef class PartyDetector:
         self.tr_len += 1
         self.tr_last = f
         self.tr_f2 = self.f_f2
+        self.tr_b1 = self.f_b1
+        self.tr_b2 = self.f_b2
         self.tr_sum1 += self.f_f1
+        self.tr_hist[(self.tr_len - 1) % TONE_MIN] = self.f_f1
         self.tr_sum2 += self.f_f2
         self.tr_lev += level
         if self.tr_marked:
             self.r_cls[f % RING] = CLS_TONE
-        elif self.tr_len >= self._tone_min():
+        elif self.tr_len >= self._tone_min() and (self.tr_dtmf >= 0 or self._steady()):
             # the frame before the tone saw its start in the end of its window
             g = self.tr_start - 1 if self.tr_start > self.frames_decided else self.tr_start
             self._mark(g, f + 1)
             self.tr_marked = 1
+
+    cdef bint _steady(self):
+        """The run's pitch holds: the mean of its last TONE_MIN frames' first half and of their
+        second half differ by under 1.5 % + 8 Hz. Signalling tones hold their frequency
+        (within 1.5 %), and two close tones beat around a fixed mean; a voice's harmonic
+        glides with its pitch, so a vowel whose other harmonics drown in noise is no tone."""
+        cdef int i, h = TONE_MIN // 2
+        cdef double a = 0.0, b = 0.0, m
+        for i in range(h):
+            a += self.tr_hist[(self.tr_len - TONE_MIN + i) % TONE_MIN]
+            b += self.tr_hist[(self.tr_len - h + i) % TONE_MIN]
+        a /= h
+        b /= h
+        m = 0.5 * (a + b)
+        return fabs(a - b) <= 0.015 * m + 8.0
 
     cdef void _mark(self, long long a, long long b):
         cdef long long g
@@ -799,7 +851,8 @@ cdef class PartyDetector:
 
         Pure-tone frames are left out: a cadenced tone (busy, ringback) holds its pitch like
         a note but sounds between silences, so what is left of its second is mostly quiet;
-        in music a note that reads as a pure tone sits among others that do not. Of the rest,
+        in music a note that reads as a pure tone sits among others that do not (at least a
+        fifth of the second must be left to judge). Of the rest,
         something sounds most of the time (the gate), and the score weighs what tells music
         from speech: held notes (peaks at one pitch for 120 ms or more: the share of frames
         with one, and the share of power in them) for it; spectral change from frame to frame
@@ -828,7 +881,7 @@ cdef class PartyDetector:
             act += self.r_act[i]
             held += self.r_held[i]
             mean += self.r_level[i]
-        if (n < (end - a) // 2 or act < self.music_active_min * n
+        if (n < MUSIC_WIN // 5 or act < self.music_active_min * n
                 or held < self.music_held_min * n):
             return False
         mean /= n
