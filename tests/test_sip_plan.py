@@ -310,7 +310,35 @@ def test_a_sip_hold_is_in_the_call_json_from_media_time_to_media_time(tmp_path):
     rec.finish("bye")
     assert done.wait(30)
     result = results[0]
-    assert result["call"]["extra"]["sip_holds"] == [["client", 2.0, 7.0]]
+    assert result["call"]["extra"]["sip_holds"] == [["client", 2.0, 7.0, "sdp"]]
     assert result["holds"] == [{"party": "client", "start": 2.0, "end": 7.0, "duration_s": 5.0,
                                 "by": ["sip"]}]
     assert result["totals"]["hold_s"] == 5.0
+
+
+def test_siprec_metadata_saying_a_participant_stopped_sending_is_their_hold():
+    from appliance.sources.sip.plan import hold_from_metadata
+
+    text, _ = invite(TARGET, sdp(2), metadata("rfc7865-metadata.xml"))
+    p = plan(text)
+    alice, bob = p.parties[0], p.parties[1]         # labels 1 and 2: Alice's and Bob's streams
+    assert {alice, bob} == {"agent", "client"}
+
+    def update(sends: bool) -> str:
+        assoc = ("<send>i1Pz3to5hGk8fuXl+PbwCw==</send>" if sends else "") + \
+            "<recv>UAAMm5GRQKSCMVvLyl4rFw==</recv>"
+        xml = ('<recording xmlns="urn:ietf:params:xml:ns:recording:1"><datamode>partial'
+               '</datamode><participantstreamassoc participant_id="zSfPoSvdSDCmU3A3TRDxAw==">'
+               f'{assoc}</participantstreamassoc></recording>')
+        return invite(TARGET, sdp(2), xml)[0]
+
+    assert hold_from_metadata(p, parse_message(update(False))) == {bob: True}
+    update_from_reinvite(p, parse_message(update(False)))
+    # the stream stays Bob's after the update, so sending again is read as his too
+    assert hold_from_metadata(p, parse_message(update(True))) == {bob: False}
+    # a full snapshot (a transfer) where both send: nobody on hold
+    transfer, _ = invite(TARGET, sdp(2), metadata("rfc7865-metadata.xml").replace(
+        "sip:bob@example.com", "sip:carol@example.com"))
+    assert hold_from_metadata(p, parse_message(transfer)) == {alice: False, bob: False}
+    no_meta, _ = invite(TARGET, sdp(2), None, siprec=False)
+    assert hold_from_metadata(p, parse_message(no_meta)) == {}

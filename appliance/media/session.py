@@ -42,12 +42,12 @@ class CallMeta:
 
 def sip_holds(meta: CallMeta, total_frames: int) -> list[tuple[str, int, int]]:
     """The holds SIP signalled during the call (``meta.extra["sip_holds"]``: [party, start
-    s, end s or None while held]) as (party, start, end) frames; an open one ends with the
-    call."""
+    s, end s or None while held, what signalled it]) as (party, start, end) frames; an open
+    one ends with the call."""
     out = []
     for item in meta.extra.get("sip_holds") or []:
         try:
-            party, start, end = item
+            party, start, end = item[:3]
             s = max(0, int(round(float(start) / FRAME_S)))
             e = total_frames if end is None else min(total_frames, int(round(float(end) / FRAME_S)))
         except (TypeError, ValueError):

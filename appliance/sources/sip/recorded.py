@@ -22,7 +22,7 @@ from ...media.frames import FRAME_S, PARTIES, Party
 from ...media.live import LiveCall
 from ...media.session import CallMeta, Stages
 from .message import SipMessage, SipMessageError, header_tag, parse_message
-from .plan import CallPlan, hold_from_reinvite, update_from_reinvite
+from .plan import CallPlan, hold_from_metadata, hold_from_reinvite, update_from_reinvite
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,10 @@ class RecordedCall:
             msg = parse_message(raw)
         except SipMessageError:
             return
-        self._hold_state(hold_from_reinvite(self.plan, msg))
+        # what the SDP says, and what the metadata says (read before the update merges it);
+        # each opens and closes its own holds
+        self._hold_state(hold_from_reinvite(self.plan, msg), "sdp")
+        self._hold_state(hold_from_metadata(self.plan, msg), "metadata")
         changes = update_from_reinvite(self.plan, msg)
         if changes and not self.ended:
             self.live.meta.extra.update({k: v for k, v in self.plan.extra.items()
@@ -154,18 +157,20 @@ class RecordedCall:
             self.live.write_meta("recording")
             log.info("metadata updated", extra={"uid": self.uid, "change": "; ".join(changes)})
 
-    def _hold_state(self, held: dict[str, bool]) -> None:
-        """Open or close each party's SIP hold (``meta.extra["sip_holds"]``: [party, start s,
-        end s or None], in the call's media time: frames tapped so far)."""
+    def _hold_state(self, held: dict[str, bool], by: str) -> None:
+        """Open or close each party's SIP hold that ``by`` (``sdp``, ``metadata``) signals
+        (``meta.extra["sip_holds"]``: [party, start s, end s or None, by], in the call's
+        media time: frames tapped so far)."""
         if not held or self.ended:
             return
         now = round(max(self.frames.values(), default=0) * FRAME_S, 2)
         holds = self.live.meta.extra.setdefault("sip_holds", [])
         changed = False
         for party, on in held.items():
-            open_ = next((h for h in holds if h[0] == party and h[2] is None), None)
+            open_ = next((h for h in holds if h[0] == party and h[2] is None and h[3] == by),
+                         None)
             if on and open_ is None:
-                holds.append([party, now, None])
+                holds.append([party, now, None, by])
                 changed = True
             elif not on and open_ is not None:
                 open_[2] = now
