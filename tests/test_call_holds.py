@@ -106,3 +106,35 @@ def test_a_call_of_only_music_tones_or_silence_gives_events_and_no_speech(settin
     stages = Stages()
     done = stages.complete(result, [], 0)
     assert done["transcript"] == []
+
+
+@pytest.mark.slow
+def test_the_recognizer_hears_the_conversation_and_never_the_music_or_the_tones(settings,
+                                                                                artefact_call):
+    """The whole pipeline with the real speech model (make test builds it)."""
+    audio, truth = artefact_call
+    stages = Stages.load(settings, wait=True)
+    try:
+        session = CallSession(settings, CallMeta(source="file", call_id="asr"), stages)
+        pcm = to_pcm(audio)
+        session.feed("agent", pcm[:, 0])
+        session.feed("client", pcm[:, 1])
+        result = session.finish()
+        assert result["asr"]["status"] == "ok"
+        assert result["transcript"]
+        sounds = [(p, s, e) for _, p, s, e in truth.sounds]
+        for line in result["transcript"]:
+            hit = sum(overlap(line["start"], line["end"], s, e) for p, s, e in sounds
+                      if p == line["party"])
+            assert hit <= 0.1 * (line["end"] - line["start"]), line
+        # a call that is only hold music: its events, and nothing to transcribe
+        stereo, _ = build_special_call("abandoned_hold", np.random.default_rng(72))
+        session = CallSession(settings, CallMeta(source="file", call_id="moh"), stages)
+        pcm = to_pcm(stereo)
+        session.feed("agent", pcm[:, 0])
+        session.feed("client", pcm[:, 1])
+        only_music = session.finish()
+        assert only_music["transcript"] == [] and only_music["holds"]
+        assert only_music["asr"]["status"] == "ok"
+    finally:
+        stages.close()
