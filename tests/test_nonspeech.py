@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import soxr
+from hypothesis import given, settings as hsettings, strategies as hst
 
 from appliance.analysis.dsp import CallStream, detector_params
 from appliance.config import Settings
@@ -177,3 +178,36 @@ def test_calls_without_speech_give_events_and_no_segments(kind):
         assert "music" in found
     else:
         assert found == {"tone"}
+
+
+def _mixed_line() -> np.ndarray:
+    """Speech, a ringback, key presses and music on one telephone line, with noise."""
+    from appliance.simulate.corpus import load_corpus
+
+    rng = np.random.default_rng(81)
+    parts = [np.zeros(RATE // 2, np.float32),
+             signals.progress_tone("uk", "ringback", 3.1, -24.0, rng).audio,
+             load_corpus()[3].audio * 0.4, np.zeros(RATE // 3, np.float32),
+             signals.dtmf("1590#", rng).audio,
+             signals.music("arpeggio", 9.0, rng, -20.0), load_corpus()[5].audio * 0.4]
+    x = np.concatenate(parts)
+    return to_pcm(telephone(x + signals.make_background(len(x), rng, -55.0)))
+
+
+_MIXED = None
+
+
+@hsettings(max_examples=15, deadline=None)
+@given(hst.lists(hst.integers(min_value=0, max_value=40000), min_size=1, max_size=30))
+def test_classes_and_events_never_depend_on_the_chunking(chunks):
+    global _MIXED
+    if _MIXED is None:
+        pcm = _mixed_line()
+        _MIXED = pcm, detect(pcm)
+    pcm, whole = _MIXED
+    segs, cls, events = detect(pcm, chunks)
+    assert segs == whole[0] and events == whole[2]
+    assert np.array_equal(cls, whole[1])
+    assert {e[0] for e in events} == {"tone", "dtmf", "music"}
+    assert "".join(e[3] for e in events if e[0] == "dtmf") == "1590#"
+    assert segs                                  # and the speech is still speech
