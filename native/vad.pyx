@@ -13,14 +13,17 @@ Per 20 ms frame:
      with a smoothed a-priori SNR): steady coloured noise, hum harmonics and G.711 idle noise
      are normalised away band by band, speech raises many bands at once;
   4. an absolute level gate, so near-digital silence never counts as speech;
-  5. a classifier of what else a line carries: tones (call progress,
-     SIT, fax, DTMF with the key decoded) and music. Tone and music frames are never speech;
+  5. a classifier of what else a line carries: one or two pure tones standing clear of the
+     noise in their bins and holding their pitch (call progress, SIT, fax; DTMF with the key
+     decoded), and music (notes held over the noise floor, steady spectrum, no fricatives or
+     syllable dips, over a second). Tone and music frames are never speech, never train the
+     noise floor in the tone's bands, and end a speech segment;
   6. a segmenter: onset after a few voiced frames (back-dated to the first), hangover that
      bridges short pauses, segments trimmed to the last voiced frame, blips dropped.
 
-Decisions are frame-synchronous with a fixed look-ahead (``lookahead_frames``, about 3.6 s):
-music is told from speech over seconds, so a frame is decided once the seconds after it
-are known. Feeding a file in one call or frame by frame gives identical output; the
+Decisions are frame-synchronous with a fixed look-ahead (``lookahead_frames``: music_min_s +
+music_gap_s + 1 s, about 6 s by default): music is told from speech over seconds, so a
+frame is decided once the seconds after it are known. Feeding a file in one call or frame by frame gives identical output; the
 look-ahead only delays segments. Inner loops run without the GIL.
 """
 from libc.math cimport log, log10, cos, sin, fabs, M_PI
