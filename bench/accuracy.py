@@ -150,6 +150,8 @@ class ArtefactTally:
         self.key_errors = 0
         self.lost_keys = 0          # keys a packet-loss dropout took off the line
         self.special_speech_s = 0.0  # speech reported on calls without any
+        self.share: list[float] = []
+        self.intr = Counts()
 
     def add(self, res: dict, truth: CallTruth, special: bool) -> None:
         n = int(round(truth.duration / 0.02)) + 1
@@ -164,6 +166,9 @@ class ArtefactTally:
             self.sound_speech_s += float((pred & sounds).sum()) * 0.02
         if special:
             self.special_speech_s += sum(s["end"] - s["start"] for s in res["segments"])
+        else:
+            self.share.append(sc["share_error"])
+            self.intr += sc["interruptions"]
         found = [(h["start"], h["end"]) for h in res.get("holds", [])]
         inner = [(s["start"], s["end"]) for s in res["silences"] if s["position"] == "inner"]
         for _, hs, he in truth.holds:
@@ -229,8 +234,9 @@ def artefact_report(n: int, seed: int, settings: Settings, vads: dict, wanted: s
         f"and {len(calls) - len(conv)} calls without speech ({', '.join(SPECIAL)}, two each).",
         "",
         "| variant | method | speech during tones and music | speech F1 | P / R "
+        "| talk-share err mean / max (pts) | interruption F1 "
         "| holds found | hold time as dead air | DTMF keys decoded |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     order = {v: i for i, v in enumerate((*ARTEFACT_VARIANTS, "special"))}
     for (variant, mname), t in sorted(tallies.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
@@ -241,7 +247,9 @@ def artefact_report(n: int, seed: int, settings: Settings, vads: dict, wanted: s
                 if mname == "appliance" else "-")
         lines.append(
             f"| {variant} | {mname} | {pct(t.sound_speech_s, t.sound_s)} | {t.vad.f1:.3f} "
-            f"| {t.vad.precision:.3f} / {t.vad.recall:.3f} | {pct(t.holds_found, t.holds)} "
+            f"| {t.vad.precision:.3f} / {t.vad.recall:.3f} "
+            f"| {np.mean(t.share) * 100:.1f} / {np.max(t.share) * 100:.1f} | {t.intr.f1:.2f} "
+            f"| {pct(t.holds_found, t.holds)} "
             f"| {pct(t.hold_dead_s, t.hold_s)} | {keys} |")
     lines += ["", "Calls without speech (telephone variant): speech reported, tones and music "
               "reported as speech, holds found.", "",
