@@ -8,8 +8,10 @@ RUN_DEBS  := kamailio mosquitto
 # The demo's voices: festival's unit-selection voice made of festvox-ru's real recordings.
 DEMO_DEBS := festival festvox-ru
 # System packages the tests need (real SIP peers, the MQTT broker, certificate tools, the
-# browser, the demo's voices; festvox-ru is also the tests' real speech).
-TEST_DEBS := $(RUN_DEBS) $(DEMO_DEBS) sip-tester mosquitto openssl chromium fonts-dejavu-core systemd
+# browser, the demo's voices; festvox-ru is also the tests' real speech, and
+# asterisk-moh-opsound-wav's CC-BY-SA recordings their real music on hold).
+TEST_DEBS := $(RUN_DEBS) $(DEMO_DEBS) sip-tester mosquitto openssl chromium fonts-dejavu-core systemd \
+             asterisk-moh-opsound-wav
 
 .PHONY: run demo check test install install-test bench image image-test clean
 

@@ -64,6 +64,17 @@ class ConversationSettings(_Section):
     turn_pause_s: float = Field(1.0, ge=0.2, le=5.0,
                                 description="a pause shorter than this keeps the floor with the speaker")
     dead_air_min_s: float = Field(3.0, ge=0.5, le=120.0, description="mutual silence counted as dead air")
+    hold_min_s: float = Field(5.0, ge=1.0, le=120.0,
+                              description="music on a line at least this long is a hold")
+    hold_join_s: float = Field(
+        10.0, ge=0.0, le=60.0,
+        description="stretches of music this close, with no speech between, are one hold")
+    hold_tone_min_s: float = Field(
+        15.0, ge=3.0, le=300.0,
+        description="a tone on one line this long, with speech before and after it, is a hold")
+    dtmf_digits: bool = Field(
+        False, description="keep the keys pressed (DTMF) in the call JSON; off keeps their count "
+                           "and times, since they are often card numbers and PINs")
 
 
 class ChannelSettings(_Section):

@@ -4,7 +4,8 @@
 
 One party's audio (real speech calls from appliance.simulate, telephone variant decoded to
 16 kHz) is timed in CPU seconds (process_time, one thread) through:
-- appliance, one party: the native detector + segmenter, whole stream in one call;
+- appliance, one party: the native detector + segmenter, whole stream in one call (with
+  the tone, DTMF and music classes, as the product runs it, and without them);
 - appliance, call: both parties through the CallDetector (crosstalk compensation), halved;
 - appliance, live: the call fed 20 ms at a time through CallStream (what a SIP call does),
   halved;
@@ -84,6 +85,11 @@ def main() -> int:
         d.process(pcm)
         d.flush()
 
+    def appliance_vad_only(pcm):
+        d = PartyDetector(classify=False)
+        d.process(pcm)
+        d.flush()
+
     def appliance_call(a, c):
         d = CallDetector()
         d.process(a, c)
@@ -100,6 +106,8 @@ def main() -> int:
     half = "(both parties / 2)"
     cases = [
         ("appliance, one party (native, whole stream)", appliance_once, (agent,), 7),
+        ("appliance, one party, speech only (no tone/DTMF/music classes)", appliance_vad_only,
+         (agent,), 7),
         (f"appliance, call with crosstalk compensation {half}", appliance_call, (agent, client), 7),
         (f"appliance, live call: 20 ms chunks via CallStream {half}", appliance_live,
          (agent, client), 3),

@@ -19,7 +19,10 @@ Definitions (all thresholds in frames, configurable from seconds by the caller):
   the other; a turn also ends at a silence of ``silence_min``. A turn's length is from its
   first segment's start to its last segment's end; the longest is the longest monologue;
 - reply latency: gap between the end of one party's turn and the start of the other's next
-  turn, when positive.
+  turn, when positive;
+- holds (music or a tone on hold, or the SIP hold state): time on hold is neither dead air
+  nor a pause: a silence is measured without it, a turn goes on across it, and a reply
+  latency does not count it.
 
 The result depends only on the segments, so streaming and batch analysis agree exactly.
 """
@@ -63,11 +66,36 @@ def _starts_mid_turn(list segs, list other_spans, int lead):
     return out
 
 
+def _held(list holds, long long a, long long b):
+    """Frames of [a, b) on hold (``holds``: sorted, disjoint)."""
+    cdef long long total = 0
+    for s, e in holds:
+        if s >= b:
+            break
+        total += _overlap(a, b, s, e)
+    return total
+
+
+def _union(list spans):
+    cdef list out = []
+    cdef Py_ssize_t last
+    for s, e in sorted(spans):
+        last = len(out) - 1
+        if last >= 0 and s <= out[last][1]:
+            if e > out[last][1]:
+                out[last] = (out[last][0], e)
+        else:
+            out.append((s, e))
+    return out
+
+
 def analyse_conversation(list agent, list client, long long total_frames,
                          int overlap_min=10, int backchannel_max=30, int silence_min=150,
-                         int turn_pause=50):
-    """Return a dict of conversation events and per-party figures, all in frames."""
+                         int turn_pause=50, list holds=None):
+    """Return a dict of conversation events and per-party figures, all in frames.
+    ``holds``: spans on hold (either party), as (start, end) frames."""
     cdef list parties = [sorted(agent), sorted(client)]
+    cdef list held = _union(list(holds or []))
     cdef list overlaps = []
     cdef list interruptions = []
     cdef list silences = []
@@ -132,8 +160,9 @@ def analyse_conversation(list agent, list client, long long total_frames,
                 interruptions.append((start, p, q))
     interruptions.sort()
 
-    # Mutual silences over the union of both parties' speech.
-    merged = sorted(a + c)
+    # Mutual silences over the union of both parties' speech and the holds: a hold is not
+    # silence (the line carries music or a tone; the other party waits).
+    merged = sorted(a + c + held)
     cdef long long cursor = 0
     cdef long long first_speech = merged[0][0] if merged else total_frames
     for start, end in merged:
@@ -154,7 +183,7 @@ def analyse_conversation(list agent, list client, long long total_frames,
     for start, end, p, k in events:
         if k in backchannel[p]:
             continue
-        if holder == p and start - t_end < silence_min:
+        if holder == p and start - t_end - _held(held, t_end, start) < silence_min:
             if end > t_end:
                 t_end = end
             continue
@@ -172,6 +201,8 @@ def analyse_conversation(list agent, list client, long long total_frames,
         for k in range(1, len(turns)):
             if turns[k][0] == p and turns[k - 1][0] != p:
                 gap = turns[k][1] - turns[k - 1][2]
+                if gap > 0:
+                    gap -= _held(held, turns[k - 1][2], turns[k][1])
                 if 0 < gap < silence_min:
                     latencies.append(gap)
         per_party.append({

@@ -105,6 +105,13 @@ class Box:
             started = midnight + (now - midnight) * (i + 1) / 4
             res = call_result(uid, started, agent, client, transcript, score, direction,
                               recording=f"{uid}.flac")
+            if uid == "c-complaint":      # the agent put the client on hold for a second
+                res["events"] = [{"kind": "music", "party": "agent", "start": 8.0, "end": 9.0},
+                                 {"kind": "dtmf", "party": "client", "start": 11.6, "end": 11.9,
+                                  "keys": 2}]
+                res["holds"] = [{"party": "agent", "start": 8.0, "end": 9.0, "duration_s": 1.0,
+                                 "by": ["music"]}]
+                res["totals"].update(hold_s=1.0, holds=1, longest_hold_s=1.0)
             (day / f"{uid}.json").write_text(json.dumps(res, ensure_ascii=False), encoding="utf-8")
             self.uids.append(uid)
         self.ingester.scan()

@@ -12,21 +12,28 @@ def at(month: int, day: int, hour: int, minute: int = 0, second: int = 0, year: 
 def result(uid: str, started: float, agent: str = "101", client: str = "79161234567",
            direction: str = "inbound", score: int | None = 80, talk_share: float = 0.6,
            interruptions: int = 2, dead_air: float = 0.05, duration: float = 61.0,
-           tags: tuple[str, ...] = ("greeting",), sip_call_id: str | None = None) -> dict:
-    """A ``call-analysis/1`` result as a source writes it."""
+           tags: tuple[str, ...] = ("greeting",), sip_call_id: str | None = None,
+           holds: tuple[float, ...] | None = None) -> dict:
+    """A ``call-analysis/1`` result as a source writes it (``holds``: their lengths; None:
+    written before holds were detected)."""
     extra = {"uid": uid}
     if sip_call_id:
         extra["sip_call_id"] = sip_call_id
-    return {"schema": "call-analysis/1",
-            "call": {"source": "sip", "call_id": uid, "started_at": started,
-                     "direction": direction, "agent": agent, "client": client, "notes": [],
-                     "extra": extra},
-            "duration_s": duration,
-            "parties": {"agent": {"talk_share": talk_share, "interruptions_made": interruptions},
-                        "client": {"interruptions_made": 1}},
-            "totals": {"dead_air_share": dead_air},
-            "tags": [{"tag": t} for t in tags],
-            "score": {"total": score}, "asr": {"status": "ok"}}
+    out = {"schema": "call-analysis/1",
+           "call": {"source": "sip", "call_id": uid, "started_at": started,
+                    "direction": direction, "agent": agent, "client": client, "notes": [],
+                    "extra": extra},
+           "duration_s": duration,
+           "parties": {"agent": {"talk_share": talk_share, "interruptions_made": interruptions},
+                       "client": {"interruptions_made": 1}},
+           "totals": {"dead_air_share": dead_air},
+           "tags": [{"tag": t} for t in tags],
+           "score": {"total": score}, "asr": {"status": "ok"}}
+    if holds is not None:
+        out["holds"] = [{"party": "agent", "start": 10.0 * i, "end": 10.0 * i + h,
+                         "duration_s": h, "by": ["music"]} for i, h in enumerate(holds)]
+        out["totals"]["hold_s"] = round(sum(holds), 2)
+    return out
 
 
 def corrupt_line(journal, n: int = 0) -> None:

@@ -133,3 +133,32 @@ def test_segments_are_listed_in_time_order_with_parties():
     r = analyse([(0, 2), (5, 6)], [(2.5, 4)], 7)
     assert [(x["party"], x["start"]) for x in r["segments"]] == [
         ("agent", 0.0), ("client", 2.5), ("agent", 5.0)]
+
+
+def hold(a: float, b: float, party: str = "agent") -> dict:
+    return {"party": party, "start": a, "end": b, "duration_s": round(b - a, 2), "by": ["music"]}
+
+
+def test_a_hold_is_not_dead_air_nor_a_break_in_the_turn_nor_reply_latency():
+    # agent: "one moment" 0-4 s, 20 s of hold music (4.5-24.5), back at 25 s; the client
+    # answers 1 s after the agent's next turn
+    agent, client = [(0, 4), (25, 30)], [(31, 35)]
+    without = analyse(agent, client, 36)
+    assert without["totals"]["dead_air_s"] == pytest.approx(21.0)
+    assert without["totals"]["hold_s"] == 0.0
+    r = conversation_metrics([s(*x) for x in agent], [s(*x) for x in client], 36 * 50, CONV,
+                             [hold(4.5, 24.5)])
+    assert r["totals"]["dead_air_s"] == 0.0
+    assert r["totals"]["hold_s"] == pytest.approx(20.0)
+    assert r["holds"] == [hold(4.5, 24.5)]
+    # the agent's turn goes on across the hold: one agent turn, then the client's
+    assert r["parties"]["agent"]["turns"] == 1 and without["parties"]["agent"]["turns"] == 2
+    assert r["totals"]["talk_s"] == without["totals"]["talk_s"] == pytest.approx(13.0)
+    assert r["parties"]["client"]["reply_latency_s"] == pytest.approx(1.0)
+
+
+def test_reply_latency_does_not_count_the_hold():
+    # the client asks (0-3), the agent puts them on hold (3.2-13.2) and answers at 13.8
+    r = conversation_metrics([s(13.8, 18)], [s(0, 3)], 20 * 50, CONV, [hold(3.2, 13.2)])
+    assert r["parties"]["agent"]["reply_latency_s"] == pytest.approx(0.8)
+    assert r["totals"]["dead_air_s"] == 0.0

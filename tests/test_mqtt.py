@@ -74,7 +74,7 @@ def broker(tmp_path):
 
 
 def _problem_call(uid="p1"):
-    r = result(uid, time.time() - 120, tags=())
+    r = result(uid, time.time() - 120, tags=(), holds=(12.5,))
     r["tags"] = [{"tag": "profanity", "party": "client", "alert": True},
                  {"tag": "greeting", "party": "agent", "alert": False}]
     r["score"] = {"total": 35}
@@ -94,6 +94,7 @@ def test_call_summary_and_alerts_arrive_without_transcript(tmp_path, broker, pro
         summary = json.loads(calls[0].payload)
         assert summary["v"] == 1 and summary["uid"] == "p1" and summary["box"] == "box1"
         assert summary["tags"] == {"profanity": 1, "greeting": 1} and summary["score"] == 35
+        assert (summary["hold_s"], summary["holds"]) == (12.5, 1)
         assert "transcript" not in summary and b"secret" not in calls[0].payload
         kinds = sorted(json.loads(m.payload)["kind"] for m in alerts)
         assert kinds == ["low_score", "problem_call", "profanity"]     # the client swore

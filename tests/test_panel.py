@@ -243,6 +243,11 @@ def test_call_page_timeline_transcript_checklist_and_waveform(admin):
     detail = admin.get("/api/v1/calls/c-complaint/detail").get_json()
     assert detail["timeline"]["interruptions"] == [{"by": "client", "of": "agent", "at": 3.6}]
     assert detail["timeline"]["tags"][0]["tag"] == "complaints"
+    assert detail["timeline"]["holds"] == [{"party": "agent", "start": 8.0, "end": 9.0}]
+    assert detail["timeline"]["events"] == [{"kind": "dtmf", "party": "client", "start": 11.6,
+                                             "end": 11.9}]
+    assert "на удержании" in html and admin.get("/api/v1/calls/c-polite/detail").get_json()[
+        "timeline"]["holds"] == []
     wave = admin.get("/calls/c-complaint/waveform").get_json()
     assert len(wave["agent"]) == len(wave["client"]) == 1000 and wave["duration_s"] == 12.0
     agent, client = wave["agent"], wave["client"]

@@ -67,6 +67,8 @@ def shot(page, name: str) -> None:
 def test_supervisor_workflow_in_chromium(served, page):
     box, url = served
     token = box.app.extensions["setup"].ensure()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
 
     page.goto(f"{url}/setup?token={token}")
     page.fill("input[name=username]", "admin")
@@ -94,6 +96,14 @@ def test_supervisor_workflow_in_chromium(served, page):
 
     page.goto(f"{url}/calls/c-complaint")
     page.wait_for_selector("#wave[data-loaded='1']")
+    # the hold is drawn over the agent's half: its colour where the agent's band has none
+    hold_px = page.evaluate("""() => {
+        const c = document.getElementById('wave'), ctx = c.getContext('2d');
+        const x = Math.round(c.width * 8.5 / 12);
+        return Array.from(ctx.getImageData(x, 5, 1, 1).data);
+    }""")
+    assert hold_px[3] > 0 and hold_px[0] > hold_px[2], hold_px     # amber: red over blue
+    assert errors == []
     assert page.locator("#transcript mark.hit").first.inner_text().lower().startswith("жалоб")
     played = page.evaluate("""async () => {
         const a = document.getElementById('audio');

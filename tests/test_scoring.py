@@ -5,12 +5,13 @@ import pytest
 from appliance.analysis.scoring import ChecklistError, load_checklist, parse_checklist, score_call
 
 
-def call(tags=(), agent_share=0.5, agent_interruptions=0, dead_air=0.02, asr="ok"):
+def call(tags=(), agent_share=0.5, agent_interruptions=0, dead_air=0.02, asr="ok", holds=()):
     return {
         "asr": {"status": asr},
         "tags": [{"tag": t, "party": p, "at": at, "text": t} for t, p, at in tags],
         "parties": {"agent": {"talk_share": agent_share, "interruptions_made": agent_interruptions}},
-        "totals": {"dead_air_share": dead_air},
+        "totals": {"dead_air_share": dead_air, "holds": len(holds),
+                   "longest_hold_s": max(holds, default=0.0)},
     }
 
 
@@ -29,14 +30,21 @@ def test_a_model_call_scores_100():
 def test_each_rule_can_fail():
     s = score_call(call([("greeting", "agent", 20.0), ("profanity", "agent", 5.0),
                          ("stop_words", "agent", 3.0), ("stop_words", "agent", 9.0)],
-                        agent_share=0.8, agent_interruptions=3, dead_air=0.2), load_checklist())
+                        agent_share=0.8, agent_interruptions=3, dead_air=0.2,
+                        holds=(20.0, 75.0, 10.0)), load_checklist())
     got = items(s)
     assert got == {"greeting": False, "introduction": False, "no_profanity": False,
                    "stop_words": False, "interruptions": False, "talk_share": False,
-                   "dead_air": False, "farewell": False}
+                   "dead_air": False, "longest_hold": False, "holds": False, "farewell": False}
     assert s["total"] == 0
     evidence = {i["id"]: i["evidence"] for i in s["items"]}
     assert "20.0 s" in evidence["greeting"] and "2 found" in evidence["stop_words"]
+    assert evidence["longest_hold"] == "totals.longest_hold_s = 75"
+
+
+def test_two_short_holds_pass_the_hold_rules():
+    got = items(score_call(call(holds=(30.0, 45.0)), load_checklist()))
+    assert got["longest_hold"] is True and got["holds"] is True
 
 
 def test_weights():

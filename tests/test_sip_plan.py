@@ -254,3 +254,91 @@ def test_registration_keeps_the_registrars_last_answer():
     assert (reg.status, reg.failures, reg.changed_at, reg.last_attempt_at) == (408, 2, 100.0, 130.0)
     assert reg.record(200, "OK", True, 30, now=140.0)
     assert reg.registered and reg.failures == 0 and reg.expires_s == 30 and reg.changed_at == 140.0
+
+
+def test_reinvite_directions_put_streams_on_hold_and_take_them_off():
+    from appliance.sources.sip.plan import hold_from_reinvite
+
+    text, _ = invite(TARGET, sdp(2), metadata("rfc7865-metadata.xml"))
+    p = plan(text)
+    paused, _ = invite(TARGET, sdp(2, direction="inactive"), None, siprec=False)
+    assert hold_from_reinvite(p, parse_message(paused)) == {"agent": True, "client": True}
+    resumed, _ = invite(TARGET, sdp(2), None, siprec=False)     # SIPREC streams: sendonly
+    assert hold_from_reinvite(p, parse_message(resumed)) == {"agent": False, "client": False}
+    # a plain call: the caller's sendonly offer is its hold
+    call, _ = invite(TARGET, sdp(1, labels=[None], direction="sendrecv"), None, siprec=False,
+                     from_user="79160000000")
+    q = plan(call)
+    held, _ = invite(TARGET, sdp(1, labels=[None], direction="sendonly"), None, siprec=False)
+    assert hold_from_reinvite(q, parse_message(held)) == {"client": True}
+    back, _ = invite(TARGET, sdp(1, labels=[None], direction="sendrecv"), None, siprec=False)
+    assert hold_from_reinvite(q, parse_message(back)) == {"client": False}
+    no_sdp, _ = invite(TARGET, "", None, siprec=False)
+    assert hold_from_reinvite(q, parse_message(no_sdp)) == {}
+
+
+def test_a_sip_hold_is_in_the_call_json_from_media_time_to_media_time(tmp_path):
+    import threading
+
+    from appliance.config import Settings
+    from appliance.sources.sip.recorded import Dialog, RecordedCall
+
+    settings = Settings()
+    settings.paths.data_dir = tmp_path / "data"
+    settings.asr.enabled = False
+    text, _ = invite(TARGET, sdp(1, labels=[None], direction="sendrecv"), None, siprec=False,
+                     from_user="79160000000")
+    done = threading.Event()
+    results = []
+
+    def on_done(result):
+        results.append(result)
+        done.set()
+    rec = RecordedCall(settings, plan(text), Dialog("c-hold", "t1"), None, on_done=on_done)
+    feed = rec.sink(0, "client")
+    silence = bytes(640)                      # 20 ms at 16 kHz
+    for _ in range(100):
+        feed(silence)
+    held, _ = invite(TARGET, sdp(1, labels=[None], direction="sendonly"), None, siprec=False)
+    rec.reinvite(held)
+    for _ in range(250):
+        feed(silence)
+    back, _ = invite(TARGET, sdp(1, labels=[None], direction="sendrecv"), None, siprec=False)
+    rec.reinvite(back)
+    for _ in range(50):
+        feed(silence)
+    rec.finish("bye")
+    assert done.wait(30)
+    result = results[0]
+    assert result["call"]["extra"]["sip_holds"] == [["client", 2.0, 7.0, "sdp"]]
+    assert result["holds"] == [{"party": "client", "start": 2.0, "end": 7.0, "duration_s": 5.0,
+                                "by": ["sip"]}]
+    assert result["totals"]["hold_s"] == 5.0
+
+
+def test_siprec_metadata_saying_a_participant_stopped_sending_is_their_hold():
+    from appliance.sources.sip.plan import hold_from_metadata
+
+    text, _ = invite(TARGET, sdp(2), metadata("rfc7865-metadata.xml"))
+    p = plan(text)
+    alice, bob = p.parties[0], p.parties[1]         # labels 1 and 2: Alice's and Bob's streams
+    assert {alice, bob} == {"agent", "client"}
+
+    def update(sends: bool) -> str:
+        assoc = ("<send>i1Pz3to5hGk8fuXl+PbwCw==</send>" if sends else "") + \
+            "<recv>UAAMm5GRQKSCMVvLyl4rFw==</recv>"
+        xml = ('<recording xmlns="urn:ietf:params:xml:ns:recording:1"><datamode>partial'
+               '</datamode><participantstreamassoc participant_id="zSfPoSvdSDCmU3A3TRDxAw==">'
+               f'{assoc}</participantstreamassoc></recording>')
+        return invite(TARGET, sdp(2), xml)[0]
+
+    assert hold_from_metadata(p, parse_message(update(False))) == {bob: True}
+    update_from_reinvite(p, parse_message(update(False)))
+    # the stream stays Bob's after the update, so sending again is read as his too
+    assert hold_from_metadata(p, parse_message(update(True))) == {bob: False}
+    # a full snapshot (a transfer) where both send: nobody on hold
+    transfer, _ = invite(TARGET, sdp(2), metadata("rfc7865-metadata.xml").replace(
+        "sip:bob@example.com", "sip:carol@example.com"))
+    assert hold_from_metadata(p, parse_message(transfer)) == {alice: False, bob: False}
+    no_meta, _ = invite(TARGET, sdp(2), None, siprec=False)
+    assert hold_from_metadata(p, parse_message(no_meta)) == {}

@@ -18,6 +18,7 @@ def complete_result(result: dict[str, Any], transcript: list[dict[str, Any]], fa
     result["asr"] = dict(asr_info)
     if failed:
         result["asr"]["failed_segments"] = failed
+    transcript = [t for t in transcript if not on_hold(t, result.get("holds") or [])]
     if redactor is not None:
         transcript, result["redactions"] = redactor.apply(transcript)
     result["transcript"] = transcript
@@ -27,6 +28,15 @@ def complete_result(result: dict[str, Any], transcript: list[dict[str, Any]], fa
     else:
         result.pop("score", None)
     return result
+
+
+def on_hold(item: dict[str, Any], holds: list[dict[str, Any]]) -> bool:
+    """A transcript item of the holding party that lies mostly inside its hold: music that
+    read as speech in places, never words of the call."""
+    length = item["end"] - item["start"]
+    inside = sum(max(0.0, min(item["end"], h["end"]) - max(item["start"], h["start"]))
+                 for h in holds if h["party"] in (item["party"], "both"))
+    return inside > 0 and inside >= 0.5 * length
 
 
 def pending(result: dict[str, Any]) -> bool:

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..config import VadSettings
 from ..core.frames import PARTIES, PIPELINE_RATE, Party, s_to_frames
-from ..native import CallDetector, PartyDetector
+from ..native import CLS_MUSIC, CLS_TONE, CallDetector, PartyDetector
 
 
 def detector_params(vad: VadSettings, sample_rate: int = PIPELINE_RATE) -> dict[str, Any]:
@@ -51,10 +51,25 @@ class CallStream:
         self._pending_n: dict[Party, int] = {p: 0 for p in PARTIES}
         self.segments: dict[Party, list[tuple[int, int]]] = {p: [] for p in PARTIES}
         self.levels_db: dict[Party, array] = {p: array("f") for p in PARTIES}
+        # per decided frame: CLS_SILENCE, CLS_SPEECH, CLS_TONE or CLS_MUSIC (native.vad)
+        self.classes: dict[Party, bytearray] = {p: bytearray() for p in PARTIES}
+        # tones, key presses and music as the detector reports them (frames, end exclusive)
+        self.events: dict[Party, list[tuple[Any, ...]]] = {p: [] for p in PARTIES}
 
     @property
     def frames(self) -> int:
+        """Frames analysed so far (levels are known up to here)."""
         return self._detector.frames_done
+
+    @property
+    def decided(self) -> int:
+        """Frames classified so far: segments can still open at or after this frame only.
+        Trails ``frames`` by the detector's look-ahead until the call ends."""
+        return min(self._detector.agent.frames_decided, self._detector.client.frames_decided)
+
+    def nonspeech(self, party: Party, start: int, end: int) -> bool:
+        """Whether frames [start, end) of a party (decided ones) hold a tone or music."""
+        return any(c in (CLS_TONE, CLS_MUSIC) for c in self.classes[party][start:end])
 
     def open_start(self, party: Party) -> int | None:
         """Start frame of the party's segment in progress, or None."""
@@ -97,6 +112,8 @@ class CallStream:
         for party, det in dets.items():
             _, levels = det.take_frames()
             self.levels_db[party].extend(levels)
+            self.classes[party].extend(det.take_classes())
+            self.events[party].extend(det.take_events())
         closed: dict[Party, list[tuple[int, int]]] = {}
         for party, det in dets.items():
             other: Party = "client" if party == "agent" else "agent"

@@ -63,13 +63,18 @@ class _Chunk:
 
 
 AudioFn = Callable[[str, int, int], tuple[np.ndarray, np.ndarray]]
+BarrierFn = Callable[[str, int, int], bool]
 
 
 class PieceCutter:
     """One call's speech segments in, pieces out to ``sink`` (``ref`` names the call)."""
 
-    def __init__(self, settings: AsrSettings, audio: AudioFn, sink: PieceSink, ref: str) -> None:
+    def __init__(self, settings: AsrSettings, audio: AudioFn, sink: PieceSink, ref: str,
+                 barrier: BarrierFn | None = None) -> None:
         self.audio = audio
+        # whether frames [a, b) of a party hold something that is not speech (a tone, music):
+        # segments on both sides of it are never decoded together, or its audio would be
+        self.barrier = barrier
         self.sink = sink
         self.ref = ref
         self.pieces: list[PieceSpec] = []
@@ -82,7 +87,8 @@ class PieceCutter:
     def add(self, party: str, start: int, end: int) -> None:
         """A closed speech segment of ``party`` (frames); its audio is read at once."""
         chunk = self._open.get(party)
-        if chunk and start - chunk.end <= self.join_frames and end - chunk.start <= self.max_frames:
+        if (chunk and start - chunk.end <= self.join_frames and end - chunk.start <= self.max_frames
+                and not (self.barrier is not None and self.barrier(party, chunk.end, start))):
             for a, b in ((chunk.end, start), (start, end)):
                 pcm, lv = self.audio(party, a, b)
                 chunk.pcm.append(pcm)

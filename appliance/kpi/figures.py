@@ -22,7 +22,7 @@ COUNTS = ("calls_in", "calls_out", "answered_in", "outbound_reached", "missed",
           "callbacks_reached", "conversations", "transfers_in", "recorded", "outcomes", "won",
           "decided")
 MEANS = ("time_to_answer_s", "duration_s", "talk_share", "interruptions", "dead_air_share",
-         "score")
+         "score", "hold_s")
 SPREADS = ("tags", "revenue", "callback_waits")     # Counters: by tag, currency, wait (s)
 Tally = dict[str, Any]
 
@@ -110,6 +110,7 @@ def tally(calls: Iterable[PbxCall], records: Iterable[dict[str, Any]],
         mean("interruptions", r.get("interruptions_by_agent", 0))
         mean("dead_air_share", r.get("dead_air_share", 0.0))
         mean("score", r.get("score"))
+        mean("hold_s", r.get("hold_s"))
         if r.get("tags"):
             t["tags"].update(r["tags"])
         o = outcomes.get(r["uid"])
@@ -151,6 +152,8 @@ def finish(t: Tally) -> dict[str, Any]:
         "avg_talk_share": _avg(t, "talk_share"),
         "interruptions_per_call": _avg(t, "interruptions"),
         "avg_dead_air_share": _avg(t, "dead_air_share"),
+        "hold_s": round(t["hold_s_sum"], 1),
+        "avg_hold_s": _avg(t, "hold_s"),
         "tags": dict(sorted((k, n) for k, n in t["tags"].items() if n > 0)),
         "avg_score": _avg(t, "score"),
         "conversion": _share(t["won"], t["decided"]),

@@ -26,8 +26,8 @@ FLAGGED = {
 COMPARED = ("calls", "calls_in", "calls_out", "missed", "missed_rang", "missed_never",
             "missed_never_share", "callbacks", "median_callback_s", "answer_rate",
             "avg_time_to_answer_s", "conversations", "talk_s", "avg_duration_s",
-            "avg_talk_share", "interruptions_per_call", "avg_dead_air_share", "avg_score",
-            "conversion", "won", "revenue")
+            "avg_talk_share", "interruptions_per_call", "avg_dead_air_share", "hold_s",
+            "avg_hold_s", "avg_score", "conversion", "won", "revenue")
 
 
 def day_tallies(view: Contacts, outcomes: dict[str, dict[str, Any]],

@@ -13,6 +13,7 @@ import numpy as np
 from ..analysis.call_metrics import SCHEMA, conversation_metrics
 from ..analysis.completion import complete_result
 from ..analysis.dsp import CallStream
+from ..analysis.events import call_events, in_hold
 from ..analysis.library import Library
 from ..analysis.redaction import Redactor
 from ..analysis.scoring import Checklist, load_checklist
@@ -20,7 +21,7 @@ from ..analysis.tagger import Tagger, load_tagger
 from ..asr.pieces import PieceCutter, PieceSink, PieceSpec
 from ..asr.service import AsrService
 from ..config import Settings
-from ..core.frames import PARTIES, Party
+from ..core.frames import FRAME_S, PARTIES, Party
 from .window import AudioWindow
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,23 @@ class CallMeta:
     client: str | None = None
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def sip_holds(meta: CallMeta, total_frames: int) -> list[tuple[str, int, int]]:
+    """The holds SIP signalled during the call (``meta.extra["sip_holds"]``: [party, start
+    s, end s or None while held, what signalled it]) as (party, start, end) frames; an open
+    one ends with the call."""
+    out = []
+    for item in meta.extra.get("sip_holds") or []:
+        try:
+            party, start, end = item[:3]
+            s = max(0, int(round(float(start) / FRAME_S)))
+            e = total_frames if end is None else min(total_frames, int(round(float(end) / FRAME_S)))
+        except (TypeError, ValueError):
+            continue                # a record from elsewhere that does not parse: ignored
+        if party in PARTIES and e > s:
+            out.append((party, s, e))
+    return out
 
 
 class _Waiting:
@@ -145,7 +163,8 @@ class CallSession:
                 self.stages.asr is not None and not self.stages.asr.available):
             self.cutter = None
         else:
-            self.cutter = PieceCutter(settings.asr, self._audio, sink, self.ref)
+            self.cutter = PieceCutter(settings.asr, self._audio, sink, self.ref,
+                                      barrier=self.stream.nonspeech)
         self._finished = False
 
     def feed(self, party: Party, pcm: np.ndarray) -> None:
@@ -163,10 +182,13 @@ class CallSession:
                 if self.cutter is not None:
                     self.cutter.add(who, start, end)
         open_starts = {p: self.stream.open_start(p) for p in PARTIES}
+        # segments can still open at any frame the detector has not decided yet (it decides
+        # a few seconds behind the audio, to tell music from speech)
+        decided = self.stream.decided
         if self.cutter is not None:
-            self.cutter.tick(self.stream.frames, open_starts)
+            self.cutter.tick(decided, open_starts)
         for p, oldest in open_starts.items():
-            keep = self.stream.frames if oldest is None else oldest
+            keep = decided if oldest is None else oldest
             self.windows[p].drop_before(keep - KEEP_FRAMES)
 
     def _audio(self, party: str, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
@@ -185,9 +207,14 @@ class CallSession:
             self._finished = True
         total = self.stream.frames
         result: dict[str, Any] = {"schema": SCHEMA, "call": asdict(self.meta)}
-        result.update(conversation_metrics(self.stream.segments["agent"],
-                                           self.stream.segments["client"], total,
-                                           self.settings.conversation))
+        events, holds = call_events(self.stream.events, self.stream.segments,
+                                    self.settings.conversation, sip_holds(self.meta, total))
+        # what read as speech on the holding party's line inside its hold is the music
+        segs = {p: [seg for seg in self.stream.segments[p] if not in_hold(p, seg, holds)]
+                for p in PARTIES}
+        result.update(conversation_metrics(segs["agent"], segs["client"], total,
+                                           self.settings.conversation, holds))
+        result["events"] = events
         pieces = self.cutter.finish() if self.cutter is not None else []
         asr = self.stages.asr
         if not self.stages.remote and (self.cutter is None or self.stages.wait):
@@ -199,6 +226,7 @@ class CallSession:
             result["transcript"], result["tags"] = [], []
         log.info("call analysed", extra={"call": self.meta.call_id,
                                          "duration_s": result["duration_s"],
+                                         "events": len(events), "holds": len(holds),
                                          "segments": len(result["segments"]),
                                          "interruptions": len(result["interruptions"]),
                                          "asr": result["asr"]["status"],

@@ -71,7 +71,7 @@ def call_summary(box: str, result: dict[str, Any], transcripts: bool) -> dict[st
     call = result.get("call", {})
     body: dict[str, Any] = {k: rec[k] for k in (
         "uid", "source", "started_at", "duration_s", "direction", "agent", "client",
-        "talk_share_agent", "dead_air_share", "tags", "score", "asr")}
+        "talk_share_agent", "dead_air_share", "hold_s", "holds", "tags", "score", "asr")}
     body["interruptions"] = {"agent": rec["interruptions_by_agent"],
                              "client": rec["interruptions_by_client"]}
     body["end_reason"] = call.get("extra", {}).get("end_reason")

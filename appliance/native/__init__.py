@@ -2,7 +2,8 @@
 
 try:
     from .conversation import analyse_conversation
-    from .vad import BAND_EDGES_HZ, CallDetector, PartyDetector, Segmenter
+    from .vad import (BAND_EDGES_HZ, CLS_MUSIC, CLS_SILENCE, CLS_SPEECH, CLS_TONE, CallDetector,
+                      PartyDetector, Segmenter)
     from .vad import _leak_gains as leak_gains
 except ImportError as exc:  # pragma: no cover - only on a broken install
     raise ImportError(
@@ -10,5 +11,5 @@ except ImportError as exc:  # pragma: no cover - only on a broken install
         "`pip install -e .` (it builds native/*.pyx)"
     ) from exc
 
-__all__ = ["BAND_EDGES_HZ", "CallDetector", "PartyDetector", "Segmenter", "analyse_conversation",
-           "leak_gains"]
+__all__ = ["BAND_EDGES_HZ", "CLS_MUSIC", "CLS_SILENCE", "CLS_SPEECH", "CLS_TONE", "CallDetector",
+           "PartyDetector", "Segmenter", "analyse_conversation", "leak_gains"]

@@ -40,6 +40,13 @@ class CallTruth:
     backchannels: list[tuple[str, float]] = field(default_factory=list)    # (party, at)
     dead_air: list[tuple[float, float]] = field(default_factory=list)      # inner, >= 3 s
     utterances: list[tuple[str, str, bool]] = field(default_factory=list)  # (party, id, whole)
+    # what else the call carries (simulate/artefacts.py): (kind, party, start, end, digits)
+    events: list[tuple[str, str, float, float, str]] = field(default_factory=list)
+    holds: list[tuple[str, float, float]] = field(default_factory=list)    # (party, start, end)
+    sounds: list[tuple[str, str, float, float]] = field(default_factory=list)  # audible parts
+    # digital silence the network put on a party's line (packet loss, DTX without comfort
+    # noise): zero samples in any variant, whatever line noise is added before it
+    silent: list[tuple[str, float, float]] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -50,7 +57,10 @@ class CallTruth:
         return cls(d["duration"], {k: [tuple(x) for x in v] for k, v in d["speech"].items()},
                    [tuple(x) for x in d["interruptions"]], [tuple(x) for x in d["backchannels"]],
                    [tuple(x) for x in d["dead_air"]],
-                   [tuple(x) for x in d.get("utterances", [])])
+                   [tuple(x) for x in d.get("utterances", [])],
+                   [tuple(x) for x in d.get("events", [])], [tuple(x) for x in d.get("holds", [])],
+                   [tuple(x) for x in d.get("sounds", [])],
+                   [tuple(x) for x in d.get("silent", [])])
 
 
 def fade(x: np.ndarray, ms: float = 15.0) -> np.ndarray:
@@ -237,8 +247,15 @@ def degrade(stereo: np.ndarray, truth: CallTruth, variant: str,
     if peak > 0.99:
         x *= 0.99 / peak
     if variant == "clean16":
-        return x, RATE, "PCM_16", noises
-    return telephone_band(x), 8000, "ALAW", noises
+        return digital_silence(x, RATE, truth), RATE, "PCM_16", noises
+    return digital_silence(telephone_band(x), 8000, truth), 8000, "ALAW", noises
+
+
+def digital_silence(x: np.ndarray, rate: int, truth: CallTruth) -> np.ndarray:
+    """Zero the truth's digital silence (stereo [agent, client] at ``rate``), in place."""
+    for party, s, e in truth.silent:
+        x[int(s * rate): int(e * rate), 0 if party == "agent" else 1] = 0.0
+    return x
 
 
 def write_call(path: Path, audio: np.ndarray, rate: int, subtype: str) -> None:

@@ -61,6 +61,9 @@ def call_record(result: dict[str, Any], path: str | None = None) -> dict[str, An
         "interruptions_by_agent": parties.get("agent", {}).get("interruptions_made", 0),
         "interruptions_by_client": parties.get("client", {}).get("interruptions_made", 0),
         "dead_air_share": totals.get("dead_air_share", 0.0),
+        # absent in calls analysed before holds were detected: unknown, not zero
+        "hold_s": totals.get("hold_s"),
+        "holds": len(result["holds"]) if "holds" in result else None,
         "tags": tags,
         "alert_hits": alert_hits,
         "score": score.get("total"),

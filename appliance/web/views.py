@@ -117,11 +117,16 @@ def call_presets(now: float | None = None) -> dict[str, dict[str, str]]:
 
 
 def timeline(result: dict[str, Any]) -> dict[str, Any]:
-    """Speech, overlaps, interruptions, silences and tags of a call, in seconds."""
+    """Speech, overlaps, interruptions, silences, holds, tones and tags of a call, in
+    seconds (tones and key presses without their digits: the page only draws them)."""
     return {"duration_s": result.get("duration_s", 0.0),
             "segments": result.get("segments", []), "overlaps": result.get("overlaps", []),
             "interruptions": result.get("interruptions", []),
             "silences": result.get("silences", []),
+            "holds": [{k: h.get(k) for k in ("party", "start", "end")}
+                      for h in result.get("holds", [])],
+            "events": [{k: e.get(k) for k in ("kind", "party", "start", "end")}
+                       for e in result.get("events", []) if e.get("kind") != "music"],
             "tags": [{k: t.get(k) for k in ("tag", "party", "at", "text", "severity", "alert")}
                      for t in result.get("tags", [])]}
 

@@ -38,6 +38,9 @@ class RecordingMetadata:
     session_id: str | None = None
     sip_session_id: str | None = None
     layout: str = "rfc7865"
+    # participants whose stream association this document states: True when it lists
+    # streams they send, False when it lists none (they stopped sending: a hold, a mute)
+    sending: dict[str, bool] = field(default_factory=dict)
 
     def participant_for_label(self, label: str) -> Participant | None:
         """The single participant sending the stream with this label (None for a mixed or
@@ -120,9 +123,13 @@ def parse_metadata(xml: str | bytes) -> RecordingMetadata:
         by_id[p.participant_id] = p
         meta.participants.append(p)
     for el in _children(root, "participantstreamassoc"):
-        p = by_id.get(el.get("participant_id") or el.get("id") or "")
+        pid = (el.get("participant_id") or el.get("id") or "")[:128]
+        sends = [s for s in (_text(x) for x in _children(el, "send")) if s]
+        if pid and len(meta.sending) < MAX_ITEMS:
+            meta.sending[pid] = bool(sends)
+        p = by_id.get(pid)
         if p is not None:
-            p.sends.extend(s for s in (_text(x) for x in _children(el, "send")) if s)
+            p.sends.extend(sends)
     for el in streams:
         sid = el.get("stream_id") or el.get("id")
         label = _text(_first(el, "label")) or el.get("label")

@@ -212,3 +212,53 @@ def update_from_reinvite(plan: CallPlan, msg: SipMessage) -> list[str]:
     plan.extra.setdefault("siprec", {})["participants"] = [
         {"id": p.participant_id, "aor": p.aor, "name": p.name} for p in plan.metadata.participants]
     return [f"participants now {', '.join(n for n in names if n)}"]
+
+
+def hold_from_metadata(plan: CallPlan, msg: SipMessage) -> dict[str, bool]:
+    """Which recorded parties new SIPREC metadata in a re-INVITE puts on hold (True) or takes
+    off it (False): a participant whose stream association (RFC 7865
+    ``participantstreamassoc``) lists no stream it sends has stopped sending (a hold), one
+    that lists streams again is back. Read against the metadata known before the update,
+    which says which stream was theirs."""
+    if plan.metadata is None:
+        return {}
+    try:
+        part = find_part(body_parts(msg), RS_METADATA)
+        update = parse_metadata(part.text) if part is not None else None
+    except (SipMessageError, MetadataError):
+        return {}
+    if update is None:
+        return {}
+    index_of = {label: index for index, label in plan.labels.items()}
+    out: dict[str, bool] = {}
+    for p in plan.metadata.participants:
+        if p.participant_id not in update.sending:
+            continue
+        for sid in p.sends:
+            party = plan.parties.get(index_of.get(plan.metadata.labels.get(sid, ""), -1))
+            if party is not None:
+                out[party] = not update.sending[p.participant_id]
+    return out
+
+
+def hold_from_reinvite(plan: CallPlan, msg: SipMessage) -> dict[str, bool]:
+    """Which recorded parties a re-INVITE puts on hold (True) or takes off it
+    (False), from its SDP's direction attributes; parties it does not mention are left out.
+
+    A plain call's stream carries the party who offered it: ``sendonly`` or ``inactive``
+    from them is their hold (RFC 3264 s. 8.4). A SIPREC stream is always ``sendonly``; the
+    recording client pauses it with ``inactive`` (RFC 7866 s. 9.3), which is how recording
+    clients report a participant's hold.
+    """
+    try:
+        part = find_part(body_parts(msg), "application/sdp")
+        media = sdp_media(part.text) if part is not None else []
+    except SipMessageError:
+        return {}
+    held = ("inactive",) if plan.source == "siprec" else ("sendonly", "inactive")
+    out: dict[str, bool] = {}
+    for m in media:
+        party = plan.parties.get(m.index)
+        if party is not None and m.kind == "audio":
+            out[party] = m.direction in held
+    return out

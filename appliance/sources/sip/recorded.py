@@ -17,11 +17,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ...config import Settings
-from ...core.frames import PARTIES, Party
+from ...core.frames import FRAME_S, PARTIES, Party
 from ...media.live import LiveCall, new_uid
 from ...media.session import CallMeta, Stages
 from .message import SipMessage, SipMessageError, header_tag, parse_message
-from .plan import CallPlan, update_from_reinvite
+from .plan import CallPlan, hold_from_metadata, hold_from_reinvite, update_from_reinvite
 
 log = logging.getLogger(__name__)
 
@@ -135,17 +135,45 @@ class RecordedCall:
             self.live.write_meta("recording")
 
     def reinvite(self, raw: str) -> None:
-        """New SIPREC metadata in a re-INVITE: merged into the call's record."""
+        """A re-INVITE: new SIPREC metadata is merged into the call's record, and a stream put
+        on hold or taken off it is noted with the call's media time."""
         try:
             msg = parse_message(raw)
         except SipMessageError:
             return
+        # what the SDP says, and what the metadata says (read before the update merges it);
+        # each opens and closes its own holds
+        self._hold_state(hold_from_reinvite(self.plan, msg), "sdp")
+        self._hold_state(hold_from_metadata(self.plan, msg), "metadata")
         changes = update_from_reinvite(self.plan, msg)
         if changes and not self.ended:
             self.live.meta.extra.update({k: v for k, v in self.plan.extra.items()
                                          if k in ("siprec", "metadata_updates")})
             self.live.write_meta("recording")
             log.info("metadata updated", extra={"uid": self.uid, "change": "; ".join(changes)})
+
+    def _hold_state(self, held: dict[str, bool], by: str) -> None:
+        """Open or close each party's SIP hold that ``by`` (``sdp``, ``metadata``) signals
+        (``meta.extra["sip_holds"]``: [party, start s, end s or None, by], in the call's
+        media time: frames tapped so far)."""
+        if not held or self.ended:
+            return
+        now = round(max(self.frames.values(), default=0) * FRAME_S, 2)
+        holds = self.live.meta.extra.setdefault("sip_holds", [])
+        changed = False
+        for party, on in held.items():
+            open_ = next((h for h in holds if h[0] == party and h[2] is None and h[3] == by),
+                         None)
+            if on and open_ is None:
+                holds.append([party, now, None, by])
+                changed = True
+            elif not on and open_ is not None:
+                open_[2] = now
+                changed = True
+        if changed:
+            self.live.write_meta("recording")
+            log.info("hold state", extra={"uid": self.uid, "at_s": now,
+                                          "held": sorted(p for p, on in held.items() if on)})
 
     def finish(self, reason: str) -> bool:
         """End the recording (the analysis finalizes on the call's own thread). Only the first

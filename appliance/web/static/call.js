@@ -1,5 +1,6 @@
 // Call page: both parties' waveform with the timeline of speech, overlaps, interruptions,
-// silences and tags drawn over it; clicking seeks the player; the transcript follows it.
+// silences, holds, tones and tags drawn over it; clicking seeks the player; the transcript
+// follows it.
 "use strict";
 (function () {
   const data = JSON.parse(document.getElementById("call-data").textContent);
@@ -17,6 +18,18 @@
     ctx.clearRect(0, 0, W, H);
     for (const s of data.silences) { ctx.fillStyle = color("--silence"); ctx.globalAlpha = 0.5; ctx.fillRect(x(s.start), 0, Math.max(1, x(s.end) - x(s.start)), H); }
     ctx.globalAlpha = 1;
+    for (const h of data.holds || []) {       // on hold: the holding party's half, hatched
+      const x0 = x(h.start), w = Math.max(1, x(h.end) - x0);
+      const y0 = h.party === "client" ? mid : 0, hh = h.party === "both" ? H : mid;
+      ctx.fillStyle = color("--hold"); ctx.globalAlpha = 0.25; ctx.fillRect(x0, y0, w, hh);
+      ctx.globalAlpha = 0.6; ctx.strokeStyle = color("--hold"); ctx.beginPath();
+      for (let s = x0 - hh; s < x0 + w; s += 8) {
+        ctx.moveTo(Math.max(x0, s), y0 + Math.max(0, x0 - s));
+        ctx.lineTo(Math.min(x0 + w, s + hh), y0 + Math.min(hh, x0 + w - s));
+      }
+      ctx.stroke();
+    }
+    ctx.globalAlpha = 1;
     for (const s of data.segments) {           // speech bands: agent on top, client below
       ctx.fillStyle = color(s.party === "agent" ? "--agent" : "--client");
       ctx.globalAlpha = 0.18;
@@ -32,6 +45,10 @@
           ctx.fillRect((i / n) * W, up ? mid - h : mid, Math.max(1, W / n - 0.3), h);
         });
       }
+    }
+    ctx.fillStyle = color("--tone");         // tones and key presses: a strip at the edge
+    for (const e of data.events || []) {
+      ctx.fillRect(x(e.start), e.party === "agent" ? 0 : H - 5, Math.max(2, x(e.end) - x(e.start)), 5);
     }
     ctx.fillStyle = color("--overlap");
     for (const o of data.overlaps) ctx.fillRect(x(o.start), mid - 3, Math.max(2, x(o.end) - x(o.start)), 6);

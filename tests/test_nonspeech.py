@@ -1,0 +1,213 @@
+"""The native detector's non-speech classes: tones, key presses and music are never speech."""
+
+import numpy as np
+import pytest
+import soxr
+from hypothesis import given, settings as hsettings, strategies as hst
+
+from appliance.analysis.dsp import CallStream, detector_params
+from appliance.config import Settings
+from appliance.native import CLS_MUSIC, CLS_SPEECH, CLS_TONE, PartyDetector
+from appliance.simulate import signals
+from appliance.simulate.artefacts import SPECIAL, build_artefact_call, build_special_call
+from appliance.simulate.calls import build_call, degrade, telephone_band
+from appliance.simulate.scoring import interval_frames
+
+from conftest import to_pcm
+
+RATE = 16000
+
+
+def telephone(x: np.ndarray) -> np.ndarray:
+    """Through the 300-3400 Hz channel at 8 kHz and back to the pipeline's 16 kHz."""
+    return soxr.resample(telephone_band(x), 8000, RATE)
+
+
+def on_line(x: np.ndarray, rng: np.random.Generator, lead_s: float = 1.0,
+            noise_db: float = -58.0) -> np.ndarray:
+    """A sound after ``lead_s`` of line noise, with the noise under it and after it."""
+    pad = np.zeros(int(lead_s * RATE), np.float32)
+    y = np.concatenate([pad, x, pad])
+    return y + signals.make_background(len(y), rng, noise_db)
+
+
+def detect(pcm: np.ndarray, chunks: list[int] | None = None):
+    d = PartyDetector(**detector_params(Settings().vad))
+    if chunks is None:
+        d.process(pcm)
+    else:
+        pos = 0
+        for n in chunks:
+            d.process(pcm[pos:pos + n])
+            pos += n
+        d.process(pcm[pos:])
+    d.flush()
+    return (d.take_segments(), np.frombuffer(d.take_classes(), np.uint8), d.take_events())
+
+
+def shifted(on, by: float):
+    return [(s + by, e + by) for s, e in on]
+
+
+def test_dtmf_digits_are_decoded_and_never_speech():
+    keys = "0123456789*#ABCD"
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        snd = signals.dtmf(keys, rng)
+        segs, cls, events = detect(to_pcm(telephone(on_line(snd.audio, rng))))
+        assert "".join(e[3] for e in events if e[0] == "dtmf") == keys
+        assert segs == []
+        # each key is found where it sounds, to the frame
+        for (s, e), ev in zip(shifted(snd.on, 1.0), [e for e in events if e[0] == "dtmf"]):
+            assert abs(ev[1] * 0.02 - s) <= 0.04 and abs(ev[2] * 0.02 - e) <= 0.06
+
+
+@pytest.mark.parametrize("country", signals.COUNTRIES)
+@pytest.mark.parametrize("kind", ["dial", "ringback", "busy"])
+def test_call_progress_tones_are_tones(country, kind):
+    rng = np.random.default_rng(11)
+    freqs, _ = signals.PROGRESS[country][kind]
+    snd = signals.progress_tone(country, kind, 10.0, float(rng.uniform(-35, -15)), rng)
+    segs, cls, events = detect(to_pcm(telephone(on_line(snd.audio, rng))))
+    assert segs == []
+    sounding = interval_frames(shifted(snd.on, 1.0), len(cls))
+    assert np.mean(cls[sounding] == CLS_TONE) > 0.9
+    tones = [e for e in events if e[0] == "tone"]
+    assert tones
+    # a pair closer than the analysis resolves (4 bins, 125 Hz) reads as one lobe between
+    # them; a wider pair as two tones
+    for ev in tones:
+        if max(freqs) - min(freqs) < 125:
+            assert ev[4] == 0.0 and 0.95 * min(freqs) <= ev[3] <= 1.05 * max(freqs)
+        else:
+            assert [ev[3], ev[4]] == pytest.approx(sorted(freqs), rel=0.05)
+
+
+@pytest.mark.parametrize("kind", ["sit", "fax_ced", "fax_cng"])
+def test_sit_and_fax_tones_are_tones(kind):
+    rng = np.random.default_rng(12)
+    snd = {"sit": lambda: signals.sit(rng), "fax_ced": lambda: signals.fax_ced(rng),
+           "fax_cng": lambda: signals.fax_cng(8.0, rng)}[kind]()
+    segs, cls, events = detect(to_pcm(telephone(on_line(snd.audio, rng))))
+    assert segs == []
+    sounding = interval_frames(shifted(snd.on, 1.0), len(cls))
+    assert np.mean(cls[sounding] == CLS_TONE) > 0.9
+
+
+def test_music_on_hold_is_music_not_speech():
+    speech = total = 0
+    for kind in signals.music_kinds():
+        rng = np.random.default_rng(13)
+        x = signals.music(kind, 25.0, rng, float(rng.uniform(-28, -16)))
+        segs, cls, events = detect(to_pcm(telephone(on_line(x, rng))))
+        music = interval_frames([(1.0, 26.0)], len(cls))
+        # sustained pads fade into the noise floor in places (silence, not speech), and a
+        # note that reads as a pure tone is a tone: never speech either
+        assert np.mean(np.isin(cls[music], (CLS_MUSIC, CLS_TONE))) > 0.65, kind
+        # a recording may open with a few seconds that read as speech before the music is
+        # confirmed (the look-ahead is about 6 s); over all kinds at most 2 %
+        assert np.mean(cls[music] == CLS_SPEECH) < 0.1, kind
+        speech += int(np.sum(cls[music] == CLS_SPEECH))
+        total += int(music.sum())
+        runs = [e for e in events if e[0] == "music"]
+        assert runs and (runs[-1][2] - runs[0][1]) * 0.02 > 0.8 * 25.0, kind
+    assert speech / total < 0.02
+
+
+@pytest.mark.parametrize("variant", ["tel8", "tel8_snr5"])
+def test_real_speech_is_not_taken_for_music_or_tones(corpus, variant):
+    stereo, truth = build_call(corpus, np.random.default_rng(31), turns=8)
+    audio, rate, _, _ = degrade(stereo, truth, variant, np.random.default_rng(32))
+    audio = soxr.resample(audio, rate, RATE)
+    for ch, party in enumerate(("agent", "client")):
+        _, cls, _ = detect(to_pcm(np.ascontiguousarray(audio[:, ch])))
+        speech = interval_frames(truth.speech[party], len(cls))
+        assert np.mean(np.isin(cls[speech], (CLS_TONE, CLS_MUSIC))) < 0.01
+
+
+def stream(stereo: np.ndarray, sizes: list[int] | None = None) -> CallStream:
+    s = CallStream(Settings().vad)
+    pcm = to_pcm(stereo)
+    if sizes is None:
+        s.feed("agent", pcm[:, 0])
+        s.feed("client", pcm[:, 1])
+    else:
+        pos = {"agent": 0, "client": 0}
+        i = 0
+        while min(pos.values()) < len(pcm):
+            for ch, party in enumerate(("agent", "client")):
+                n = sizes[i % len(sizes)] * (ch + 1)    # the parties' chunks differ too
+                s.feed(party, pcm[pos[party]: pos[party] + n, ch])
+                pos[party] += n
+                i += 1
+    s.finish()
+    return s
+
+
+def test_artefact_call_gives_the_same_result_whatever_the_chunking(corpus):
+    stereo, truth = build_artefact_call(corpus, np.random.default_rng(41),
+                                        music_kinds=signals.MUSIC_STYLES)
+    whole = stream(stereo)
+    rng = np.random.default_rng(42)
+    for sizes in ([160], [320 * 50], list(rng.integers(1, 5000, 37))):
+        part = stream(stereo, [int(n) for n in sizes])
+        assert part.segments == whole.segments
+        assert part.classes == whole.classes
+        assert part.events == whole.events
+    n = len(whole.classes["agent"])
+    assert n == whole.frames == whole.decided
+    # what the truth says sounds is never speech
+    for party in ("agent", "client"):
+        cls = np.frombuffer(bytes(whole.classes[party]), np.uint8)
+        sounds = interval_frames([(s, e) for _, p, s, e in truth.sounds if p == party], n)
+        assert np.mean(cls[sounds] == CLS_SPEECH) < 0.02
+    digits = "".join(e[3] for e in whole.events["client"] if e[0] == "dtmf")
+    assert digits == next(e[4] for e in truth.events if e[0] == "dtmf")
+
+
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_calls_without_speech_give_events_and_no_segments(kind):
+    stereo, truth = build_special_call(kind, np.random.default_rng(51),
+                                       music_kinds=signals.MUSIC_STYLES)
+    s = stream(stereo)
+    assert s.segments == {"agent": [], "client": []}
+    found = {e[0] for p in ("agent", "client") for e in s.events[p]}
+    if kind == "silence":
+        assert found == set()
+    elif kind == "abandoned_hold":
+        assert "music" in found
+    else:
+        assert found == {"tone"}
+
+
+def _mixed_line() -> np.ndarray:
+    """Speech, a ringback, key presses and music on one telephone line, with noise."""
+    from appliance.simulate.corpus import load_corpus
+
+    rng = np.random.default_rng(81)
+    parts = [np.zeros(RATE // 2, np.float32),
+             signals.progress_tone("uk", "ringback", 3.1, -24.0, rng).audio,
+             load_corpus()[3].audio * 0.4, np.zeros(RATE // 3, np.float32),
+             signals.dtmf("1590#", rng).audio,
+             signals.music("arpeggio", 9.0, rng, -20.0), load_corpus()[5].audio * 0.4]
+    x = np.concatenate(parts)
+    return to_pcm(telephone(x + signals.make_background(len(x), rng, -55.0)))
+
+
+_MIXED = None
+
+
+@hsettings(max_examples=15, deadline=None)
+@given(hst.lists(hst.integers(min_value=0, max_value=40000), min_size=1, max_size=30))
+def test_classes_and_events_never_depend_on_the_chunking(chunks):
+    global _MIXED
+    if _MIXED is None:
+        pcm = _mixed_line()
+        _MIXED = pcm, detect(pcm)
+    pcm, whole = _MIXED
+    segs, cls, events = detect(pcm, chunks)
+    assert segs == whole[0] and events == whole[2]
+    assert np.array_equal(cls, whole[1])
+    assert {e[0] for e in events} == {"tone", "dtmf", "music"}
+    assert "".join(e[3] for e in events if e[0] == "dtmf") == "1590#"
+    assert segs                                  # and the speech is still speech
