@@ -121,7 +121,10 @@ def test_transcript_retention_leaves_no_quoted_words(box, admin):
     path = _rescored(box, "c-polite")
     res = json.loads(path.read_text(encoding="utf-8"))
     assert "Здравствуйте" in json.dumps(res["score"], ensure_ascii=False)
+    res["events"] = [{"kind": "dtmf", "party": "client", "start": 5.0, "end": 7.0, "keys": 4,
+                      "digits": "1234"}]
     assert strip_transcript(res, time.time())
+    assert res["events"][0]["keys"] == 4 and "digits" not in res["events"][0]
     text = json.dumps(res, ensure_ascii=False).lower()
     assert "здравствуйте" not in text and "ромашка" not in text
     assert res["tags"][0]["tag"] == "greeting" and res["score"]["total"] is not None

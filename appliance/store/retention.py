@@ -86,11 +86,15 @@ def strip_transcript(result: dict[str, Any], now: float) -> bool:
     """Remove from a call JSON every word said: the transcript, the words tags and checklist
     evidence quote, the dictionary entries that matched; False if there was nothing."""
     items = (result.get("score") or {}).get("items") or []
+    events = result.get("events") or []
     had = (bool(result.get("transcript")) or any(t.get("text") for t in result.get("tags", []))
-           or any((i.get("detail") or {}).get("text") for i in items))
+           or any((i.get("detail") or {}).get("text") for i in items)
+           or any("digits" in e for e in events))
     if not had:
         return False
     result["transcript"] = []
+    for event in events:
+        event.pop("digits", None)           # keys pressed (conversation.dtmf_digits): a PIN too
     for tag in result.get("tags", []):
         tag.pop("text", None)
         tag.pop("phrase", None)             # the dictionary entry: what was heard, too
