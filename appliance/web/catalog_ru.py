@@ -266,6 +266,10 @@ RU: dict[str, str] = {
     "Agent talk share 30-65 %": "Доля речи менеджера 30–65 %",
     "Dead air at most 10 % of the call": "Тишина не больше 10 % звонка",
     "Agent says goodbye": "Менеджер прощается",
+    "No hold longer than a minute": "Ни одного ожидания дольше минуты",
+    "the longest hold lasted {value}": "самое долгое ожидание длилось {value}",
+    "the client was put on hold {value} times": "клиента ставили на удержание {value} раз",
+    "The client is put on hold at most twice": "Клиента ставят на удержание не больше двух раз",
 
 }
 

@@ -18,6 +18,8 @@ METRICS = {
     "parties.agent.longest_monologue_s": "the agent's longest monologue: {value}",
     "parties.agent.reply_latency_s": "the agent answered after {value} on average",
     "duration_s": "the call lasted {value}",
+    "totals.longest_hold_s": "the longest hold lasted {value}",
+    "totals.holds": "the client was put on hold {value} times",
 }
 
 
