@@ -115,6 +115,9 @@ class WhisperBatch:
         # would keep a block per shape it ever saw (1.2 GB after a few hundred pieces).
         opts.enable_cpu_mem_arena = False
         opts.enable_mem_pattern = False
+        # Idle decoding threads sleep instead of spinning: a spinning pool keeps both cores
+        # busy between the decoder's small steps, and live capture shares those cores.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.encoder = ort.InferenceSession(str(model.file("encoder.int8.onnx")), opts,
                                             providers=["CPUExecutionProvider"])
         self.decoder = ort.InferenceSession(str(model.file("decoder_kv.int8.onnx")), opts,
