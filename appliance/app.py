@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import socket
 import threading
@@ -11,6 +10,7 @@ import time
 from typing import Any, Callable
 
 from .bus import Bus
+from .system.priority import lower_priority
 from .config import Settings
 from .media.session import Stages
 from .sources.inbox import InboxWatcher
@@ -85,10 +85,7 @@ def _reseal(settings: Settings, stop: threading.Event) -> None:
 
     if sealing.ring() is None:
         return
-    try:        # a background job (Linux: per-thread nice)
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    except (OSError, AttributeError):
-        pass
+    lower_priority()            # a background job
     sealed, failed = sealing.reseal_all(settings.paths.calls, stop)
     if sealed or failed:
         log.log(logging.ERROR if failed else logging.INFO, "files sealed",
@@ -308,10 +305,7 @@ class LocalData:
     def warm_up(self) -> None:
         """The dashboard's months computed once in the background after start (at 100k
         calls a month's first computation takes a second or more)."""
-        try:    # a background job: requests and capture go first (Linux: per-thread nice)
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-        except (OSError, AttributeError):
-            pass
+        lower_priority()        # a background job: requests and capture go first
         for name, job in (("kpis ready", self.queries.warm_up),
                           ("managers' baselines ready", self.queries.warm_up_managers)):
             t0 = time.perf_counter()

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..config import AsrSettings
 from ..core.frames import PIPELINE_RATE, frames_to_s
+from ..system.priority import lower_priority
 from .filters import clean_transcript
 from .model import ModelError, find_model
 from .pieces import PieceSpec
@@ -41,15 +42,6 @@ OnDone = Callable[[Transcript, int], None]
 STALE_LIVE_S = 3 * 3600.0     # a call never closed (its worker died): its pieces are dropped
 
 WAITING, QUEUED, DECODING, DONE, FAILED = "waiting", "queued", "decoding", "done", "failed"
-
-
-def lower_priority(nice: int) -> None:
-    """Renice the calling thread (Linux: niceness is per thread, and inherited by threads it
-    starts), so recognition yields the CPU to capture and DSP."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-    except OSError as exc:
-        log.warning("recognition priority unchanged", extra={"reason": str(exc)})
 
 
 def _at_low_priority(nice: int, build: Callable[[], Any]) -> Any:
