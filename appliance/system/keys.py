@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .atomic import write_text_atomic
-from .sealing import (DataKey, KeyRing, SealError, forget_stale, key_path, keys_dir, note_key,
-                      seal_bytes, unseal_bytes)
+from .sealing import (DataKey, KeyRing, SealError, forget_stale, kept_keys, key_path, keys_dir,
+                      note_key, seal_bytes, unseal_bytes)
 
 CHECK = b"appliance data key check"
 MIN_PASSPHRASE = 12
@@ -107,7 +107,7 @@ def unlock(settings: Any, passphrase: str, new_passphrase: str | None = None) ->
         return key.id.hex()
     key = _from_passphrase(kept, passphrase)
     if new_passphrase is not None:
-        ring = KeyRing(key, [k for k in _kept_under(kept, key)])
+        ring = KeyRing(key, kept_keys(kept, key))
         new = _set_passphrase(kept, new_passphrase)
         _switch(settings, ring, new)
         _commit_passphrase(kept)
@@ -119,14 +119,6 @@ def unlock(settings: Any, passphrase: str, new_passphrase: str | None = None) ->
         key.save(key_file)
     note_key(kept, key)
     return key.id.hex()
-
-
-def _kept_under(kept: Path, key: DataKey) -> list[DataKey]:
-    out = []
-    for path in sorted(kept.glob(f"retired-*-under-{key.id.hex()}")):
-        text = unseal_bytes(path.read_bytes(), KeyRing(key), str(path)).decode("ascii")
-        out.append(DataKey(bytes.fromhex(text.strip())))
-    return out
 
 
 def _read_line(prompt: str) -> str:

@@ -113,11 +113,7 @@ class KeyRing:
     def load(cls, key_file: Path, keys_dir: Path | None = None) -> "KeyRing":
         """The key in ``key_file`` and the replaced keys kept in ``keys_dir`` under it."""
         current = DataKey.load(key_file)
-        old = []
-        for path in sorted((keys_dir or key_file.parent).glob(f"retired-*-under-{current.id.hex()}")):
-            text = unseal_bytes(path.read_bytes(), cls(current), str(path)).decode("ascii")
-            old.append(DataKey(bytes.fromhex(text.strip())))
-        return cls(current, old)
+        return cls(current, kept_keys(keys_dir or key_file.parent, current))
 
     def key(self, key_id: bytes, where: str) -> DataKey:
         found = self.by_id.get(key_id)
@@ -136,6 +132,15 @@ class KeyRing:
             if key != new:
                 path = keys_dir / f"retired-{key.id.hex()}-under-{new.id.hex()}"
                 write_text_atomic(path, seal_bytes(key.key.hex().encode(), new), mode=0o600)
+
+
+def kept_keys(keys_dir: Path, current: DataKey) -> list[DataKey]:
+    """The replaced keys kept in ``keys_dir`` sealed under ``current``."""
+    out = []
+    for path in sorted(keys_dir.glob(f"retired-*-under-{current.id.hex()}")):
+        text = unseal_bytes(path.read_bytes(), KeyRing(current), str(path)).decode("ascii")
+        out.append(DataKey(bytes.fromhex(text.strip())))
+    return out
 
 
 def forget_stale(keys_dir: Path, current: DataKey) -> None:
