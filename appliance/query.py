@@ -5,6 +5,7 @@ MQTT all call this; none of them reads the store directly."""
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from functools import partial
 import logging
 import threading
 import time
@@ -47,6 +48,10 @@ def _days(start: float, end: float) -> list[Period]:
         out.append(first)
         first = first.shifted(1)
     return out
+
+
+def _missed(call: Any) -> bool:
+    return call.direction == "inbound" and not call.answered
 
 
 class NotFound(KeyError):
@@ -137,34 +142,45 @@ class Queries:
         return self._figures(p.name, p, days)
 
     def _tally_missing(self, days: list[Period], now: float) -> None:
-        """Tally the days not yet tallied from one view of their whole span. Each day's own
-        view reads a day either side (callbacks, recordings across midnight), so a month
-        tallied day by day joins three months of calls; one view of the month joins it once,
-        and the days split from it are the same as their own views."""
+        """Tally the days not yet tallied from one view of their whole span."""
+        self._per_day(self._days, days, now, lambda: partial(
+            day_tallies, outcomes=self.db.outcomes.all(), cfg=self.settings.kpi), at_least=2)
+
+    def _per_day(self, cache: OrderedDict[Any, tuple[Any, Any]], days: list[Period],
+                 now: float, maker: Callable[[], Callable[[Contacts], Any]],
+                 at_least: int = 1) -> list[Any]:
+        """Each day's value (``maker()(the day's calls)``), kept in ``cache`` until something
+        of that day changes. The days missing are built from one view of their span: each
+        day's own view reads a day either side (callbacks, recordings across midnight), so a
+        month built day by day joins three months of calls; one view joins it once, and the
+        days split from it are the same as their own views. Fewer than ``at_least`` missing:
+        nothing is built here (the caller builds a lone day its own way)."""
         stamps = [self._stamp(d.start, d.end, now) for d in days]
         with self._lock:
-            missing = [i for i, d in enumerate(days)
-                       if (hit := self._days.get(d.name)) is None or hit[0] != stamps[i]]
-        if len(missing) < 2:
-            return
-        lo, hi = days[missing[0]].start, days[missing[-1]].end
-        view = contacts(self.db.calls, self.db.cdr, self.settings.cdr, lo, hi, now)
-        outcomes = self.db.outcomes.all()
+            values = [hit[1] if (hit := cache.get(d.name)) is not None and hit[0] == stamps[i]
+                      else None for i, d in enumerate(days)]
+        missing = [i for i, v in enumerate(values) if v is None]
+        if len(missing) < at_least:
+            return values
+        view = contacts(self.db.calls, self.db.cdr, self.settings.cdr,
+                        days[missing[0]].start, days[missing[-1]].end, now)
+        make = maker()
         starts = [c.start for c in view.calls]          # oldest first
         day_starts = [d.start for d in days]
         records: dict[int, dict[str, dict[str, Any]]] = {}   # by day index + 1
-        for uid, rec in view.records.items():      # all within [lo, hi)
+        for uid, rec in view.records.items():      # all within the span
             records.setdefault(bisect_right(day_starts, rec.get("started_at") or 0), {})[uid] = rec
         for i in missing:
             d = days[i]
-            part = Contacts(view.calls[bisect_left(starts, d.start):bisect_left(starts, d.end)],
-                            records.get(i + 1, {}))
-            tally = day_tallies(part, outcomes, self.settings.kpi)
+            values[i] = make(Contacts(view.calls[bisect_left(starts, d.start):
+                                                 bisect_left(starts, d.end)],
+                                      records.get(i + 1, {})))
             with self._lock:
-                self._days[d.name] = (stamps[i], tally)
-                self._days.move_to_end(d.name)
-                while len(self._days) > DAYS_CACHED:
-                    self._days.popitem(last=False)
+                cache[d.name] = (stamps[i], values[i])
+                cache.move_to_end(d.name)
+                while len(cache) > DAYS_CACHED:
+                    cache.popitem(last=False)
+        return values
 
     def _figures(self, key: str, p: Period, days: list[tuple[Any, dict[str, Any]]]
                  ) -> dict[str, Any]:
@@ -293,28 +309,10 @@ class Queries:
         day again, not the month (0.4-0.9 s at 100k calls)."""
         days = _days(start, end)
         if not days or days[0].start != start or days[-1].end != end:
-            return [c for c in self.view(start, end, now).calls
-                    if c.direction == "inbound" and not c.answered]
-        stamps = [self._stamp(d.start, d.end, now) for d in days]
-        with self._lock:
-            missing = [i for i, d in enumerate(days)
-                       if (hit := self._missed_days.get(d.name)) is None or hit[0] != stamps[i]]
-        if missing:
-            lo, hi = days[missing[0]].start, days[missing[-1]].end
-            view = contacts(self.db.calls, self.db.cdr, self.settings.cdr, lo, hi, now)
-            by_day: dict[int, list[Any]] = {}
-            day_starts = [d.start for d in days]
-            for c in view.calls:
-                if c.direction == "inbound" and not c.answered:
-                    by_day.setdefault(bisect_right(day_starts, c.start) - 1, []).append(c)
-            with self._lock:
-                for i in missing:
-                    self._missed_days[days[i].name] = (stamps[i], by_day.get(i, []))
-                    self._missed_days.move_to_end(days[i].name)
-                while len(self._missed_days) > DAYS_CACHED:
-                    self._missed_days.popitem(last=False)
-        with self._lock:
-            return [c for d in days for c in self._missed_days[d.name][1]]
+            return [c for c in self.view(start, end, now).calls if _missed(c)]
+        per_day = self._per_day(self._missed_days, days, now,
+                                lambda: lambda part: [c for c in part.calls if _missed(c)])
+        return [c for calls in per_day for c in calls]
 
     def clients(self, now: float | None = None) -> dict[str, list[dict[str, Any]]]:
         """Cooling and zombie clients over the last ``kpi.client_window_days``."""
