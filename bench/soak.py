@@ -49,6 +49,29 @@ def make_calls(work: Path, seconds: float, n: int = 6) -> list[tuple[Path, Path]
     return out
 
 
+def role_table(d: dict) -> list[str]:
+    """PSS by part of the box at idle, warm and end, and each part's slope over the second
+    half of the run (MB per hour, least squares): a plateau reads near 0, a leak does not."""
+    samples = [(t, u.get("pss_by_role") or {}) for t, u in d.get("samples") or []]
+    half = samples[len(samples) // 2:]
+    roles = sorted({r for name in ("idle", "warm", "end")
+                    for r in (d.get(name) or {}).get("pss_by_role", {})})
+    out = ["| PSS MB by part | " + " | ".join(roles) + " |", "|---|" + "---|" * len(roles)]
+    for name in ("idle", "warm", "end"):
+        by = (d.get(name) or {}).get("pss_by_role", {})
+        out.append(f"| {name} | " + " | ".join(f"{by.get(r, 0):.0f}" for r in roles) + " |")
+    slopes = []
+    for r in roles:
+        pts = [(t, by[r]) for t, by in half if r in by]
+        if len(pts) >= 3:
+            t, v = np.array(pts).T
+            slopes.append(f"{np.polyfit(t / 3600, v, 1)[0]:+.0f}")
+        else:
+            slopes.append("")
+    out.append("| slope, second half (MB/h) | " + " | ".join(slopes) + " |")
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--calls", type=int, default=5000)
@@ -97,7 +120,7 @@ def main() -> int:
         u = d.get(name) or {}
         lines.append(f"| {name} | {u.get('processes', '')} | {u.get('threads', '')} | "
                      f"{u.get('open_files', '')} | {u.get('rss_mb', '')} | {u.get('pss_mb', '')} |")
-    lines += ["", f"Calls by kind: {c['by_kind']}; statuses: {c['statuses']}; "
+    lines += ["", *role_table(d), "", f"Calls by kind: {c['by_kind']}; statuses: {c['statuses']}; "
               f"{d['elapsed_s'] / 60:.0f} min."]
     if d["problems"]:
         lines += ["", "Problems:", *[f"- {x}" for x in d["problems"][:30]]]

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 
@@ -15,9 +15,25 @@ class TreeUsage:
     open_files: int = 0
     rss_mb: float = 0.0
     pss_mb: float = 0.0
+    # PSS per kind of process (``role_of``): which part of the box a growth belongs to
+    pss_by_role: dict[str, float] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+def role_of(cmdline: list[str]) -> str:
+    """The box's part a process is: ``worker`` (capture), ``daemon`` (store, panel,
+    recognizer), ``front`` (kamailio), ``broker`` (mosquitto), else the program's name."""
+    if not cmdline:
+        return "other"
+    if "--sip-worker" in cmdline:
+        return "worker"
+    if "appliance.cli" in cmdline or Path(cmdline[0]).name == "appliance" \
+            or any(Path(a).name == "appliance" for a in cmdline[1:2]):
+        return "daemon"
+    name = Path(cmdline[0]).name
+    return {"kamailio": "front", "mosquitto": "broker"}.get(name, name)
 
 
 def _session_of(pid: str) -> int | None:
@@ -42,6 +58,7 @@ def tree_usage(session: int) -> TreeUsage:
             status = Path(f"/proc/{pid}/status").read_text()
             fds = len(os.listdir(f"/proc/{pid}/fd"))
             rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue                # gone meanwhile
         fields = {ln.split(":")[0]: ln.split(":")[1].split() for ln in status.splitlines()
@@ -50,8 +67,12 @@ def tree_usage(session: int) -> TreeUsage:
         out.threads += int(fields.get("Threads", ["0"])[0])
         out.open_files += fds
         out.rss_mb += int(fields.get("VmRSS", ["0"])[0]) / 1024
+        role = role_of([a for a in cmdline.split("\0") if a])
         for line in rollup.splitlines():
             if line.startswith("Pss:"):
-                out.pss_mb += int(line.split()[1]) / 1024
+                pss = int(line.split()[1]) / 1024
+                out.pss_mb += pss
+                out.pss_by_role[role] = out.pss_by_role.get(role, 0.0) + pss
     out.rss_mb, out.pss_mb = round(out.rss_mb, 1), round(out.pss_mb, 1)
+    out.pss_by_role = {k: round(v, 1) for k, v in sorted(out.pss_by_role.items())}
     return out
