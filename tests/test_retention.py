@@ -133,12 +133,13 @@ FILLING_DISK = textwrap.dedent("""
     from appliance.media.live import LiveCall
     from appliance.media.session import CallMeta
     s = Settings()
-    s.paths.data_dir, s.recording.format, s.recording.sync_s = Path(sys.argv[1]), "flac", 0.2
+    s.paths.data_dir, s.recording.format = Path(sys.argv[1]), "flac"
     pcm = np.load(sys.argv[2])
     # no file may grow beyond 260 kB: the recording (64 kB/s) hits it after about 4 s
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (260_000, 260_000))
     live = LiveCall(s, CallMeta(source="sip", call_id="full"), None, "full")
+    live.recorder.sync_s = 0.0          # every frame durable as written: no wait for the interval
 
     def feed(a, b):
         for i in range(a, b, 320):
@@ -146,13 +147,9 @@ FILLING_DISK = textwrap.dedent("""
             live.push("client", np.zeros(320, np.int16).tobytes())
     first = 16000 * 3
     feed(0, first)
-    while live.recorder.data_bytes < first * 4:       # written ...
+    while live.recorder.synced_s < 3.0:               # written and synced ...
         time.sleep(0.02)
-    time.sleep(0.3)
-    feed(first, first + 320)                          # ... and synced by a write after sync_s
-    while live.recorder.synced_s < 3.0:
-        time.sleep(0.02)
-    feed(first + 320, len(pcm) - 320)                 # the disk fills during this part
+    feed(first, len(pcm) - 320)                       # ... and the disk fills now
     live.end("bye")
     assert live.wait(60)
     print(json.dumps({"result": live.result, "wav": str(live.wav_path), "meta": str(live.meta_path)}))
