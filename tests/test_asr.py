@@ -103,10 +103,31 @@ def test_corrupt_model_is_detected(tmp_path):
     ("да да да да да да да", "да да"),
     ("я хотел спросить я хотел спросить я хотел спросить", "я хотел спросить я хотел спросить"),
     ("Добрый день, компания Ромашка.", "Добрый день, компания Ромашка."),
+    # a whole clause looping, its copies differing by a comma
+    ("нашёл искателем Марс над Петербургом, нашёл искателем Марс над Петербургом "
+     "нашёл искателем Марс над Петербургом, нашёл искателем Марс над Петербургом,",
+     "нашёл искателем Марс над Петербургом, нашёл искателем Марс над Петербургом"),
+    ("нет, нет, я не говорил нет", "нет, нет, я не говорил нет"),
     ("Спасибо, всего доброго!", "Спасибо, всего доброго!"),
 ])
 def test_hallucination_filter(text, expected):
     assert clean_transcript(text) == expected
+
+
+@pytest.mark.parametrize("phrase", [[7], [5, 9], list(range(100, 109)), list(range(200, 224))])
+def test_the_decoder_ends_a_loop_of_a_word_or_a_whole_clause(phrase):
+    from appliance.asr.whisper import _drop_loop
+    said = [1, 2, 3]
+    toks: list[int] = []
+    stopped = False
+    for tok in said + phrase * 5:
+        toks.append(tok)
+        if _drop_loop(toks):
+            stopped = True
+            break
+    assert stopped and toks == said + phrase            # one copy kept, the loop ended
+    varied = said + phrase + [4] + phrase + [5] + phrase  # repeats broken by other tokens
+    assert not any(_drop_loop(varied[:i]) for i in range(1, len(varied) + 1))
 
 
 @pytest.mark.slow

@@ -20,18 +20,20 @@ def _norm(text: str) -> str:
 
 
 def _collapse_loops(text: str) -> str:
-    """A phrase of 1-6 words repeated three or more times in a row keeps two copies:
-    'да да да да да' -> 'да да' (Whisper's decoding loops)."""
+    """A phrase of 1-12 words repeated three or more times in a row keeps two copies:
+    'да да да да да' -> 'да да' (Whisper's decoding loops). Words compare without case and
+    punctuation: a loop's copies differ by a comma."""
     words = text.split()
-    for n in range(1, 7):
+    for n in range(1, 13):
+        keys = [_norm(w) for w in words]
         out, i = [], 0
         while i < len(words):
-            chunk = words[i:i + n]
+            chunk = keys[i:i + n]
             reps = 1
-            while len(chunk) == n and words[i + reps * n: i + (reps + 1) * n] == chunk:
+            while len(chunk) == n and keys[i + reps * n: i + (reps + 1) * n] == chunk:
                 reps += 1
             if reps >= 3:
-                out.extend(chunk * 2)
+                out.extend(words[i:i + 2 * n])
                 i += reps * n
             else:
                 out.append(words[i])

@@ -69,10 +69,11 @@ def log_mel(audio: np.ndarray) -> np.ndarray:
     return ((spec + 4.0) / 4.0).astype(np.float32)
 
 
-def _drop_loop(tokens: list[int], times: int = 3, longest: int = 6) -> bool:
+def _drop_loop(tokens: list[int], times: int = 3, longest: int = 24) -> bool:
     """Whether the sequence ends with a phrase of 1 to ``longest`` tokens said ``times`` times
-    in a row (Whisper's decoding loop: "45 45 45 45 ..."); if so, the repeats are removed,
-    keeping one."""
+    in a row (Whisper's decoding loop: "45 45 45 45 ...", or a whole clause over and over);
+    if so, the repeats are removed, keeping one. A clause of up to 24 tokens said three
+    times running is a loop, not speech: people repeat a word or two, not a sentence."""
     for n in range(1, longest + 1):
         if len(tokens) < n * times:
             break
