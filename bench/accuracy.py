@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -28,10 +29,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from peers import appliance_call, call_ai_metrics_call, frame_vads  # noqa: E402
+from peers import (SileroVad, appliance_call, call_ai_metrics_call, frame_vads,  # noqa: E402
+                   silero_checked)
 
 from appliance.analysis.call_metrics import conversation_metrics  # noqa: E402
 from appliance.config import Settings  # noqa: E402
+from appliance.core.frames import FRAME_S  # noqa: E402
 from appliance.media.session import CallMeta, CallSession  # noqa: E402
 from appliance.simulate.artefacts import SPECIAL, build_artefact_call, build_special_call  # noqa: E402
 from appliance.simulate.calls import (VARIANTS, CallTruth, build_call, degrade,  # noqa: E402
@@ -98,6 +101,9 @@ class Tally:
 
 
 ARTEFACT_VARIANTS = ("tel8", "tel8_snr10")
+# The appliance's own segments, each kept only if Silero also hears speech in it: measured
+# to decide whether a neural second opinion earns its cost on the box.
+CHECKED = "appliance+silero"
 
 
 def make_artefact_calls(n: int, seed: int) -> list[tuple[str, dict[str, Path], CallTruth]]:
@@ -207,6 +213,9 @@ def artefact_report(n: int, seed: int, settings: Settings, vads: dict, wanted: s
     calls = make_artefact_calls(n, seed)
     tallies: dict[tuple[str, str], ArtefactTally] = defaultdict(ArtefactTally)
     audio_s = {v: 0.0 for v in ARTEFACT_VARIANTS}
+    # the appliance's segments checked by Silero (needs the appliance's result)
+    silero = SileroVad() if not wanted or {"appliance", CHECKED} <= wanted else None
+    cpu: dict[str, float] = defaultdict(float)
     for name, paths, truth in calls:
         special = not name.startswith("call")
         for variant, path in paths.items():
@@ -215,7 +224,21 @@ def artefact_report(n: int, seed: int, settings: Settings, vads: dict, wanted: s
             key = "special" if special else variant
             audio_s[variant] += 0.0 if special else truth.duration
             if not wanted or "appliance" in wanted:
-                tallies[(key, "appliance")].add(appliance_result(agent, client, keep), truth, special)
+                t0 = time.process_time()
+                res = appliance_result(agent, client, keep)
+                cpu["appliance"] += time.process_time() - t0
+                tallies[(key, "appliance")].add(res, truth, special)
+            if silero is not None:
+                t0 = time.process_time()
+                checked = silero_checked(
+                    {p: [(int(round(s["start"] / FRAME_S)), int(round(s["end"] / FRAME_S)))
+                         for s in res["segments"] if s["party"] == p] for p in ("agent", "client")},
+                    {"agent": agent, "client": client}, silero)
+                cpu[CHECKED] += time.process_time() - t0
+                both = conversation_metrics(checked["agent"], checked["client"], frames,
+                                            keep.conversation, holds=res["holds"])
+                tallies[(key, CHECKED)].add({**both, "holds": res["holds"], "events": res["events"]},
+                                            truth, special)
             for mname, vad in vads.items():
                 segs = {"agent": vad(agent), "client": vad(client)}
                 tallies[(key, mname)].add(result_from_segments(segs, frames, settings), truth, special)
@@ -251,6 +274,10 @@ def artefact_report(n: int, seed: int, settings: Settings, vads: dict, wanted: s
             f"| {np.mean(t.share) * 100:.1f} / {np.max(t.share) * 100:.1f} | {t.intr.f1:.2f} "
             f"| {pct(t.holds_found, t.holds)} "
             f"| {pct(t.hold_dead_s, t.hold_s)} | {keys} |")
+    if cpu.get(CHECKED):
+        lines += ["", f"The Silero check costs {cpu[CHECKED] / cpu['appliance']:.1f}x the CPU time of "
+                  "the appliance's whole call analysis on the same calls (both variants and the "
+                  "calls without speech, one thread)."]
     lines += ["", "Calls without speech (telephone variant): speech reported, tones and music "
               "reported as speech, holds found.", "",
               "| method | speech reported (s) | during tones and music | holds found |",
@@ -274,6 +301,7 @@ def main() -> int:
     settings = Settings()
     calls = make_calls(args.calls, args.seed)
     vads = {k: v for k, v in frame_vads(settings).items() if not wanted or k in wanted}
+    check = SileroVad() if not wanted or {"appliance", CHECKED} <= wanted else None
     tallies: dict[tuple[str, str], Tally] = defaultdict(Tally)
     audio_s = 0.0
     for paths, truth in calls:
@@ -285,6 +313,9 @@ def main() -> int:
                 segs = appliance_call(agent, client, settings)
                 tallies[(variant, "appliance")].add(
                     score_result(result_from_segments(segs, n, settings), truth))
+            if check is not None:
+                segs = silero_checked(segs, {"agent": agent, "client": client}, check)
+                tallies[(variant, CHECKED)].add(score_result(result_from_segments(segs, n, settings), truth))
             for name, vad in vads.items():
                 segs = {"agent": vad(agent), "client": vad(client)}
                 tallies[(variant, name)].add(score_result(result_from_segments(segs, n, settings), truth))

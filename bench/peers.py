@@ -104,6 +104,27 @@ class SileroVad:
         return (probs[centres] >= self.threshold).astype(np.uint8) if len(probs) else np.zeros(n, np.uint8)
 
 
+def silero_checked(segs: dict[str, Segments], audio: dict[str, np.ndarray], silero: SileroVad,
+                   min_share: float = 0.2, lead_s: float = 0.3) -> dict[str, Segments]:
+    """The appliance's segments with Silero as a second opinion: a segment stays only if
+    Silero hears speech in at least ``min_share`` of its 32 ms windows. Silero reads each
+    segment alone, with ``lead_s`` of audio before it to settle its state, so its cost
+    follows the speech detected, not the call's length."""
+    lead = int(lead_s * RATE)
+    out: dict[str, Segments] = {}
+    for party, found in segs.items():
+        pcm = audio[party]
+        kept = []
+        for s, e in found:
+            a = max(0, s * FRAME - lead)
+            probs = silero.probabilities(pcm[a:e * FRAME])
+            own = probs[(s * FRAME - a) // silero.WINDOW:]
+            if len(own) and float((own >= silero.threshold).mean()) >= min_share:
+                kept.append((s, e))
+        out[party] = kept
+    return out
+
+
 def call_ai_metrics_call(agent: np.ndarray, client: np.ndarray) -> dict[str, Any]:
     """call-ai-metrics on the two channels: its segments (as frames) and interruptions."""
     from call_ai_metrics import analyze
