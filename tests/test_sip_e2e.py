@@ -23,6 +23,7 @@ from appliance.sources.files import analyse_files
 from conftest import to_pcm, write_wav
 from mqttrig import Mosquitto, Subscriber
 from siprig import HOST, Box, Kamailio, free_port, start_src, wait_for
+from appliance.simulate import sippcall
 from appliance.simulate.audiocheck import decode_pcap_alaw, windowed_correlation
 
 pytestmark = pytest.mark.slow
@@ -186,14 +187,12 @@ def test_sipp_plain_g711_call_is_recorded(rig, tmp_path):
     pbx, box = rig
     pcap = Path("/usr/share/sip-tester/g711a.pcap")
     before = len(box.results())
-    scenario = tmp_path / "uac_pcap.xml"
-    scenario.write_text(SIPP_UAC)
-    proc = subprocess.run(["sipp", "-sf", str(scenario), "-m", "1", "-i", HOST, "-p",
-                           str(free_port()), "-mp", str(free_port() // 2 * 2), "-s", "79035550000",
-                           f"{HOST}:{box.sip_port}", "-timeout", "60", "-nostdin", "-trace_err",
-                           "-error_file", str(tmp_path / "sipp.err")],
-                          capture_output=True, text=True, timeout=90, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    proc = sippcall.start(tmp_path, "uac", (HOST, box.sip_port), "recorder", pcap, 8.0, bye=True,
+                          sip_port=free_port(), media_port=free_port() // 2 * 2,
+                          call_id=f"e2e-sipp-{time.time_ns()}")
+    rc = proc.wait(90)
+    done = sippcall.outcome(tmp_path, "uac", rc)
+    assert done.answered and done.completed, done.log
     assert wait_for(lambda: len(box.results()) > before, 30)
     result = box.results()[-1]
     call = result["call"]
@@ -204,64 +203,6 @@ def test_sipp_plain_g711_call_is_recorded(rig, tmp_path):
     party = 1 if call["client"] else 0
     assert windowed_correlation(rec[:, party], played, rate_in=8000) >= 0.95
     assert not np.any(rec[:, 1 - party])
-
-
-SIPP_UAC = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="plain call playing G.711 A-law">
-  <send retrans="500"><![CDATA[
-INVITE sip:recorder@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:79035550000@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:recorder@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:79035550000@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 8
-a=rtpmap:8 PCMA/8000
-]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rtd="true" rrs="true"/>
-  <send><![CDATA[
-ACK [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-[routes]
-From: <sip:79035550000@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:recorder@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Contact: <sip:79035550000@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <nop><action><exec play_pcap_audio="/usr/share/sip-tester/g711a.pcap"/></action></nop>
-  <pause milliseconds="8000"/>
-  <send retrans="500"><![CDATA[
-BYE [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-[routes]
-From: <sip:79035550000@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:recorder@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 2 BYE
-Contact: <sip:79035550000@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="200" crlf="true"/>
-</scenario>
-"""
 
 
 def test_caller_killed_without_bye_is_finalized_after_rtp_timeout(rig, call_audio):
