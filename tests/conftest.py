@@ -51,3 +51,18 @@ def write_wav(path: Path, audio: np.ndarray, rate: int = RATE, subtype: str = "P
 
 def to_pcm(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x * 32767), -32768, 32767).astype(np.int16)
+
+
+def feed_detector(detector, pcm: np.ndarray, chunks: list[int] | None = None):
+    """Feed a party detector ``pcm`` whole or in ``chunks`` (sizes; the rest after them),
+    then flush it; returns the detector."""
+    if chunks is None:
+        detector.process(pcm)
+    else:
+        pos = 0
+        for n in chunks:
+            detector.process(pcm[pos:pos + n])
+            pos += n
+        detector.process(pcm[pos:])
+    detector.flush()
+    return detector

@@ -13,7 +13,7 @@ from appliance.simulate.artefacts import SPECIAL, build_artefact_call, build_spe
 from appliance.simulate.calls import build_call, degrade, telephone_band
 from appliance.simulate.scoring import interval_frames
 
-from conftest import to_pcm
+from conftest import feed_detector, to_pcm
 
 RATE = 16000
 
@@ -32,16 +32,7 @@ def on_line(x: np.ndarray, rng: np.random.Generator, lead_s: float = 1.0,
 
 
 def detect(pcm: np.ndarray, chunks: list[int] | None = None):
-    d = PartyDetector(**detector_params(Settings().vad))
-    if chunks is None:
-        d.process(pcm)
-    else:
-        pos = 0
-        for n in chunks:
-            d.process(pcm[pos:pos + n])
-            pos += n
-        d.process(pcm[pos:])
-    d.flush()
+    d = feed_detector(PartyDetector(**detector_params(Settings().vad)), pcm, chunks)
     return (d.take_segments(), np.frombuffer(d.take_classes(), np.uint8), d.take_events())
 
 

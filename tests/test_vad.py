@@ -8,20 +8,11 @@ from appliance.native import PartyDetector, Segmenter
 from appliance.simulate.calls import make_noise
 from appliance.simulate.scoring import frame_counts, interval_frames
 
-from conftest import to_pcm
+from conftest import feed_detector, to_pcm
 
 
 def run(pcm: np.ndarray, chunks=None, **kw):
-    d = PartyDetector(**kw)
-    if chunks is None:
-        d.process(pcm)
-    else:
-        pos = 0
-        for n in chunks:
-            d.process(pcm[pos:pos + n])
-            pos += n
-        d.process(pcm[pos:])
-    d.flush()
+    d = feed_detector(PartyDetector(**kw), pcm, chunks)
     voiced, levels = d.take_frames()
     return d.take_segments(), voiced, levels
 

@@ -9,24 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from .migrations import CURRENT
-from .monthly import Monthly
+from .monthly import Monthly, MonthlyParts
 from ..core.times import month_of
 from .table import DurableMap
 
 
-class AuditLog:
+class AuditLog(MonthlyParts):
     def __init__(self, folder: Path) -> None:
         self.partitions: Monthly[DurableMap] = Monthly(
             folder, lambda f: DurableMap(f, kind="audit", str_keys=True), in_memory=2)
         self._seq = itertools.count()
-
-    @property
-    def problems(self) -> list[str]:
-        return self.partitions.problems
-
-    @property
-    def lost(self) -> list[str]:
-        return self.partitions.lost
 
     def record(self, actor: str, action: str, target: str = "", **detail: Any) -> dict[str, Any]:
         """Append an entry; durable when this returns."""

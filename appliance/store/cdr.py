@@ -6,11 +6,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .monthly import Monthly
+from .monthly import Monthly, MonthlyParts
 from .table import DurableMap
 
 
-class CdrStore:
+class CdrStore(MonthlyParts):
     """Rows from ``cdr.record.normalise`` under ``<data_dir>/store/cdr/``."""
 
     def __init__(self, data_dir: Path, months_in_memory: int = 2) -> None:
@@ -18,14 +18,6 @@ class CdrStore:
             data_dir / "store" / "cdr",
             lambda folder: DurableMap(folder, kind="cdr", str_keys=True), months_in_memory)
         self._lock = threading.Lock()
-
-    @property
-    def problems(self) -> list[str]:
-        return self.partitions.problems
-
-    @property
-    def lost(self) -> list[str]:
-        return self.partitions.lost
 
     def add(self, rows: list[dict[str, Any]]) -> int:
         """Store rows (a row with a known id replaces it); durable when this returns.

@@ -145,3 +145,17 @@ class Monthly(Generic[T]):
             for table in self._open.values():
                 table.close()
             self._open.clear()
+
+
+class MonthlyParts:
+    """A store made of month files only (``self.partitions``): its damage is theirs."""
+
+    partitions: Monthly[Any]
+
+    @property
+    def problems(self) -> list[str]:
+        return self.partitions.problems
+
+    @property
+    def lost(self) -> list[str]:
+        return self.partitions.lost
