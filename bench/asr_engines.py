@@ -52,6 +52,9 @@ class FasterWhisper:
         self.model = WhisperModel(str(ct2_model()), device="cpu", compute_type="int8",
                                   cpu_threads=threads, num_workers=1)
 
+    def cancel(self) -> None:
+        """Not stopped midway (the benchmark runs it to the end)."""
+
     def transcribe_batch(self, pieces: list[np.ndarray]) -> list[str]:
         out = []
         for p in pieces:

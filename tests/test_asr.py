@@ -56,6 +56,15 @@ def test_batched_decoding_detects_the_language_and_keeps_short_pieces(corpus):
     assert auto.transcribe_batch([]) == []
 
 
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+def test_a_cancelled_recognizer_stops_instead_of_decoding(corpus, precision):
+    from appliance.asr.recognizer import Cancelled, load_recognizer
+    rec = load_recognizer(find_model(), "ru", precision, threads=1)
+    rec.cancel()
+    with pytest.raises(Cancelled):
+        rec.transcribe_batch([corpus[50].audio, corpus[51].audio])
+
+
 def test_no_model_path_keeps_the_dsp_results(tmp_path, real_call):
     settings = Settings()
     settings.asr.model_dir = tmp_path / "empty"
@@ -146,6 +155,9 @@ class Broken:
 
     def transcribe_batch(self, pieces):
         raise RuntimeError("onnxruntime: out of memory")
+
+    def cancel(self):
+        pass
 
 
 def test_a_failing_recognizer_costs_only_its_text(real_call):

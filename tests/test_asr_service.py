@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from appliance.asr import link
+from appliance.asr.recognizer import Cancelled
 from appliance.asr.pending import PendingCalls
 from appliance.asr.pieces import PieceCutter, PieceSpec, cut
 from appliance.asr.service import STALE_LIVE_S, AsrService
@@ -33,13 +34,20 @@ class Parrot:
         self.gate = threading.Event()
         self.gate.set()
         self.entered = threading.Semaphore(0)
+        self.cancelled = False
 
     def transcribe_batch(self, pieces: list[np.ndarray]) -> list[str]:
         return [self.transcribe(p) for p in pieces]
 
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.gate.set()
+
     def transcribe(self, audio: np.ndarray) -> str:
         self.entered.release()
         self.gate.wait(30)
+        if self.cancelled:
+            raise Cancelled
         self.calls.append(len(audio))
         return self.text if self.text is not None else f"n{len(audio)}"
 
@@ -141,6 +149,20 @@ def test_live_pieces_are_decoded_and_the_transcript_comes_in_order():
         ("agent", 0.0, "n16000"), ("client", 2.0, "n16000")]
     assert svc.backlog()["calls"] == 0 and svc.backlog()["buffered_s"] == 0
     svc.close_service()
+
+
+def test_a_stop_ends_a_decode_in_progress_and_leaves_its_call_pending():
+    parrot = Parrot()
+    parrot.gate.clear()                 # a decode that would take long (a busy box)
+    svc = AsrService(AsrSettings(workers=1), recognizer=parrot)
+    out, make = done_collector()
+    a = spec(0, 50)
+    svc.offer("c1", a, pcm_for(a))
+    svc.close("c1", [a], None, make("c1"))
+    assert parrot.entered.acquire(timeout=10)
+    svc.close_service()
+    assert parrot.cancelled and parrot.calls == []
+    assert "c1" not in out              # no transcript written: finished at the next start
 
 
 def test_closed_calls_go_first_oldest_hang_up_first():

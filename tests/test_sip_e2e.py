@@ -30,6 +30,10 @@ pytestmark = pytest.mark.slow
 
 USER = "2000"
 
+# A complete call JSON waits for its transcript from the box's recognizer, which runs at low
+# priority: on a machine busy with other work that takes as long as the backlog before it.
+TRANSCRIBED_S = 600
+
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
@@ -91,7 +95,7 @@ def test_siprec_session_through_the_pbx_is_recorded_per_party_and_analysed(rig, 
     src = _src(f"sip:{USER}@{HOST}:{pbx.port}", [call_audio["client"], call_audio["agent"]])
     out = src.communicate(timeout=120)[0]
     assert src.returncode == 0, out[-2000:]
-    assert wait_for(lambda: len(box.results()) > before, 90), box.log()[-3000:]
+    assert wait_for(lambda: len(box.results()) > before, TRANSCRIBED_S), box.log()[-3000:]
     result = box.results()[-1]
     call = result["call"]
     assert call["source"] == "siprec" and call["agent"] == "101" and call["client"] == "79161234567"
@@ -193,7 +197,7 @@ def test_sipp_plain_g711_call_is_recorded(rig, tmp_path):
     rc = proc.wait(90)
     done = sippcall.outcome(tmp_path, "uac", rc)
     assert done.answered and done.completed, done.log
-    assert wait_for(lambda: len(box.results()) > before, 30)
+    assert wait_for(lambda: len(box.results()) > before, TRANSCRIBED_S)
     result = box.results()[-1]
     call = result["call"]
     assert call["source"] == "sip" and call["extra"]["roles"].startswith("single stream")
@@ -212,7 +216,7 @@ def test_caller_killed_without_bye_is_finalized_after_rtp_timeout(rig, call_audi
     assert wait_for(lambda: box.longest_call_s() >= 3, 30), box.log()[-2000:]
     src.send_signal(signal.SIGKILL)
     src.wait()
-    assert wait_for(lambda: len(box.results()) > before, 60), box.log()[-3000:]
+    assert wait_for(lambda: len(box.results()) > before, TRANSCRIBED_S), box.log()[-3000:]
     result = box.results()[-1]
     # ended by the box's RTP timeout (4 s here), not by a BYE nor the session timer
     assert result["call"]["extra"]["end_reason"] == "rtp timeout"
@@ -248,7 +252,7 @@ def test_call_cut_by_an_appliance_crash_is_recovered_at_restart(rig, call_audio)
     src.kill()
     src.wait()
     box.start()
-    assert wait_for(lambda: len(box.results()) > before, 60), box.log()[-3000:]
+    assert wait_for(lambda: len(box.results()) > before, TRANSCRIBED_S), box.log()[-3000:]
     result = box.results()[-1]
     assert result["call"]["extra"]["end_reason"] == "recovered after an appliance crash"
     assert result["call"]["source"] == "siprec" and result["call"]["agent"] == "101"
@@ -265,7 +269,7 @@ def test_calls_beyond_one_process_are_spread_over_capture_workers(rig, call_audi
     for src in srcs:
         out = src.communicate(timeout=90)[0]
         assert src.returncode == 0 and "connected 3/3" in out, out[-1500:]
-    assert wait_for(lambda: len(box.results()) >= before + 6, 60), box.log()[-3000:]
+    assert wait_for(lambda: len(box.results()) >= before + 6, TRANSCRIBED_S), box.log()[-3000:]
     recent = box.results()[-6:]
     assert {r["call"]["source"] for r in recent} == {"siprec"}
     # six calls at once, four per process: both capture workers took some
@@ -311,7 +315,9 @@ def test_a_dead_capture_worker_is_restarted_and_its_call_recovered(rig, call_aud
     out = src.communicate(timeout=60)[0]
     assert "hung up by the far end" in out, out[-2000:]
     assert "orphaned call hung up" in box.log()
-    assert wait_for(lambda: len(box.results()) > before, 60), box.log()[-3000:]
+    assert wait_for(lambda: any(r["call"]["extra"].get("end_reason") == "recovered after an appliance crash"
+                                for r in box.written()), 60), box.log()[-3000:]
+    assert wait_for(lambda: len(box.results()) > before, TRANSCRIBED_S), box.log()[-3000:]
     result = box.results()[-1]
     assert result["call"]["extra"]["end_reason"] == "recovered after an appliance crash"
     assert result["duration_s"] >= 3

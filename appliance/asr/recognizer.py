@@ -11,6 +11,10 @@ from .model import ModelFiles
 SAMPLE_RATE = 16000
 
 
+class Cancelled(Exception):
+    """Decoding stopped by ``cancel()``: the box is shutting down."""
+
+
 class Recognizer(Protocol):
     """Turns speech pieces (16 kHz float32 mono) into text."""
 
@@ -19,6 +23,9 @@ class Recognizer(Protocol):
     def transcribe(self, audio: np.ndarray) -> str: ...
 
     def transcribe_batch(self, pieces: list[np.ndarray]) -> list[str]: ...
+
+    def cancel(self) -> None:
+        """Make decoding in progress (and any later) raise ``Cancelled`` soon."""
 
 
 def load_recognizer(model: ModelFiles, language: str, precision: str, threads: int) -> Recognizer:
@@ -42,6 +49,7 @@ class WhisperRecognizer:
         sfx = ".int8.onnx" if precision == "int8" else ".onnx"
         self.name = f"whisper-base-{precision}"
         self.language = language
+        self._cancelled = False
         self._rec = sherpa_onnx.OfflineRecognizer.from_whisper(
             encoder=str(model.file(f"encoder{sfx}")),
             decoder=str(model.file(f"decoder{sfx}")),
@@ -52,7 +60,15 @@ class WhisperRecognizer:
         )
 
     def transcribe_batch(self, pieces: list[np.ndarray]) -> list[str]:
-        return [self.transcribe(p) for p in pieces]      # Whisper in sherpa: one at a time
+        out = []
+        for p in pieces:                                # Whisper in sherpa: one at a time
+            if self._cancelled:
+                raise Cancelled
+            out.append(self.transcribe(p))
+        return out
+
+    def cancel(self) -> None:
+        self._cancelled = True
 
     def transcribe(self, audio: np.ndarray) -> str:
         stream = self._rec.create_stream()

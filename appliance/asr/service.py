@@ -31,7 +31,7 @@ from ..system.priority import lower_priority
 from .filters import clean_transcript
 from .model import ModelError, find_model
 from .pieces import PieceSpec
-from .recognizer import Recognizer, load_recognizer
+from .recognizer import Cancelled, Recognizer, load_recognizer
 
 log = logging.getLogger(__name__)
 
@@ -236,10 +236,13 @@ class AsrService:
         return out
 
     def close_service(self) -> None:
-        """Stop the decoders (what is queued stays on disk as pending calls)."""
+        """Stop the decoders, also in the middle of a batch (what is queued or being decoded
+        stays on disk as pending calls, finished at the next start)."""
         with self._cv:
             self._stop = True
             self._cv.notify_all()
+        if self.recognizer is not None:
+            self.recognizer.cancel()
         for t in self._threads:
             t.join(timeout=60)
 
@@ -382,7 +385,10 @@ class AsrService:
             batch = [(c, s, p.pcm) for c, s, p in held if p is not None and p.pcm is not None]
         if not batch:
             return                  # every call of the batch was dropped meanwhile
-        texts = self._recognize([pcm for _, _, pcm in batch])
+        try:
+            texts = self._recognize([pcm for _, _, pcm in batch])
+        except Cancelled:
+            return                  # shutting down: the calls stay pending on disk
         done: list[tuple[OnDone, Transcript, int]] = []
         with self._cv:
             for (call, spec, _), text in zip(batch, texts):
@@ -407,6 +413,8 @@ class AsrService:
         assert rec is not None
         try:
             return [clean_transcript(t) for t in rec.transcribe_batch(audio)]
+        except Cancelled:
+            raise
         except Exception:           # noqa: BLE001
             if len(audio) == 1:
                 log.exception("speech recognition failed on a piece",

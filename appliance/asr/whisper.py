@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .model import ModelFiles
+from .recognizer import Cancelled
 
 SAMPLE_RATE = 16000
 N_FFT, HOP, N_MELS = 400, 160, 80
@@ -130,6 +131,7 @@ class WhisperBatch:
         self.language = language
         self.pad_s = pad_s
         self.name = "whisper-base-int8-batched"
+        self._cancelled = False
         self.vocab = self._tokens(model.file("tokens.txt"))
         n_vocab = int(meta["n_vocab"])
         # never emitted: every special token after <|endoftext|> (languages, tasks, timestamps)
@@ -149,6 +151,12 @@ class WhisperBatch:
 
     def transcribe(self, audio: np.ndarray) -> str:
         return self.transcribe_batch([audio])[0]
+
+    def cancel(self) -> None:
+        """Stop between the encoder's pieces and the decoder's steps: a batch of 30 s of
+        audio takes seconds on an idle box and can take minutes on a busy one, and a
+        service stop must not wait for it (the call stays pending on disk)."""
+        self._cancelled = True
 
     def transcribe_batch(self, pieces: list[np.ndarray]) -> list[str]:
         """Texts of pieces decoded together (each piece at most ~29 s). A batch holds at most
@@ -172,6 +180,8 @@ class WhisperBatch:
         length = min(longest + int(self.pad_s * SAMPLE_RATE), (MAX_FRAMES - 1) * HOP)
         ck = cv = None
         for i, p in enumerate(pieces):   # one by one: ORT's encoder is no faster on a batch
+            if self._cancelled:
+                raise Cancelled
             x = np.zeros(length, np.float32)
             x[:min(len(p), length)] = p[:length]
             mel = log_mel(x)[None, :, : (length // HOP) & ~1]
@@ -212,6 +222,8 @@ class WhisperBatch:
         offset = len(prefix[0])
         first = True
         while alive:
+            if self._cancelled:
+                raise Cancelled
             scores = logits + (self._first if first else self._suppress)
             first = False
             nxt = scores.argmax(axis=1)
