@@ -58,7 +58,8 @@ def test_batched_decoding_detects_the_language_and_keeps_short_pieces(corpus):
 
 @pytest.mark.parametrize("precision", ["int8", "fp32"])
 def test_a_cancelled_recognizer_stops_instead_of_decoding(corpus, precision):
-    from appliance.asr.recognizer import Cancelled, load_recognizer
+    from appliance.asr.cancelled import Cancelled
+    from appliance.asr.recognizer import load_recognizer
     rec = load_recognizer(find_model(), "ru", precision, threads=1)
     rec.cancel()
     with pytest.raises(Cancelled):

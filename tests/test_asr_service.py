@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from appliance.asr import link
-from appliance.asr.recognizer import Cancelled
+from appliance.asr.cancelled import Cancelled
 from appliance.asr.pending import PendingCalls
 from appliance.asr.pieces import PieceCutter, PieceSpec, cut
 from appliance.asr.service import STALE_LIVE_S, AsrService

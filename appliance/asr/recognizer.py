@@ -6,13 +6,10 @@ from typing import Protocol
 
 import numpy as np
 
+from .cancelled import Cancelled
 from .model import ModelFiles
 
 SAMPLE_RATE = 16000
-
-
-class Cancelled(Exception):
-    """Decoding stopped by ``cancel()``: the box is shutting down."""
 
 
 class Recognizer(Protocol):

@@ -31,7 +31,8 @@ from ..system.priority import lower_priority
 from .filters import clean_transcript
 from .model import ModelError, find_model
 from .pieces import PieceSpec
-from .recognizer import Cancelled, Recognizer, load_recognizer
+from .cancelled import Cancelled
+from .recognizer import Recognizer, load_recognizer
 
 log = logging.getLogger(__name__)
 

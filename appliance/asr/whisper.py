@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .model import ModelFiles
-from .recognizer import Cancelled
+from .cancelled import Cancelled
 
 SAMPLE_RATE = 16000
 N_FFT, HOP, N_MELS = 400, 160, 80
