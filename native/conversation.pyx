@@ -9,8 +9,10 @@ Definitions (all thresholds in frames, configurable from seconds by the caller):
 - overlap: both parties inside a segment for at least ``overlap_min`` frames;
 - turn span: a party's segments joined across pauses shorter than ``turn_pause``; inside
   its span a party is mid-turn (a pause between phrases does not give up the floor);
+- phrase: a party's segments joined across gaps shorter than ``phrase_gap`` (a comma's
+  breath: "Нет, | ну вы не поняли" is one phrase, cut by the detector into two segments);
 - interruption: a party starts a new turn (not resuming its own span) while the other is
-  mid-turn (its span began more than ``overlap_min`` earlier), speaks a segment of at
+  mid-turn (its span began more than ``overlap_min`` earlier), speaks a phrase of at
   least ``backchannel_max`` (shorter is a backchannel such as "ага"), and the other keeps
   talking over it for at least ``overlap_min``;
 - silence: neither party speaks for at least ``silence_min`` frames; marked ``lead`` before
@@ -47,6 +49,21 @@ def _spans(list segs, int gap):
                 out[last] = (out[last][0], e)
         else:
             out.append((s, e))
+    return out
+
+
+def _phrase_ends(list segs, int gap):
+    """For each segment, the end of its phrase: it and the segments after it that follow
+    within ``gap`` frames of each other."""
+    cdef Py_ssize_t n = len(segs), i
+    cdef list out = [0] * n
+    cdef long long end = 0
+    for i in range(n - 1, -1, -1):
+        if i + 1 < n and segs[i + 1][0] - segs[i][1] < gap:
+            end = out[i + 1] if out[i + 1] > segs[i][1] else segs[i][1]
+        else:
+            end = segs[i][1]
+        out[i] = end
     return out
 
 
@@ -91,7 +108,7 @@ def _union(list spans):
 
 def analyse_conversation(list agent, list client, long long total_frames,
                          int overlap_min=10, int backchannel_max=30, int silence_min=150,
-                         int turn_pause=50, list holds=None):
+                         int turn_pause=50, list holds=None, int phrase_gap=15):
     """Return a dict of conversation events and per-party figures, all in frames.
     ``holds``: spans on hold (either party), as (start, end) frames."""
     cdef list parties = [sorted(agent), sorted(client)]
@@ -126,9 +143,10 @@ def analyse_conversation(list agent, list client, long long total_frames,
     # Backchannels: short speech while the other party is mid-turn.
     cdef list backchannel = [set(), set()]
     for p in range(2):
+        phrase_end = _phrase_ends(parties[p], phrase_gap)
         for i in _starts_mid_turn(parties[p], spans[1 - p], overlap_min):
-            start, end = parties[p][i]
-            if end - start < backchannel_max:
+            start = parties[p][i][0]
+            if phrase_end[i] - start < backchannel_max:
                 backchannel[p].add(i)
 
     # The floor is held by real turns only: a backchannel neither keeps its speaker's turn
@@ -142,9 +160,10 @@ def analyse_conversation(list agent, list client, long long total_frames,
     for p in range(2):
         q = 1 - p
         own, other_segs = spans[p], main[q]
+        phrase_end = _phrase_ends(main[p], phrase_gap)
         k = 0
         for i in _starts_mid_turn(main[p], spans[q], overlap_min):
-            start, end = main[p][i]
+            start, end = main[p][i][0], phrase_end[i]
             if end - start < backchannel_max:
                 continue
             while k < len(own) and own[k][1] <= start:

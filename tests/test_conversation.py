@@ -41,6 +41,17 @@ def test_backchannels_do_not_hold_the_floor():
     assert [(i["by"], i["at"]) for i in r["interruptions"]] == [("client", 8.5)]
 
 
+def test_a_cut_in_that_opens_with_a_short_word_and_a_breath_is_an_interruption():
+    # agent talks 0-10 s; the client: "Нет," (0.5 s), a 0.26 s breath, then goes on over
+    # the agent, who stops 0.9 s after the cut-in: the detector's two segments are one phrase
+    r = analyse([(0, 8.4)], [(7.5, 8.0), (8.26, 12)], 12)
+    assert r["interruptions"] == [{"by": "client", "of": "agent", "at": 7.5}]
+    assert r["parties"]["client"]["backchannels"] == 0
+    # "ага", then a longer pause, then "ага" again: two backchannels, no cut-in
+    r = analyse([(0, 10)], [(3, 3.4), (4.0, 4.4)], 10)
+    assert r["interruptions"] == [] and r["parties"]["client"]["backchannels"] == 2
+
+
 def test_backchannel_of_0_7_s_is_not_an_interruption():
     r = analyse([(0, 10)], [(4, 4.7)], 10)
     assert r["interruptions"] == [] and r["parties"]["client"]["backchannels"] == 1
