@@ -43,6 +43,8 @@ def test_300_calls_of_every_kind_are_all_recorded_and_nothing_leaks(corpus, tmp_
     assert counts["refused_clean"] >= 1, summary       # the bursts went above capacity
     assert set(counts["by_kind"]) >= {"siprec", "plain", "hold", "sipp", "vanish", "cancel",
                                       "refused", "burst"}, summary
+    # a pjsua2 caller's hold (re-INVITE sendonly, then back) is in the call JSON's holds
+    assert counts["held"] >= 3 and counts["held_with_sip_hold"] >= 0.9 * counts["held"], summary
     assert rc == 0 and "Traceback" not in box.log(), box.log()[-3000:]
 
 

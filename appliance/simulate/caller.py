@@ -6,8 +6,10 @@ per call on stdin, and reports each call's outcome as a JSON line on stdout.
     -> {"id": "c1", "sip_call_id": "...", "answered": true, "status": 200,
         "remote_bye": false, "held": true, "started_at": ..., "ended_at": ...}
 
-``hold`` puts the call on hold (a re-INVITE with ``sendonly``) and takes it off again at those
-seconds after the answer. One process holds at most 4 calls (the wheel's PJSUA_MAX_CALLS).
+``hold`` puts the call on hold and takes it off again at those seconds after the answer: a
+plain call with a re-INVITE ``sendonly``, a SIPREC session (whose streams are sendonly
+already) with ``inactive``, as an SRC pauses the recording of a held call. One process
+holds at most 4 calls (the wheel's PJSUA_MAX_CALLS).
 One thread does everything pjsua2 (it polls events), so call objects are dropped in their own
 DISCONNECTED callback, as the appliance does.
 
@@ -34,6 +36,15 @@ log = logging.getLogger("appliance.simulate.caller")
 
 MAX_CALLS = 4
 ANSWER_WAIT_S = 15.0
+
+
+def _directions(streams: int, direction: int) -> "pj.CallOpParam":
+    """A re-INVITE that sets every audio stream's direction (pjsua2's SET_MEDIA_DIR)."""
+    op = pj.CallOpParam(True)
+    op.opt.flag = pj.PJSUA_CALL_SET_MEDIA_DIR
+    op.opt.audioCount = streams
+    op.opt.mediaDir = pj.IntVector([direction] * streams)
+    return op
 
 
 @dataclass
@@ -110,9 +121,16 @@ class Caller:
             if what == "bye":
                 c.hung_up_here = True
                 c.hangup(pj.CallOpParam(True))
+            elif what == "hold" and p.cmd.get("siprec"):
+                # An SRC's streams are sendonly already: it pauses them with a=inactive
+                # (RFC 7866), which is what a recorded call's hold looks like to the SRS.
+                c.reinvite(_directions(len(p.cmd["streams"]), pj.PJMEDIA_DIR_NONE))
+                p.held = True
             elif what == "hold":
                 c.setHold(pj.CallOpParam(True))
                 p.held = True
+            elif what == "resume" and p.cmd.get("siprec"):
+                c.reinvite(_directions(len(p.cmd["streams"]), pj.PJMEDIA_DIR_ENCODING))
             elif what == "resume":
                 op = pj.CallOpParam(True)
                 op.opt.flag = pj.PJSUA_CALL_UNHOLD

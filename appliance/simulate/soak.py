@@ -73,6 +73,7 @@ class Outcome:
     answered: bool = False
     status: int = 0
     box_hung_up: bool = False          # the box ended an answered call
+    held: bool = False                 # the caller put the call on hold (re-INVITE sendonly)
     error: str | None = None
 
 
@@ -86,6 +87,7 @@ class SoakReport:
     open_recordings: list[str]
     elapsed_s: float
     capacity: int
+    sip_held: set[str] = field(default_factory=set)   # ... whose JSON has a hold from SIP
 
     def counts(self) -> dict[str, Any]:
         answered = [o for o in self.outcomes if o.answered]
@@ -94,7 +96,10 @@ class SoakReport:
                 "refused_clean": sum(1 for o in self.outcomes if o.status in CLEAN_REFUSALS),
                 "by_kind": dict(Counter(o.kind for o in self.outcomes)),
                 "statuses": dict(Counter(o.status for o in self.outcomes)),
-                "open_recordings": len(self.open_recordings)}
+                "open_recordings": len(self.open_recordings),
+                "held": sum(1 for o in answered if o.held and o.sip_call_id in self.finished),
+                "held_with_sip_hold": sum(1 for o in answered if o.held
+                                          and o.sip_call_id in self.sip_held)}
 
     def problems(self, threads_slack: int = 8, files_slack: int = 24,
                  rss_slack_mb: float = 150.0) -> list[str]:
@@ -228,6 +233,7 @@ class Soak:
         o.sip_call_id = r.get("sip_call_id") or ""
         o.answered, o.status = bool(r.get("answered")), int(r.get("status") or 0)
         o.box_hung_up, o.error = bool(r.get("remote_bye")), r.get("error")
+        o.held = bool(r.get("held"))
         if o.answered:
             o.status = 200
         self._done(o)
@@ -354,10 +360,15 @@ class Soak:
         self.callers.close()
         answered = {o.sip_call_id for o in self.outcomes.values() if o.answered}
         finished: set[str] = set()
+        sip_held: set[str] = set()
 
         def all_final() -> bool:
             finished.clear()
-            finished.update(r["call"]["extra"].get("sip_call_id") for r in self.results())
+            sip_held.clear()
+            for r in self.results():
+                finished.add(r["call"]["extra"].get("sip_call_id"))
+                if any("sip" in h.get("by", ()) for h in r.get("holds") or ()):
+                    sip_held.add(r["call"]["extra"].get("sip_call_id"))
             return answered <= finished
         deadline = time.monotonic() + drain_s
         while not all_final() and time.monotonic() < deadline:
@@ -365,7 +376,8 @@ class Soak:
         stop.set()
         sampler.join()
         return SoakReport(list(self.outcomes.values()), samples, warm, end, finished,
-                          open_recordings(self.data_dir), time.monotonic() - t0, self.capacity)
+                          open_recordings(self.data_dir), time.monotonic() - t0, self.capacity,
+                          sip_held)
 
 
 def open_recordings(data_dir: Path) -> list[str]:
