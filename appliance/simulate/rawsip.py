@@ -12,11 +12,29 @@ from dataclasses import dataclass, field
 HOST = "127.0.0.1"
 
 
+_HANDED: set[int] = set()
+
+
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    """A port the system just had free on loopback (it may be taken again before use)."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """A port the system just had free on loopback for both UDP and TCP (SIP listens on
+    both, and UDP and TCP numbers are handed out apart: a UDP port for SIP and a TCP port
+    for the panel can be the same number), never handed out before by this process. It
+    may still be taken by another process before use. ``kind``: kept for callers that
+    name the one they need; both are checked."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind((HOST, 0))
+            port = s.getsockname()[1]
+            other = socket.SOCK_STREAM if kind == socket.SOCK_DGRAM else socket.SOCK_DGRAM
+            try:
+                with socket.socket(socket.AF_INET, other) as t:
+                    t.bind((HOST, port))
+            except OSError:
+                continue
+        if port not in _HANDED:
+            _HANDED.add(port)
+            return port
+    raise RuntimeError("no free loopback port found in 200 tries")
 
 
 def sdp(streams: int = 2, labels: list[str | None] | None = None, direction: str = "sendonly",
