@@ -268,7 +268,10 @@ def test_calls_beyond_one_process_are_spread_over_capture_workers(rig, call_audi
                  "--duration", "4") for _ in range(2)]
     for src in srcs:
         out = src.communicate(timeout=90)[0]
-        assert src.returncode == 0 and "connected 3/3" in out, out[-1500:]
+        # what the caller reports, not its exit code: pjsip 2.15.1 in the caller can abort
+        # in its own teardown (pj_ioqueue_sendto assertion) after the calls are done
+        assert "connected 3/3" in out and "hung up at" in out, out[-1500:]
+        assert src.returncode in (0, -signal.SIGABRT), out[-1500:]
     assert wait_for(lambda: len(box.results()) >= before + 6, TRANSCRIBED_S), box.log()[-3000:]
     recent = box.results()[-6:]
     assert {r["call"]["source"] for r in recent} == {"siprec"}
@@ -297,7 +300,11 @@ def test_workers_stop_when_the_daemon_dies(rig):
 
 def test_a_dead_capture_worker_is_restarted_and_its_call_recovered(rig, call_audio):
     pbx, box = rig
-    before = len(box.results())
+    known = {r["call"]["extra"]["uid"] for r in box.written()}
+
+    def recovered(results: list[dict]) -> list[dict]:
+        return [r for r in results if r["call"]["extra"]["uid"] not in known
+                and r["call"]["extra"].get("end_reason") == "recovered after an appliance crash"]
     src = _src(box.uri, [call_audio["client"], call_audio["agent"]], "--no-bye")
 
     def streamed_s() -> float:
@@ -315,11 +322,9 @@ def test_a_dead_capture_worker_is_restarted_and_its_call_recovered(rig, call_aud
     out = src.communicate(timeout=60)[0]
     assert "hung up by the far end" in out, out[-2000:]
     assert "orphaned call hung up" in box.log()
-    assert wait_for(lambda: any(r["call"]["extra"].get("end_reason") == "recovered after an appliance crash"
-                                for r in box.written()), 60), box.log()[-3000:]
-    assert wait_for(lambda: len(box.results()) > before, TRANSCRIBED_S), box.log()[-3000:]
-    result = box.results()[-1]
-    assert result["call"]["extra"]["end_reason"] == "recovered after an appliance crash"
+    assert wait_for(lambda: recovered(box.written()), 60), box.log()[-3000:]
+    assert wait_for(lambda: recovered(box.results()), TRANSCRIBED_S), box.log()[-3000:]
+    result = recovered(box.results())[0]
     assert result["duration_s"] >= 3
     assert wait_for(lambda: box.log().count("capture worker died; restarting") >= 1, 5)
     assert wait_for(box.alive, 30)
