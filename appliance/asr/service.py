@@ -28,10 +28,10 @@ import numpy as np
 from ..config import AsrSettings
 from ..core.frames import PIPELINE_RATE, frames_to_s
 from ..system.priority import lower_priority
+from .cancelled import Cancelled
 from .filters import clean_transcript
 from .model import ModelError, find_model
 from .pieces import PieceSpec
-from .cancelled import Cancelled
 from .recognizer import Recognizer, load_recognizer
 
 log = logging.getLogger(__name__)

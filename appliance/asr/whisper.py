@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from .model import ModelFiles
 from .cancelled import Cancelled
+from .model import ModelFiles
 
 SAMPLE_RATE = 16000
 N_FFT, HOP, N_MELS = 400, 160, 80

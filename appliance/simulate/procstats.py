@@ -29,8 +29,8 @@ def role_of(cmdline: list[str]) -> str:
         return "other"
     if "--sip-worker" in cmdline:
         return "worker"
-    if "appliance.cli" in cmdline or Path(cmdline[0]).name == "appliance" \
-            or any(Path(a).name == "appliance" for a in cmdline[1:2]):
+    # ``python -m appliance.cli ...`` or the ``appliance`` script (run by its interpreter)
+    if "appliance.cli" in cmdline or any(Path(a).name == "appliance" for a in cmdline[:2]):
         return "daemon"
     name = Path(cmdline[0]).name
     return {"kamailio": "front", "mosquitto": "broker"}.get(name, name)

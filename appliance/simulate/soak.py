@@ -73,7 +73,7 @@ class Outcome:
     answered: bool = False
     status: int = 0
     box_hung_up: bool = False          # the box ended an answered call
-    held: bool = False                 # the caller put the call on hold (re-INVITE sendonly)
+    held: bool = False                 # the caller put the call on hold by re-INVITE
     error: str | None = None
 
 
