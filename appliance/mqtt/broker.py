@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..system.process import die_with_parent
+from ..system.process import spawn_child
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,8 @@ class EmbeddedBroker:
         # mosquitto speaks sd_notify too: it must not tell systemd it is the service
         env = {k: v for k, v in os.environ.items()
                if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
-        self.proc = subprocess.Popen([binary, "-c", str(self._config())], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     preexec_fn=die_with_parent)
+        self.proc = spawn_child([binary, "-c", str(self._config())], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -1,13 +1,38 @@
-"""Child processes of the appliance (capture workers, the SIP front, the local broker)."""
+"""Child processes of the appliance (capture workers, the SIP front, the local broker), and
+the process settings every appliance process starts with."""
 
 from __future__ import annotations
 
-import ctypes
-import signal
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 
-def die_with_parent() -> None:
-    """preexec_fn of a child process: SIGTERM it when the appliance process dies, so no
-    orphan keeps ports (and half-finished calls) after a crash."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM)       # PR_SET_PDEATHSIG
+def single_threaded_blas() -> None:
+    """Keep numpy's BLAS in the calling thread (before numpy is imported). The box's work is
+    spread over calls and onnxruntime has its own threads; BLAS helper threads only add
+    contention on 2 cores, and a multi-threaded matrix product can wait forever for a helper
+    that a ``fork()`` from another thread shut down (OpenBLAS stops its pool before a fork)."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+def spawn_child(cmd: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:
+    """Start a child that gets SIGTERM when the appliance process dies (so no orphan keeps
+    ports and half-finished calls after a crash).
+
+    ``setpriv --pdeathsig`` sets that in the child instead of a ``preexec_fn``: a preexec_fn
+    makes Python ``fork()`` the whole multi-threaded daemon, which runs fork handlers in it
+    (OpenBLAS's stalled a recognizer thread for good) and can deadlock the child before
+    exec; without one, Python starts the child with ``vfork``.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        log.warning("setpriv not found: child processes will outlive a crash of the appliance",
+                    extra={"hint": "install util-linux"})
+        return subprocess.Popen(list(cmd), **popen)
+    return subprocess.Popen([setpriv, "--pdeathsig", "TERM", "--", *cmd], **popen)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ...config import Settings
 from .endpoint import SipError
-from .workers import WORKER_HOST, die_with_parent, worker_port
+from ...system.process import spawn_child
+from .workers import WORKER_HOST, worker_port
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +133,9 @@ class SipFront:
         if check.returncode != 0:
             raise SipError(f"SIP front configuration rejected by kamailio: "
                            f"{(check.stderr or check.stdout).strip()[-500:]}")
-        self.proc = subprocess.Popen([binary, "-DD", "-E", "-f", str(cfg), "-Y", str(self.dir),
-                                      "-P", str(self.dir / "kamailio.pid"), "-w", str(self.dir)],
-                                     stdout=subprocess.DEVNULL,   # its start-up banner; logs: stderr
-                                     preexec_fn=die_with_parent)
+        self.proc = spawn_child([binary, "-DD", "-E", "-f", str(cfg), "-Y", str(self.dir),
+                                 "-P", str(self.dir / "kamailio.pid"), "-w", str(self.dir)],
+                                stdout=subprocess.DEVNULL)   # its start-up banner; logs: stderr
         log.info("sip front started", extra={"address": f"{self.settings.sip.bind_address}:"
                                                         f"{self.settings.sip.port}",
                                              "workers": self.workers})

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ...config import Settings
-from ...system.process import die_with_parent
+from ...system.process import spawn_child
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,8 @@ class WorkerPool:
         # workers log to the same stderr (the journal): one stream, tagged by process. Two
         # malloc arenas: a worker's many short-lived call threads would each get their own
         # and leave it fragmented, and there are 8 workers on a 4 GB box.
-        return subprocess.Popen(cmd, env={**os.environ, **self.env, "APPLIANCE_WORKER": str(index),
-                                         "MALLOC_ARENA_MAX": "2"},
-                                preexec_fn=die_with_parent)
+        return spawn_child(cmd, env={**os.environ, **self.env, "APPLIANCE_WORKER": str(index),
+                                     "MALLOC_ARENA_MAX": "2"})
 
     def start(self) -> None:
         for i in range(self.count):

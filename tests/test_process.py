@@ -1,0 +1,81 @@
+"""Child processes and threads in one daemon: starting a child never stalls a thread that is
+multiplying matrices (the recognizer's spectrogram), and children die with the appliance."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from waiting import wait_for
+
+TESTS = Path(__file__).parent
+
+# A thread multiplies matrices of the spectrogram's size while the main thread starts
+# children; after each start the thread must still make progress.
+_SCRIPT = """
+import os, subprocess, sys, threading
+sys.path.insert(0, {tests!r})
+{setup}
+import numpy as np
+from appliance.system.process import spawn_child
+from waiting import wait_for
+
+a = np.ones((80, 201), np.float32)
+b = np.ones((201, 393), np.float32)
+done = [0]
+
+def multiply():
+    while True:
+        a @ b
+        done[0] += 1
+
+threading.Thread(target=multiply, daemon=True).start()
+for i in range(20):
+    {start}
+    child.wait()
+    before = done[0]
+    if not wait_for(lambda: done[0] > before, 30):
+        print("stalled after", i + 1, "children", flush=True)
+        os._exit(1)
+print("ok", flush=True)
+os._exit(0)
+"""
+
+
+def _run(setup: str, start: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    script = _SCRIPT.format(tests=str(TESTS), setup=setup, start=start)
+    return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_starting_children_never_stalls_a_thread_in_a_matrix_product():
+    # numpy's BLAS left multi-threaded: only the way children are started is tested
+    out = _run("", 'child = spawn_child(["true"])')
+    assert out.returncode == 0 and "ok" in out.stdout, out.stdout + out.stderr[-2000:]
+
+
+def test_appliance_processes_keep_blas_in_the_calling_thread():
+    # a fork from another thread (any library's preexec_fn) while a product is running
+    out = _run("from appliance.system.process import single_threaded_blas\n"
+               "single_threaded_blas()",
+               "child = subprocess.Popen(['true'], preexec_fn=lambda: None)")
+    assert out.returncode == 0 and "ok" in out.stdout, out.stdout + out.stderr[-2000:]
+
+
+def test_a_child_is_terminated_when_the_appliance_process_dies():
+    parent = subprocess.run(
+        [sys.executable, "-c",
+         "import os\nfrom appliance.system.process import spawn_child\n"
+         "child = spawn_child(['sleep', '600'])\nprint(child.pid, flush=True)\nos._exit(0)"],
+        capture_output=True, text=True, timeout=60)
+    pid = int(parent.stdout.split()[0])
+
+    def gone() -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"   # reaped by init
+        except FileNotFoundError:
+            return True
+    assert wait_for(gone, 30), f"child {pid} outlived its parent"
