@@ -142,3 +142,60 @@ def test_a_recorded_call_ends_exactly_once_whoever_ends_it(settings):
     assert result["call"]["extra"]["end_reason"] == rec.end_reason
     assert result["call"]["extra"]["dialog"]["call_id"] == "cid@pbx"
     assert json.loads(rec.live.meta_path.read_text())["state"] == "done"
+
+
+def test_the_capture_thread_never_waits_for_a_metadata_sync(settings, monkeypatch):
+    """Durable metadata writes (an fsync can take seconds on a busy disk) happen on the
+    call's own thread: the thread that answers calls and taps media only queues them."""
+    from appliance.system import atomic
+    from waiting import wait_for
+
+    synced_on: list[int] = []
+    real_fsync = atomic._os_fsync
+
+    def fsync(fd: int) -> None:
+        synced_on.append(threading.get_ident())
+        real_fsync(fd)
+    monkeypatch.setattr(atomic, "_os_fsync", fsync)
+    settings.recording.format = "wav"
+    here = threading.get_ident()
+    live = LiveCall(settings, CallMeta(source="sip", call_id="m1"), None, "m1")
+    live.meta.extra["dialog"] = {"local_tag": "box-tag"}        # the ACK came in
+    live.meta_changed()
+    live.push("agent", np.zeros(FRAME, np.int16).tobytes())
+
+    def meta() -> dict:
+        try:
+            return json.loads(live.meta_path.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+    assert wait_for(lambda: meta().get("call", {}).get("extra", {}).get("dialog"), 30)
+    assert meta()["state"] == "recording"
+    assert here not in synced_on and synced_on
+    live.end("test over")
+    assert live.wait(60)
+    assert meta()["state"] == "done" and meta()["call"]["extra"]["dialog"]["local_tag"] == "box-tag"
+    assert here not in synced_on
+
+
+def test_a_failed_metadata_write_does_not_stop_the_recording(settings, monkeypatch, caplog):
+    from appliance.system import atomic
+
+    real_write = atomic._os_write
+
+    def write(fd: int, data) -> int:      # the disk is full while the call records
+        if b'"state": "recording"' in bytes(data[:200]):
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+    monkeypatch.setattr(atomic, "_os_write", write)
+    settings.recording.format = "wav"
+    live = LiveCall(settings, CallMeta(source="sip", call_id="m2"), None, "m2")
+    pcm = np.full(FRAME * 50, 1000, np.int16)
+    for i in range(0, len(pcm), FRAME):
+        live.push("agent", pcm[i:i + FRAME].tobytes())
+        live.push("client", pcm[i:i + FRAME].tobytes())
+    live.end("test over")
+    assert live.wait(60)
+    assert "call metadata not written" in caplog.text
+    assert live.recorder.duration_s == 1.0
+    assert json.loads(live.meta_path.read_text())["state"] == "done"

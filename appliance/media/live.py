@@ -74,12 +74,13 @@ class LiveCall:
         self.max_queue = 0
         self.result: dict[str, Any] | None = None
         self.recording_error: str | None = None
-        self._q: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
+        # audio (party, pcm), a metadata document to write, or None: the end
+        self._q: queue.SimpleQueue[tuple[str, bytes] | dict[str, Any] | None] = queue.SimpleQueue()
         self._pending: dict[Party, list[np.ndarray]] = {p: [] for p in PARTIES}
         self._pending_n = {p: 0 for p in PARTIES}
         self._ended = False
         self.done = threading.Event()
-        self.write_meta("recording")
+        self._q.put(self._meta_doc("recording"))      # written first, on the call's thread
         self._thread = threading.Thread(target=self._run, name=f"call-{uid}", daemon=True)
         self._thread.start()
 
@@ -98,12 +99,27 @@ class LiveCall:
     def wait(self, timeout: float | None = None) -> bool:
         return self.done.wait(timeout)
 
+    def meta_changed(self) -> None:
+        """The call's metadata changed (on the SIP thread): the file beside the recording is
+        rewritten on the call's own thread. A durable write can wait seconds on a busy disk,
+        and the SIP thread answers every call of its process. The document is taken here,
+        where the metadata changes, so the call's thread never reads it mid-change."""
+        if not self._ended:
+            self._q.put(self._meta_doc("recording"))
+
     def write_meta(self, state: str) -> None:
-        """The metadata beside the recording (who, when, state), rewritten on changes."""
-        write_json_atomic(self.meta_path, {"uid": self.uid, "state": state,
-                                           "recording": self.wav_path.name,
-                                           "process": PROCESS_TAG,
-                                           "call": asdict(self.meta)})
+        """Write the metadata beside the recording (who, when, state) now."""
+        write_json_atomic(self.meta_path, self._meta_doc(state))
+
+    def _meta_doc(self, state: str) -> dict[str, Any]:
+        return {"uid": self.uid, "state": state, "recording": self.wav_path.name,
+                "process": PROCESS_TAG, "call": asdict(self.meta)}
+
+    def _save_meta(self, doc: dict[str, Any]) -> None:
+        try:
+            write_json_atomic(self.meta_path, doc)
+        except OSError as exc:      # the recording goes on; the final write tries again
+            log.error("call metadata not written", extra={"uid": self.uid, "reason": str(exc)})
 
     # --- worker ---
     def _run(self) -> None:
@@ -129,6 +145,9 @@ class LiveCall:
             for it in items:
                 if it is None:
                     stop = True
+                    continue
+                if isinstance(it, dict):
+                    self._save_meta(it)
                     continue
                 party, pcm = it
                 arr = np.frombuffer(pcm, np.int16)

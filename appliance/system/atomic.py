@@ -40,15 +40,16 @@ def fsync_dir(path: Path) -> None:
         os.close(dir_fd)
 
 
-def write_temp(path: Path, data: bytes, mode: int = 0o644) -> Path:
-    """``data`` in a new temporary file beside ``path``, synced; the caller renames it.
-    On error the temporary file is removed and the error raised."""
+def write_temp(path: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> Path:
+    """``data`` in a new temporary file beside ``path``, synced (if ``durable``); the caller
+    renames it. On error the temporary file is removed and the error raised."""
     # unique per writer thread: two threads saving the same file must not share a temp file
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         write_all(fd, data)
-        sync_file(fd)
+        if durable:
+            sync_file(fd)
     except BaseException:
         os.close(fd)
         tmp.unlink(missing_ok=True)
@@ -57,21 +58,27 @@ def write_temp(path: Path, data: bytes, mode: int = 0o644) -> Path:
     return tmp
 
 
-def write_text_atomic(path: Path, text: str | bytes, mode: int = 0o644) -> None:
+def write_text_atomic(path: Path, text: str | bytes, mode: int = 0o644,
+                      durable: bool = True) -> None:
     """Write to a temporary file (created with ``mode``: 0o600 for secrets), fsync it,
-    rename it over ``path``, fsync the folder. On error ``path`` is as it was."""
-    tmp = write_temp(path, text.encode("utf-8") if isinstance(text, str) else text, mode)
+    rename it over ``path``, fsync the folder. On error ``path`` is as it was.
+    ``durable=False`` skips the syncs: readers still see the old file or the new one, but
+    a power cut may leave either (for state snapshots rewritten every few seconds, whose
+    syncs would only make their writers wait on a busy disk)."""
+    tmp = write_temp(path, text.encode("utf-8") if isinstance(text, str) else text, mode,
+                     durable)
     try:
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
-def write_json_atomic(path: Path, data: object, mode: int = 0o644) -> None:
+def write_json_atomic(path: Path, data: object, mode: int = 0o644, durable: bool = True) -> None:
     """``data`` as JSON, written as ``write_text_atomic`` does."""
-    write_text_atomic(path, json.dumps(data, ensure_ascii=False, indent=1), mode)
+    write_text_atomic(path, json.dumps(data, ensure_ascii=False, indent=1), mode, durable)
 
 
 @contextlib.contextmanager

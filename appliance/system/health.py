@@ -26,7 +26,9 @@ STALE_S = 30.0
 def write_daemon_state(data_dir: Path, state: dict[str, Any]) -> None:
     run = data_dir / "run"
     run.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(run / STATE_FILE, {**state, "pid": os.getpid(), "updated_at": time.time()})
+    # rewritten every few seconds: not synced (old or new on a power cut, both stale then)
+    write_json_atomic(run / STATE_FILE, {**state, "pid": os.getpid(), "updated_at": time.time()},
+                      durable=False)
 
 
 def daemon_state(data_dir: Path, now: float | None = None) -> dict[str, Any] | None:

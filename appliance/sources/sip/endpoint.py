@@ -438,7 +438,8 @@ class SipEndpoint:
                 self.state_path.parent.mkdir(parents=True, exist_ok=True)
                 state = self.state()
                 state["running"] = not stopped
-                write_json_atomic(self.state_path, state)
+                # a snapshot for status and the panel: not synced, the SIP thread writes it
+                write_json_atomic(self.state_path, state, durable=False)
                 self._state_at = time.monotonic()
         except OSError as exc:
             log.error("sip state not written", extra={"reason": str(exc)})

@@ -132,7 +132,7 @@ class RecordedCall:
         if local_tag and not self.dialog.local_tag and not self.ended:
             self.dialog = replace(self.dialog, local_tag=local_tag[:100])
             self.live.meta.extra["dialog"] = self.dialog.as_dict()
-            self.live.write_meta("recording")
+            self.live.meta_changed()
 
     def reinvite(self, raw: str) -> None:
         """A re-INVITE: new SIPREC metadata is merged into the call's record, and a stream put
@@ -149,7 +149,7 @@ class RecordedCall:
         if changes and not self.ended:
             self.live.meta.extra.update({k: v for k, v in self.plan.extra.items()
                                          if k in ("siprec", "metadata_updates")})
-            self.live.write_meta("recording")
+            self.live.meta_changed()
             log.info("metadata updated", extra={"uid": self.uid, "change": "; ".join(changes)})
 
     def _hold_state(self, held: dict[str, bool], by: str) -> None:
@@ -171,7 +171,7 @@ class RecordedCall:
                 open_[2] = now
                 changed = True
         if changed:
-            self.live.write_meta("recording")
+            self.live.meta_changed()
             log.info("hold state", extra={"uid": self.uid, "at_s": now,
                                           "held": sorted(p for p, on in held.items() if on)})
 
