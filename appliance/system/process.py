@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,4 +36,24 @@ def spawn_child(cmd: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:
         log.warning("setpriv not found: child processes will outlive a crash of the appliance",
                     extra={"hint": "install util-linux"})
         return subprocess.Popen(list(cmd), **popen)
-    return subprocess.Popen([setpriv, "--pdeathsig", "TERM", "--", *cmd], **popen)
+    child = subprocess.Popen([setpriv, "--pdeathsig", "TERM", "--", *cmd], **popen)
+    _until_exec(child, os.path.realpath(setpriv))
+    return child
+
+
+def _until_exec(child: subprocess.Popen[bytes], setpriv: str, timeout_s: float = 30.0) -> None:
+    """Return once setpriv has set the signal and started the command (its /proc entry shows
+    the command's binary), as a preexec_fn had done before Popen returned: a parent that dies
+    in between would otherwise leave the child without the signal, for good."""
+    exe = f"/proc/{child.pid}/exe"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and child.poll() is None:
+        try:
+            if os.readlink(exe) != setpriv:
+                return
+        except OSError:
+            return                  # exited meanwhile, or no /proc: nothing to wait for
+        time.sleep(0.001)
+    if child.poll() is None:
+        log.warning("child process slow to start", extra={"pid": child.pid,
+                                                          "waited_s": timeout_s})
