@@ -423,7 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     level = settings.log.level
     if args.command == "analyze" and not args.verbose and level in ("DEBUG", "INFO"):
         level = "WARNING"       # a one-shot report: only problems go to stderr
-    setup_logging(level)
+    # a running box must not wait for its log stream (the journal, a stalled disk)
+    setup_logging(level, background=args.command == "run")
     if args.command == "analyze" and len(args.files) > 2:
         print("appliance analyze: give one stereo file or two mono files", file=sys.stderr)
         return 2

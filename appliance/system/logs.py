@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from collections import deque
-from typing import Any
+from typing import Any, TextIO
 
 # capture workers log into the same stream as the daemon: tag their lines
 _WORKER = os.environ.get("APPLIANCE_WORKER", "")
@@ -56,10 +57,83 @@ class RecentLines(logging.Handler):
 RECENT = RecentLines()
 
 
-def setup_logging(level: str = "INFO") -> None:
-    """Route all appliance logs to stderr in key=value form (and keep the recent ones)."""
-    handler = logging.StreamHandler(sys.stderr)
+class BackgroundStream(logging.Handler):
+    """Lines formatted on the thread that logs, written to ``stream`` on a thread of their
+    own: a stalled stream (the journal's pipe full, a disk stalled in a journal commit) never
+    stops the SIP thread or a media thread of a running box. At most ``limit`` lines wait;
+    beyond that lines are dropped, and how many is logged once the stream moves again."""
+
+    def __init__(self, stream: TextIO, limit: int = 20000) -> None:
+        super().__init__()
+        self.stream = stream
+        self.limit = limit
+        self._lines: deque[str] = deque()
+        self._dropped = 0
+        self._busy = False
+        self._closed = False
+        self._cv = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+        self._thread.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:       # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+            return
+        with self._cv:
+            if len(self._lines) >= self.limit:
+                self._dropped += 1
+                return
+            self._lines.append(line)
+            self._cv.notify_all()
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait (at most ``timeout``) until every line so far is written."""
+        with self._cv:
+            self._cv.wait_for(lambda: not self._lines and not self._busy, timeout)
+
+    def close(self) -> None:
+        self.flush()
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        super().close()
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                self._cv.wait_for(lambda: self._lines or self._closed)
+                if not self._lines:
+                    return
+                lines, dropped = list(self._lines), self._dropped
+                self._lines.clear()
+                self._dropped = 0
+                self._busy = True
+            if dropped:
+                lines.append(self.format(logging.makeLogRecord({
+                    "name": __name__, "levelno": logging.WARNING, "levelname": "WARNING",
+                    "msg": "log lines dropped", "count": dropped,
+                    "reason": "the log stream was stalled"})))
+            try:
+                self.stream.write("\n".join(lines) + "\n")
+                self.stream.flush()
+            except Exception:   # noqa: BLE001 - nowhere left to report it
+                pass
+            with self._cv:
+                self._busy = False
+                self._cv.notify_all()
+
+
+def setup_logging(level: str = "INFO", background: bool = False) -> None:
+    """Route all appliance logs to stderr in key=value form (and keep the recent ones).
+    ``background``: written by a thread of their own (a running box; see BackgroundStream)."""
+    handler: logging.Handler = (BackgroundStream(sys.stderr) if background
+                                else logging.StreamHandler(sys.stderr))
     handler.setFormatter(KeyValueFormatter())
     root = logging.getLogger()
+    for old in root.handlers:
+        if isinstance(old, BackgroundStream):
+            old.close()
     root.handlers[:] = [handler, RECENT]
     root.setLevel(level.upper())

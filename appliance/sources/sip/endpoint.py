@@ -31,7 +31,7 @@ from ... import __version__
 from ...config import SipAccount as AccountSettings
 from ...config import Settings
 from ...media.session import Stages
-from ...system.atomic import write_json_atomic
+from ...system.snapshot import SnapshotFile
 from ...system.disk import RecordingGuard
 from .account import SipAccount
 from .call import PjCall
@@ -130,6 +130,7 @@ class SipEndpoint:
         self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.state_path = settings.paths.data_dir / "run" / f"{state_name}.json"
+        self._snapshots = SnapshotFile(self.state_path)
         self._state_at = 0.0
 
     # --- start / stop (any thread) ---
@@ -433,13 +434,12 @@ class SipEndpoint:
                 "updated_at": time.time()}
 
     def write_state(self, stopped: bool = False) -> None:
-        try:
-            with self._state_lock:
-                self.state_path.parent.mkdir(parents=True, exist_ok=True)
-                state = self.state()
-                state["running"] = not stopped
-                # a snapshot for status and the panel: not synced, the SIP thread writes it
-                write_json_atomic(self.state_path, state, durable=False)
-                self._state_at = time.monotonic()
-        except OSError as exc:
-            log.error("sip state not written", extra={"reason": str(exc)})
+        """Hand the current state to its file's writer thread (the SIP thread calls this on
+        every call and must not wait on the disk); ``stopped``: the last one, waited for."""
+        with self._state_lock:
+            state = self.state()
+            state["running"] = not stopped
+            self._snapshots.put(state)
+            self._state_at = time.monotonic()
+        if stopped:
+            self._snapshots.close()
