@@ -191,8 +191,9 @@ def test_sipp_plain_g711_call_is_recorded(rig, tmp_path):
     pbx, box = rig
     pcap = Path("/usr/share/sip-tester/g711a.pcap")
     before = len(box.results())
+    port = sippcall.PortBlocks(52000).take()      # SIP, then RTP, RTCP, video: all free
     proc = sippcall.start(tmp_path, "uac", (HOST, box.sip_port), "recorder", pcap, 8.0, bye=True,
-                          sip_port=free_port(), media_port=free_port() // 2 * 2,
+                          sip_port=port, media_port=port + 2,
                           call_id=f"e2e-sipp-{time.time_ns()}")
     rc = proc.wait(90)
     done = sippcall.outcome(tmp_path, "uac", rc)

@@ -6,9 +6,17 @@ a caller that vanishes, ends without a BYE so that the recorder must notice the 
 
 from __future__ import annotations
 
+import itertools
+import socket
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+from .rawsip import HOST
+
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+BLOCK = 8                    # sipp's SIP port, then its RTP, RTCP and video ports (+2 to +5)
 
 _HEAD = """From: <sip:79160000001@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
 Call-ID: [call_id]
@@ -86,6 +94,43 @@ class SippOutcome:
     status: int              # 200, 486, 503, or 0 when nothing came back
     completed: bool          # the scenario ran to its end (no unexpected BYE from the box)
     log: str
+
+
+def _udp_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+class PortBlocks:
+    """Ports for sipp calls, a block each, free when handed out. Above the system's
+    ephemeral range when there is room: inside it, any socket bound to port 0 (the box's,
+    the callers') can hold a port of the block, and sipp, unable to bind its RTP socket,
+    never places the call."""
+
+    def __init__(self, fallback_first: int, count: int = 250) -> None:
+        first = fallback_first
+        try:
+            high = int(EPHEMERAL_RANGE.read_text().split()[1])
+            if high + 1 + count * BLOCK <= 65536:
+                first = high + 1
+        except (OSError, ValueError, IndexError):
+            pass
+        self.count = count
+        self._cycle = itertools.cycle(range(first, first + count * BLOCK, BLOCK))
+        self._lock = threading.Lock()
+
+    def take(self) -> int:
+        """The first port of a free block (the SIP port; media from the next but one)."""
+        with self._lock:
+            for _ in range(self.count):
+                port = next(self._cycle)
+                if all(_udp_free(p) for p in (port, port + 2, port + 3, port + 4, port + 5)):
+                    return port
+        raise RuntimeError(f"no free block of {BLOCK} ports for sipp")
 
 
 def scenario(pcap: Path, seconds: float, bye: bool) -> str:

@@ -200,8 +200,9 @@ class Soak:
                  workdir: Path, call_wavs: list[tuple[Path, Path]], pcap: Path,
                  results: Callable[[], list[dict]], user: str = "recorder",
                  port_base: int = 50000) -> None:
-        """Callers use UDP ports from ``port_base`` to ``port_base + 6000``: keep the box's
-        RTP range clear of them."""
+        """Callers use UDP ports from ``port_base`` to ``port_base + 4000``, sipp calls above
+        the ephemeral range (or up to ``port_base + 6000``): keep the box's RTP range clear
+        of them."""
         self.target, self.data_dir, self.session = target, data_dir, session
         self.capacity, self.workdir = capacity, workdir
         self.call_wavs, self.pcap, self.results, self.user = call_wavs, pcap, results, user
@@ -211,9 +212,9 @@ class Soak:
         self.pending: set[str] = set()
         self._ids = itertools.count(1)
         self.port_base = port_base
-        # pjsua2 callers' RTP: port_base + 2000 above their first port; sipp's SIP, then its
-        # RTP, RTCP and video ports (port + 2 to + 5)
-        self._ports = itertools.cycle(range(port_base + 4000, port_base + 6000, 8))
+        # pjsua2 callers' RTP: port_base + 2000 above their first port; sipp's blocks above
+        # the ephemeral range (else from port_base + 4000)
+        self._ports = sippcall.PortBlocks(port_base + 4000)
         workdir.mkdir(parents=True, exist_ok=True)
 
     # --- outcomes ---
@@ -253,7 +254,7 @@ class Soak:
 
     def _sipp(self, kind: str, seconds: float) -> None:
         o = self._new(kind, f"soak-{uuid.uuid4().hex[:12]}@{HOST}")
-        port = next(self._ports)
+        port = self._ports.take()
         proc = sippcall.start(self.workdir / "sipp", o.id, self.target, self.user, self.pcap,
                               seconds, kind != "vanish", port, port + 2, o.sip_call_id)
 
