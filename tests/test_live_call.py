@@ -199,3 +199,35 @@ def test_a_failed_metadata_write_does_not_stop_the_recording(settings, monkeypat
     assert "call metadata not written" in caplog.text
     assert live.recorder.duration_s == 1.0
     assert json.loads(live.meta_path.read_text())["state"] == "done"
+
+
+def test_metadata_not_written_is_retried_while_the_call_records(settings, monkeypatch, caplog):
+    """Until the metadata is on disk a crash could not be recovered: a failed write is tried
+    again (a second later) while the call goes on, not only at its end."""
+    from appliance.system import atomic
+    from waiting import wait_for
+
+    real_write = atomic._os_write
+    failures = [1]
+
+    def write(fd: int, data) -> int:      # the first attempt hits a full disk
+        if failures[0] and b'"state": "recording"' in bytes(data[:200]):
+            failures[0] -= 1
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+    monkeypatch.setattr(atomic, "_os_write", write)
+    caplog.set_level("INFO", logger="appliance.media.live")
+    settings.recording.format = "wav"
+    live = LiveCall(settings, CallMeta(source="sip", call_id="m3"), None, "m3")
+    frame = np.zeros(FRAME, np.int16).tobytes()
+
+    def streaming_and_written() -> bool:
+        live.push("agent", frame)
+        live.push("client", frame)
+        return live.meta_path.exists()
+    assert wait_for(streaming_and_written, 30, step=0.02)
+    assert json.loads(live.meta_path.read_text())["state"] == "recording"
+    assert "call metadata not written" in caplog.text and "call metadata written" in caplog.text
+    live.end("test over")
+    assert live.wait(60)
+    assert json.loads(live.meta_path.read_text())["state"] == "done"

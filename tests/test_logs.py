@@ -68,3 +68,31 @@ def test_every_line_is_written_in_order_before_close_returns():
     lines = stream.getvalue().splitlines()
     assert [line.rsplit("i=", 1)[1] for line in lines] == [str(i) for i in range(1000)]
     assert all(" warning test.logs.order event " in line for line in lines)
+
+
+def test_lines_reach_a_shared_pipe_in_whole_line_writes_of_at_most_pipe_buf():
+    from appliance.system.logs import PIPE_BUF
+
+    class Recorder(io.StringIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.chunks: list[str] = []
+
+        def write(self, text: str) -> int:
+            self.chunks.append(text)
+            return super().write(text)
+    stream = StalledStream()
+    handler = BackgroundStream(stream)
+    log = _logger(handler, "test.logs.pipe")
+    log.info("first")
+    assert wait_for(lambda: stream.writes == 1, 30)        # a backlog builds behind it
+    recorder = Recorder()
+    for i in range(500):
+        log.info("line " + "x" * (i % 90), extra={"i": i})
+    handler.stream = recorder
+    stream.release.set()
+    handler.close()
+    assert all(len(c.encode()) <= PIPE_BUF and c.endswith("\n") for c in recorder.chunks)
+    assert len(recorder.chunks) > 1
+    lines = "".join(recorder.chunks).splitlines()
+    assert [line.rsplit("i=", 1)[1] for line in lines] == [str(i) for i in range(500)]

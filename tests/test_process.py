@@ -69,7 +69,8 @@ def test_a_child_is_terminated_when_the_appliance_process_dies():
     parent = subprocess.run(
         [sys.executable, "-c",
          "import os, subprocess\nfrom appliance.system.process import spawn_child\n"
-         "child = spawn_child(['sleep', '600'], stdout=subprocess.DEVNULL)\n"
+         "child = spawn_child(['sleep', '600'], stdout=subprocess.DEVNULL, "
+         "stderr=subprocess.DEVNULL)\n"
          "print(child.pid, flush=True)\nos._exit(0)"],   # dies right after the start
         capture_output=True, text=True, timeout=60)
     pid = int(parent.stdout.split()[0])

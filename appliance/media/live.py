@@ -80,6 +80,9 @@ class LiveCall:
         self._pending_n = {p: 0 for p in PARTIES}
         self._ended = False
         self.done = threading.Event()
+        self._unsaved: dict[str, Any] | None = None  # metadata whose write failed
+        self._meta_tried = 0.0
+        self._meta_failing = False
         self._q.put(self._meta_doc("recording"))      # written first, on the call's thread
         self._thread = threading.Thread(target=self._run, name=f"call-{uid}", daemon=True)
         self._thread.start()
@@ -116,10 +119,20 @@ class LiveCall:
                 "process": PROCESS_TAG, "call": asdict(self.meta)}
 
     def _save_meta(self, doc: dict[str, Any]) -> None:
+        """Write ``doc``; if that fails, keep it and try again a second later (until then a
+        crash could not be recovered and retention would not know the call is live)."""
+        self._unsaved, self._meta_tried = doc, time.monotonic()
         try:
             write_json_atomic(self.meta_path, doc)
-        except OSError as exc:      # the recording goes on; the final write tries again
-            log.error("call metadata not written", extra={"uid": self.uid, "reason": str(exc)})
+        except Exception as exc:    # noqa: BLE001 - the recording goes on whatever this is
+            if not self._meta_failing:
+                log.error("call metadata not written; retried every second",
+                          extra={"uid": self.uid, "reason": str(exc)})
+            self._meta_failing = True
+            return
+        if self._meta_failing:
+            log.info("call metadata written", extra={"uid": self.uid})
+        self._unsaved, self._meta_failing = None, False
 
     # --- worker ---
     def _run(self) -> None:
@@ -154,6 +167,8 @@ class LiveCall:
                 self._pending[party].append(arr)      # type: ignore[index]
                 self._pending_n[party] += len(arr)    # type: ignore[index]
                 self.received[party] += len(arr)      # type: ignore[index]
+            if self._unsaved is not None and time.monotonic() - self._meta_tried >= 1.0:
+                self._save_meta(self._unsaved)
             self._flush(final=stop)
             if stop:
                 return

@@ -7,6 +7,7 @@ a caller that vanishes, ends without a BYE so that the recorder must notice the 
 from __future__ import annotations
 
 import itertools
+import os
 import socket
 import subprocess
 import threading
@@ -120,7 +121,9 @@ class PortBlocks:
         except (OSError, ValueError, IndexError):
             pass
         self.count = count
-        self._cycle = itertools.cycle(range(first, first + count * BLOCK, BLOCK))
+        blocks = list(range(first, first + count * BLOCK, BLOCK))
+        start = os.getpid() % count         # two processes do not start on the same block
+        self._cycle = itertools.cycle(blocks[start:] + blocks[:start])
         self._lock = threading.Lock()
 
     def take(self) -> int:

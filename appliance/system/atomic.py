@@ -62,9 +62,10 @@ def write_text_atomic(path: Path, text: str | bytes, mode: int = 0o644,
                       durable: bool = True) -> None:
     """Write to a temporary file (created with ``mode``: 0o600 for secrets), fsync it,
     rename it over ``path``, fsync the folder. On error ``path`` is as it was.
-    ``durable=False`` skips the syncs: readers still see the old file or the new one, but
-    a power cut may leave either (for state snapshots rewritten every few seconds, whose
-    syncs would only make their writers wait on a busy disk)."""
+    ``durable=False`` skips the syncs: running readers still see the old file or the new
+    one, but after a power cut it may be either, or empty (for state snapshots rewritten
+    every few seconds, whose readers take an unreadable one as absent, and whose syncs
+    would only make their writers wait on a busy disk)."""
     tmp = write_temp(path, text.encode("utf-8") if isinstance(text, str) else text, mode,
                      durable)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import sys
@@ -57,6 +58,28 @@ class RecentLines(logging.Handler):
 RECENT = RecentLines()
 
 
+PIPE_BUF = 4096
+
+
+def _chunks(lines: list[str]) -> list[str]:
+    """Whole lines in writes of at most PIPE_BUF bytes (a longer line alone): the daemon, its
+    workers and the SIP front share one pipe to the journal, where a larger write can be
+    interleaved with another process's lines."""
+    out: list[str] = []
+    chunk: list[str] = []
+    size = 0
+    for line in lines:
+        n = len(line.encode("utf-8", "replace")) + 1
+        if chunk and size + n > PIPE_BUF:
+            out.append("\n".join(chunk) + "\n")
+            chunk, size = [], 0
+        chunk.append(line)
+        size += n
+    if chunk:
+        out.append("\n".join(chunk) + "\n")
+    return out
+
+
 class BackgroundStream(logging.Handler):
     """Lines formatted on the thread that logs, written to ``stream`` on a thread of their
     own: a stalled stream (the journal's pipe full, a disk stalled in a journal commit) never
@@ -87,6 +110,8 @@ class BackgroundStream(logging.Handler):
                 return
             self._lines.append(line)
             self._cv.notify_all()
+        if record.levelno >= logging.ERROR:
+            self.flush(0.2)     # what explains a crash should not die queued: a short wait
 
     def flush(self, timeout: float = 5.0) -> None:
         """Wait (at most ``timeout``) until every line so far is written."""
@@ -116,8 +141,9 @@ class BackgroundStream(logging.Handler):
                     "msg": "log lines dropped", "count": dropped,
                     "reason": "the log stream was stalled"})))
             try:
-                self.stream.write("\n".join(lines) + "\n")
-                self.stream.flush()
+                for chunk in _chunks(lines):
+                    self.stream.write(chunk)
+                    self.stream.flush()
             except Exception:   # noqa: BLE001 - nowhere left to report it
                 pass
             with self._cv:
@@ -132,8 +158,11 @@ def setup_logging(level: str = "INFO", background: bool = False) -> None:
                                 else logging.StreamHandler(sys.stderr))
     handler.setFormatter(KeyValueFormatter())
     root = logging.getLogger()
-    for old in root.handlers:
-        if isinstance(old, BackgroundStream):
-            old.close()
+    previous = list(root.handlers)
     root.handlers[:] = [handler, RECENT]
     root.setLevel(level.upper())
+    for old in previous:
+        if isinstance(old, BackgroundStream):
+            old.close()
+    if background:
+        faulthandler.enable()       # a crash's traceback straight to stderr, not queued

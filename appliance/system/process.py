@@ -24,7 +24,8 @@ def single_threaded_blas() -> None:
 
 def spawn_child(cmd: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:
     """Start a child that gets SIGTERM when the appliance process dies (so no orphan keeps
-    ports and half-finished calls after a crash).
+    ports and half-finished calls after a crash). Strictly, when the thread that called this
+    ends: call it from a thread that lives as long as the process.
 
     ``setpriv --pdeathsig`` sets that in the child instead of a ``preexec_fn``: a preexec_fn
     makes Python ``fork()`` the whole multi-threaded daemon, which runs fork handlers in it

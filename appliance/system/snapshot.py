@@ -63,7 +63,7 @@ class SnapshotFile:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 # read by status and the panel, rewritten every few seconds: not synced
                 write_json_atomic(self.path, state, durable=False)
-            except OSError as exc:
+            except Exception as exc:    # noqa: BLE001 - the writer must outlive any one state
                 log.error("state not written", extra={"file": self.path.name,
                                                       "reason": str(exc)})
             with self._cv:

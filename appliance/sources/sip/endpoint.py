@@ -131,6 +131,7 @@ class SipEndpoint:
         self._thread: threading.Thread | None = None
         self.state_path = settings.paths.data_dir / "run" / f"{state_name}.json"
         self._snapshots = SnapshotFile(self.state_path)
+        self._state_final = False
         self._state_at = 0.0
 
     # --- start / stop (any thread) ---
@@ -437,9 +438,12 @@ class SipEndpoint:
         """Hand the current state to its file's writer thread (the SIP thread calls this on
         every call and must not wait on the disk); ``stopped``: the last one, waited for."""
         with self._state_lock:
+            if self._state_final:
+                return              # a call finalized after the stop must not undo it
             state = self.state()
             state["running"] = not stopped
             self._snapshots.put(state)
             self._state_at = time.monotonic()
+            self._state_final = stopped
         if stopped:
             self._snapshots.close()

@@ -101,7 +101,11 @@ class WorkerPool:
                             self.on_death(i)
                         except Exception:   # noqa: BLE001 - restarting matters more
                             log.exception("recovery after worker death failed", extra={"worker": i})
-                    self.procs[i] = self._spawn(i)
+                    try:
+                        self.procs[i] = self._spawn(i)
+                    except OSError as exc:   # out of memory or processes: try again next round
+                        log.error("capture worker not restarted", extra={"worker": i,
+                                                                         "reason": str(exc)})
 
     def stop(self, timeout: float = 150.0) -> None:
         self._stop.set()
