@@ -82,7 +82,6 @@ class LiveCall:
         self.done = threading.Event()
         self._unsaved: dict[str, Any] | None = None  # metadata whose write failed
         self._meta_tried = 0.0
-        self._meta_failing = False
         self._q.put(self._meta_doc("recording"))      # written first, on the call's thread
         self._thread = threading.Thread(target=self._run, name=f"call-{uid}", daemon=True)
         self._thread.start()
@@ -121,18 +120,18 @@ class LiveCall:
     def _save_meta(self, doc: dict[str, Any]) -> None:
         """Write ``doc``; if that fails, keep it and try again a second later (until then a
         crash could not be recovered and retention would not know the call is live)."""
+        failing = self._unsaved is not None       # an earlier write failed
         self._unsaved, self._meta_tried = doc, time.monotonic()
         try:
             write_json_atomic(self.meta_path, doc)
         except Exception as exc:    # noqa: BLE001 - the recording goes on whatever this is
-            if not self._meta_failing:
+            if not failing:
                 log.error("call metadata not written; retried every second",
                           extra={"uid": self.uid, "reason": str(exc)})
-            self._meta_failing = True
             return
-        if self._meta_failing:
+        if failing:
             log.info("call metadata written", extra={"uid": self.uid})
-        self._unsaved, self._meta_failing = None, False
+        self._unsaved = None
 
     # --- worker ---
     def _run(self) -> None:
