@@ -196,6 +196,9 @@ class LocalData:
         self.bus = bus
         self.db = Database(settings.paths.data_dir, transcripts_in_memory=settings.privacy.encrypt)
         self.ingester = Ingester(self.db.calls, settings.paths.calls, bus, self.db.search)
+        # damage found in a month loaded later reaches `appliance status` at once
+        self._state_due = threading.Event()
+        self.db.on_damage = self._state_due.set
         if stages is not None and stages.asr is not None:
             from .asr.pending import PendingCalls
             from .sources.files import call_audio, read_pieces
@@ -273,11 +276,15 @@ class LocalData:
         from .system.health import write_daemon_state
 
         while not stop.is_set():
+            self._state_due.clear()
             try:
                 write_daemon_state(self.settings.paths.data_dir, self.daemon_state())
             except OSError as exc:
                 log.error("daemon state not written", extra={"reason": str(exc)})
-            stop.wait(interval_s)
+            deadline = time.monotonic() + interval_s
+            while (not stop.wait(0.5) and not self._state_due.is_set()
+                   and time.monotonic() < deadline):
+                pass
 
     @classmethod
     def open(cls, settings: Settings, bus: Bus, stages: Stages | None = None) -> "LocalData":
@@ -307,7 +314,8 @@ class LocalData:
         calls a month's first computation takes a second or more)."""
         lower_priority()        # a background job: requests and capture go first
         for name, job in (("kpis ready", self.queries.warm_up),
-                          ("managers' baselines ready", self.queries.warm_up_managers)):
+                          ("managers' baselines ready", self.queries.warm_up_managers),
+                          ("store months checked", self.db.verify)):
             t0 = time.perf_counter()
             try:
                 periods = job()

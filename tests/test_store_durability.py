@@ -188,6 +188,7 @@ def test_a_damaged_uid_index_is_rebuilt_from_the_month_tables(tmp_path):
     db = _all_reachable(tmp_path, uids)
     assert not db.lost, db.lost
     assert any("uid index rebuilt" in p for p in db.problems)
+    assert not any("lost" in p for p in db.problems), db.problems     # and none says lost
     assert not db.damage.damaged()          # repaired: noted, not a health failure
     db.close()
     shutil.rmtree(tmp_path / "store" / "index")                  # gone altogether
@@ -231,3 +232,60 @@ def test_lost_documents_stay_reported_across_restarts_until_acknowledged(tmp_pat
     db = Database(tmp_path)
     assert not db.damage.damaged() and db.damage.entries[0]["acknowledged"]["by"] == "admin"
     db.close()
+
+
+def test_damage_in_a_month_nobody_reads_is_found_by_the_check_after_start(tmp_path):
+    """Months load when a query needs them: the check after start reads the others once,
+    so lost records in an old month fail the health check without anyone opening it."""
+    from appliance.store.database import Database
+    from storedata import corrupt_line
+
+    _stored_calls(tmp_path)
+    corrupt_line(tmp_path / "store" / "calls" / "2026-09" / "journal.log", 1)
+    db = Database(tmp_path)
+    told = []
+    db.on_damage = lambda: told.append(1)
+    db.calls.calls("2026-10")                       # a month in use stays in memory
+    held = dict(db.calls.partitions._open)
+    assert not db.damage.damaged()                  # September not read yet
+    assert db.verify() >= 1
+    damaged = db.damage.damaged()
+    assert len(damaged) == 1 and "2026-09" in damaged[0]["problem"], damaged
+    assert told == [1]
+    assert dict(db.calls.partitions._open) == held  # nothing more kept in memory
+    assert db.verify() >= 1 and told == [1]         # known damage is not noted again
+    db.close()
+
+
+def test_the_daemon_state_says_new_damage_without_waiting_for_its_next_write(tmp_path):
+    """``appliance status`` reads run/daemon.json: damage found after start (an old month
+    read by the check) is written there at once, not at the next periodic write."""
+    import threading
+
+    from appliance.app import LocalData
+    from appliance.bus import Bus
+    from appliance.config import load_settings
+    from storedata import corrupt_line
+    from waiting import wait_for
+
+    _stored_calls(tmp_path)
+    corrupt_line(tmp_path / "store" / "calls" / "2026-09" / "journal.log", 1)
+    settings = load_settings(environ={"APPLIANCE_PATHS__DATA_DIR": str(tmp_path),
+                                      "APPLIANCE_MQTT__EMBEDDED": "false",
+                                      "APPLIANCE_WEB__ENABLED": "false"})
+    local = LocalData(settings, Bus())
+    state = tmp_path / "run" / "daemon.json"
+    stop = threading.Event()
+    writer = threading.Thread(target=local.report_state, args=(stop, 3600.0), daemon=True)
+    writer.start()
+    try:
+        assert wait_for(state.exists, 10)
+        assert json.loads(state.read_text())["store"]["damaged"] == 0
+        local.db.verify()
+        assert wait_for(lambda: json.loads(state.read_text())["store"]["damaged"] == 1, 10)
+        assert not local.health()["checks"]["store"]["ok"]
+    finally:
+        stop.set()
+        writer.join(5)
+        local.close()
+    assert not writer.is_alive()

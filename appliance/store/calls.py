@@ -127,7 +127,10 @@ class CallStore:
         note = (f"uid index rebuilt from the month tables: {len(self.index) - before} "
                 f"call(s) restored, {len(self.index)} in all")
         self._notes.append(note)
-        self.index.lost.clear()             # rebuilt: nothing lasting
+        self.index.lost.clear()             # rebuilt: nothing lasting, and the lines say so
+        self.index.problems[:] = [p.replace("the documents they held are lost",
+                                            "the entries they held are rebuilt")
+                                  for p in self.index.problems]
         log.warning("uid index rebuilt", extra={"calls": len(self.index),
                                                 "restored": len(self.index) - before})
 

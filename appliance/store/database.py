@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,7 @@ class Database:
         self.audit = AuditLog(root / "audit")
         self.search = TranscriptIndex(root / "transcripts.sqlite", in_memory=transcripts_in_memory)
         self.damage = DamageLog(root / "damage.json")
+        self.on_damage: Callable[[], None] | None = None      # told when new damage is noted
         for months in (self.calls.partitions, self.cdr.partitions, self.audit.partitions):
             months.on_problem = self.check          # a month loaded later may find some too
         self.check()
@@ -78,7 +81,16 @@ class Database:
         new = self.damage.note(self.problems, self.lost)
         for entry in new:
             log.error("store problem", extra={"problem": entry["problem"], "lost": entry["lost"]})
+        if new and self.on_damage is not None:
+            self.on_damage()
         return new
+
+    def verify(self, stop: threading.Event | None = None) -> int:
+        """Read every month of calls, PBX records and audit not in memory (see
+        ``Monthly.verify``): damage anywhere is in the damage log, and so in the health check
+        and an MQTT alert, after each start. Returns how many months were read."""
+        return sum(months.verify(stop) for months in
+                   (self.calls.partitions, self.cdr.partitions, self.audit.partitions))
 
     def close(self) -> None:
         for part in self._parts():

@@ -140,6 +140,25 @@ class Monthly(Generic[T]):
             self.touched(month)
             self.drops[month] = self.drops.get(month, 0) + 1
 
+    def verify(self, stop: threading.Event | None = None) -> int:
+        """Load once every month not in memory, so that damage in a month nobody reads is
+        found (and reported through ``on_problem``) after a start, not when someone first
+        opens it. Returns how many months were loaded."""
+        checked = 0
+        for month in self.months():
+            if stop is not None and stop.is_set():
+                break
+            with self._lock:            # no second copy of a month being opened meanwhile
+                if month in self._open or not self.exists(month):
+                    continue
+                table = self.factory(self.root / month)
+                try:
+                    self._note(table)
+                finally:
+                    table.close()
+            checked += 1
+        return checked
+
     def close(self) -> None:
         with self._lock:
             for table in self._open.values():
