@@ -299,7 +299,9 @@ class MqttSettings(_Section):
                                      description="device status published this often")
     kpi_interval_s: float = Field(300.0, ge=1.0, le=86400.0, description="KPI snapshots published this often")
     outbox_max_messages: int = Field(100_000, ge=100, le=10_000_000,
-                                     description="kept while the broker is away; the oldest go first")
+                                     description="events (alerts, summaries) kept while the broker is "
+                                     "away; the oldest go first (the latest state of each "
+                                     "retained topic is kept besides)")
     outbox_max_age_h: float = Field(168.0, ge=0.1, le=8760.0, description="older unsent messages are dropped")
     embedded: bool = Field(True, description="with no mqtt.host: run a local broker (mosquitto) on "
                            "127.0.0.1 and publish to it")

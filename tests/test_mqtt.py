@@ -261,13 +261,26 @@ def test_a_wrong_password_is_a_clear_error_retried_with_backoff(tmp_path, caplog
         broker.stop()
 
 
-def test_a_full_outbox_drops_the_oldest_and_says_so_in_one_summary(tmp_path):
+def test_an_unreachable_broker_is_said_once_not_at_every_retry(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="appliance.mqtt.client")
+    box = make_box(tmp_path, free_tcp_port())            # nothing listens there
+    try:
+        assert wait_for(lambda: box.publisher.failed_attempts >= 3, 30)
+        said = [r for r in caplog.records if r.getMessage() == "mqtt broker unreachable"]
+        assert len(said) == 1 and said[0].attempts == 1, [r.getMessage() for r in caplog.records]
+        assert said[0].broker.endswith(f":{box.settings.mqtt.port}") and "outbox" in said[0].hint
+        assert box.publisher.last_error == "broker unreachable"
+    finally:
+        box.close()
+
+
+def test_a_full_outbox_drops_the_oldest_and_says_so_in_one_summary(tmp_path, caplog):
     box = make_box(tmp_path, free_tcp_port(), start=False, outbox_max_messages=100)
 
     def queued():
         docs = [json.loads(d["payload"]) for _, d in box.outbox.pending(limit=1000)]
-        notes = [d for d in docs if d["kind"] == "outbox_dropped"]
-        return [d["n"] for d in docs if d["kind"] != "outbox_dropped"], notes
+        notes = [d for d in docs if d.get("kind") == "outbox_dropped"]
+        return [d["n"] for d in docs if d.get("kind") not in (None, "outbox_dropped")], notes
 
     for i in range(150):
         box.feeds.raise_alert("disk_low", f"m{i}", n=i)
@@ -275,6 +288,8 @@ def test_a_full_outbox_drops_the_oldest_and_says_so_in_one_summary(tmp_path):
     assert kept == list(range(50, 150))            # the bound holds real messages only
     assert len(notes) == 1 and notes[0]["dropped"] == 50 and notes[0]["kinds"] == {"disk_low": 50}
     assert notes[0]["severity"] == "critical" and "50" in notes[0]["message"]
+    full = [r for r in caplog.records if r.getMessage().startswith("mqtt outbox full")]
+    assert len(full) == 1, [r.__dict__.get("dropped") for r in full]     # not one per message
     box.db.close()
     box = make_box(tmp_path, free_tcp_port(), start=False, outbox_max_messages=100)
     for i in range(150, 160):                      # after a restart: the same summary grows
@@ -292,6 +307,8 @@ def test_a_full_outbox_drops_the_oldest_and_says_so_in_one_summary(tmp_path):
     box.feeds.publish_status()                       # a retained status supersedes the older
     status = [d for _, d in box.outbox.pending(limit=1000) if d["topic"].endswith("/status")]
     assert len(status) == 1
+    kept, notes = queued()                           # and states never push an alert out
+    assert kept == list(range(61, 161)) and notes[0]["dropped"] == 1
     box.db.close()
 
 

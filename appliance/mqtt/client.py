@@ -23,6 +23,7 @@ from .messages import Topics, box_id
 from .outbox import Outbox
 
 log = logging.getLogger(__name__)
+UNREACHABLE_LOG_EVERY_S = 600.0      # while the broker stays away: one line in ten minutes
 
 WINDOW = 200           # messages handed to the client library and not yet acknowledged
 ACK_BATCH_S = 0.05     # acknowledged messages leave the outbox in batches (one fsync each)
@@ -42,6 +43,7 @@ class Publisher:
         self.connected = threading.Event()
         self.last_error: str | None = None
         self.failed_attempts = 0              # connection attempts failed since the last success
+        self._unreachable_logged = 0.0
         self._inflight: dict[int, int] = {}          # mid -> outbox seq
         self._acked: list[int] = []
         self._last_handed = 0
@@ -124,9 +126,18 @@ class Publisher:
                                           "queued": len(self.outbox)})
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
-        """The broker could not be reached at all (paho retries, with backoff)."""
+        """The broker could not be reached at all (paho retries, with backoff): said at the
+        first failure, then every ``UNREACHABLE_LOG_EVERY_S`` while it lasts."""
         self.failed_attempts += 1
         self.last_error = "broker unreachable"
+        now = time.monotonic()
+        if self.failed_attempts == 1 or now - self._unreachable_logged >= UNREACHABLE_LOG_EVERY_S:
+            self._unreachable_logged = now
+            log.warning("mqtt broker unreachable", extra={
+                "broker": f"{self.cfg.host}:{self.cfg.port}", "attempts": self.failed_attempts,
+                "queued": len(self.outbox), "retry": f"up to every {self.cfg.reconnect_max_s} s",
+                "hint": "check the address, the network and that the broker runs; messages "
+                        "wait in the outbox meanwhile"})
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any,
                        properties: Any = None) -> None:

@@ -6,7 +6,9 @@ told by one summary message (``drop_note``: an ``outbox_dropped`` alert) that is
 counted in the bound and is replaced, not repeated, while more go: a full outbox never
 drops a message to make room for news of dropping. A retained message (status, KPI
 snapshots) supersedes the unsent older one of the same topic: after an outage the broker
-gets the latest state, not every intermediate one.
+gets the latest state, not every intermediate one. Being one per topic, retained messages
+are bounded by their topics and not counted either: the count bounds events (alerts, call
+summaries), and a new state never pushes an alert out.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from typing import Any, Callable
 from ..store.table import DurableMap
 
 log = logging.getLogger(__name__)
+
+DROP_LOG_EVERY_S = 60.0
 
 # (topic, payload, qos) of the summary of dropped messages, from the tally so far
 DropNote = Callable[[dict[str, Any]], tuple[str, dict[str, Any], int]]
@@ -54,6 +58,8 @@ class Outbox:
                          default=None)
         if table.docs:
             self.ready.set()
+        self._unlogged = 0                      # dropped since the last log line
+        self._logged_at = -DROP_LOG_EVERY_S
 
     def __len__(self) -> int:
         return len(self.table.docs)
@@ -88,12 +94,13 @@ class Outbox:
                     if now - docs[s]["at"] <= self.max_age_s:
                         break
                     old.append(s)
-            counted = len(docs) - (note is not None)
-            excess = counted - len(old) - self.max_messages
+            states = set(self._retained.values())
+            counted = len(docs) - (note is not None) - len(states & docs.keys())
+            excess = counted - len([s for s in old if s not in states]) - self.max_messages
             if excess > 0:
                 gone = set(old)
-                old += [s for s in self._order
-                        if s in docs and s != note and s not in gone][:excess]
+                old += [s for s in self._order if s in docs and s != note
+                        and s not in gone and s not in states][:excess]
             if len(self._order) > 2 * len(docs) + 1000:
                 self._order = [s for s in self._order if s in docs]
             if not old:
@@ -105,8 +112,13 @@ class Outbox:
                 if seq not in self.table.docs:
                     del self._retained[topic]
             self._replace_note(note, tally)
-        log.error("mqtt outbox full: oldest messages dropped", extra={"dropped": len(old),
-                                                                      "reason": reason})
+            self._unlogged += len(old)
+            if time.monotonic() - self._logged_at < DROP_LOG_EVERY_S:
+                return                    # one line a minute while a full outbox drops
+            dropped, self._unlogged, self._logged_at = self._unlogged, 0, time.monotonic()
+        log.error("mqtt outbox full: oldest messages dropped", extra={
+            "dropped": dropped, "reason": reason, "dropped_in_all": tally["dropped"],
+            "hint": "the broker has been unreachable; see the 'mqtt' lines before"})
 
     def _tally(self, dropped: list[dict[str, Any]], reason: str,
                note: int | None) -> dict[str, Any]:
