@@ -502,7 +502,9 @@ class Queries:
         source = "api"
         if isinstance(payload, dict) and "variables" in payload:
             items, source = [payload], "freeswitch"
-        elif isinstance(payload, dict) and isinstance(payload.get("records"), list):
+        elif isinstance(payload, dict) and "records" in payload:
+            if not isinstance(payload["records"], list):
+                raise CdrError("'records' must be a list of record objects")
             items = payload["records"]
         elif isinstance(payload, dict):
             items = [payload]

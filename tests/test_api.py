@@ -75,10 +75,17 @@ def test_cdr_json_and_master_csv_with_per_row_errors(web):
     assert resp.get_json()["errors"] == [{"index": 1, "error": "start: 'nope' is not a time "
                                           "(use ISO 8601, e.g. 2026-11-24T10:15:00+03:00, or epoch seconds)"}]
     resp = client.post("/api/v1/cdr", json=[{"start": "nope"}], headers=keys["integration"])
-    assert resp.status_code == 400
-    resp = client.post("/api/v1/cdr", data="not json", content_type="application/json",
+    body = resp.get_json()          # nothing kept: the list, and an error like any 400
+    assert resp.status_code == 400 and body["accepted"] == 0 and len(body["errors"]) == 1
+    assert body["error"].startswith("no record kept: 1 bad, the first: start:"), body
+    for data, word in (("not json", "not a record"), ("null", "not a record"),
+                       ('{"records": "x"}', "'records' must be a list")):
+        resp = client.post("/api/v1/cdr", data=data, content_type="application/json",
+                           headers=keys["integration"])
+        assert resp.status_code == 400 and word in resp.get_json()["error"], (data, resp.get_json())
+    resp = client.post("/api/v1/cdr", data="[]", content_type="text/plain",
                        headers=keys["integration"])
-    assert resp.status_code == 400 and "JSON" in resp.get_json()["error"]
+    assert resp.status_code == 400 and "Content-Type: application/json" in resp.get_json()["error"]
     resp = client.post("/api/v1/cdr/asterisk", data=MASTER, content_type="text/csv",
                        headers=keys["integration"])
     body = resp.get_json()
@@ -191,7 +198,8 @@ def test_recording_upload_may_exceed_the_form_limit_but_not_its_own(web, tmp_pat
     assert "1 MB (files.max_upload_mb)" in error and "web.max_body_mb" not in error, error
 
 
-@pytest.mark.parametrize("code,status,words", [(28, 507, "disk full"), (5, 500, "storage error")])
+@pytest.mark.parametrize("code,status,words", [(28, 507, "disk full"), (5, 500, "storage error"),
+                                               (27, 507, "file size limit")])
 def test_a_store_write_failing_on_a_full_disk_answers_507_and_keeps_nothing_half(
         web, monkeypatch, code, status, words):
     import os

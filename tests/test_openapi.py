@@ -46,6 +46,8 @@ def _cases(box) -> list[tuple[str, str, dict, int]]:
         ("post", "/api/v1/cdr", {"json": [row]}, 200),
         ("post", "/api/v1/cdr", {"json": [row, {"start": "nope"}]}, 207),
         ("post", "/api/v1/cdr", {"data": "not json", "content_type": "application/json"}, 400),
+        ("post", "/api/v1/cdr", {"json": [{"start": "nope"}]}, 400),          # every record bad
+        ("post", "/api/v1/cdr/asterisk", {"data": b'"x","y"\n', "content_type": "text/csv"}, 400),
         ("post", "/api/v1/cdr/asterisk", {"data": MASTER, "content_type": "text/csv"}, 207),
         ("post", "/api/v1/cdr/asterisk", {"data": MASTER[:MASTER.index(b"\n") + 1],
                                           "content_type": "text/csv"}, 200),

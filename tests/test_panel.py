@@ -139,7 +139,10 @@ def test_sign_out_ends_the_session_on_the_box_not_just_in_the_browser(box, admin
     assert captured.get("/api/v1/calls").status_code == 200
     resp = admin.post("/logout", data={"csrf_token": csrf(admin.get("/"))})
     assert resp.status_code == 302
-    assert captured.get("/api/v1/calls").status_code == 401
+    ended = captured.get("/api/v1/calls")
+    assert ended.status_code == 401 and "session has ended" in ended.get_json()["error"]
+    stranger = box.app.test_client().get("/api/v1/calls")       # no cookie, no token
+    assert stranger.status_code == 401 and "API token" in stranger.get_json()["error"]
     assert captured.get("/").status_code == 302                 # to the sign-in page
     # sign out everywhere: every other session of the user ends too
     phone, laptop = box.app.test_client(), box.app.test_client()
@@ -274,6 +277,11 @@ def test_audio_streams_with_range_and_each_listen_is_audited(box, admin):
     assert "attachment" in dl.headers["Content-Disposition"]
     actions = [(e["action"], e["target"]) for e in box.db.audit.recent(20)]
     assert actions.count(("listen", "c-polite")) == 1 and ("download", "c-polite") in actions
+    for other in ("bytes=0-9,20-29", "items=0-9", "bytes=x"):       # not served as ranges
+        whole = admin.get("/calls/c-polite/audio", headers={"Range": other})
+        assert whole.status_code == 200 and whole.data == full.data, other
+    beyond = admin.get("/calls/c-polite/audio", headers={"Range": f"bytes={size + 10}-"})
+    assert beyond.status_code == 416 and beyond.headers["Content-Range"] == f"bytes */{size}"
 
 
 def _recorded_by_the_pbx(path: Path) -> None:

@@ -16,7 +16,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Any, Callable
 
-from flask import Blueprint, abort, current_app, g, jsonify, request
+from flask import Blueprint, abort, current_app, g, jsonify, request, session
 
 from ..cdr.asterisk import decode_csv
 from ..cdr.record import CdrError
@@ -70,9 +70,12 @@ def allow(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
                 owner = session_user()
                 actor = owner["name"] if owner else ""
             if owner is None:
-                resp, status = _error(401, "missing or unknown API token: send "
-                                           "'Authorization: Bearer <token>' (appliance token create)"
-                                           " or sign in to the panel")
+                resp, status = _error(401, "the panel session has ended (signed out, expired or "
+                                           "ended everywhere): sign in again"
+                                      if not bearer() and session.get("user") else
+                                      "missing or unknown API token: send "
+                                      "'Authorization: Bearer <token>' (appliance token create)"
+                                      " or sign in to the panel")
                 resp.headers["WWW-Authenticate"] = 'Bearer realm="appliance"'
                 return resp, status
             if owner["role"] not in roles:
@@ -157,19 +160,27 @@ def outcome(uid: str) -> Any:
 def cdr() -> Any:
     payload = request.get_json(silent=True)
     if payload is None:
-        abort(400, "send the records as JSON (Content-Type: application/json)")
+        if not request.is_json:
+            abort(400, "send the records as JSON (Content-Type: application/json)")
+        abort(400, "the body is not a record, a list of records or {\"records\": [...]} in "
+                   "JSON")
     try:
         out = _q().add_cdr(payload, g.actor)
     except CdrError as exc:
         return _error(400, str(exc))
-    return jsonify(out), _status(out)
+    return _import_answer(out)
 
 
-def _status(out: dict[str, Any]) -> int:
-    """200: all kept; 207: some rows bad (listed), the rest kept; 400: nothing usable."""
+def _import_answer(out: dict[str, Any]) -> Any:
+    """200: all kept; 207: some rows bad (listed), the rest kept; 400: nothing usable, with
+    an ``error`` like every other 400 besides the list."""
     if not out["errors"]:
-        return 200
-    return 207 if out["accepted"] else 400
+        return jsonify(out), 200
+    if out["accepted"]:
+        return jsonify(out), 207
+    first = out["errors"][0]["error"]
+    return jsonify({**out, "error": f"no record kept: {len(out['errors'])} bad, the first: "
+                                    f"{first}"}), 400
 
 
 @api.post("/cdr/asterisk")
@@ -185,7 +196,7 @@ def cdr_asterisk() -> Any:
         abort(400, "send Master.csv as the body (text/csv) or as a form file named 'file'")
     name = upload.filename if upload is not None and upload.filename else "Master.csv"
     out = _q().import_asterisk(text, g.actor, name[:100])
-    return jsonify(out), _status(out)
+    return _import_answer(out)
 
 
 @api.post("/recordings")

@@ -186,7 +186,7 @@ class Route:
         if not self.public:
             out |= {401: error, 403: error}
         if self.query or self.body:
-            out[400] = error
+            out.setdefault(400, error)
         if path_params:
             out[404] = error
         if self.body:
@@ -242,9 +242,11 @@ ROUTES: dict[str, Route] = {
         "result": {"enum": list(RESULTS)}, "amount": {"type": "number", "minimum": 0, "maximum": 1e12},
         "currency": {"type": "string", "pattern": "^[A-Za-z]{3}$"},
         "note": {"type": "string", "maxLength": 1000}}, ("result",), extra=False)), writes=True),
-    "api.cdr": Route({200: ref("CdrResult"), 207: ref("CdrResult")}, body=json_body(CDR_BODY),
-                     writes=True),
-    "api.cdr_asterisk": Route({200: ref("CsvResult"), 207: ref("CsvResult")}, body={
+    "api.cdr": Route({200: ref("CdrResult"), 207: ref("CdrResult"),
+                      400: {"anyOf": [ref("Error"), ref("CdrRejected")]}},
+                     body=json_body(CDR_BODY), writes=True),
+    "api.cdr_asterisk": Route({200: ref("CsvResult"), 207: ref("CsvResult"),
+                               400: {"anyOf": [ref("Error"), ref("CsvRejected")]}}, body={
         "text/csv": MASTER_CSV, "application/x-www-form-urlencoded": MASTER_CSV | {
             "description": "curl --data-binary's default type: the body is taken as it is"},
         "multipart/form-data": obj({"file": {"type": "string", "format": "binary"}}, ("file",))},
@@ -350,6 +352,9 @@ SCHEMAS["CdrResult"] = obj({"accepted": INT, "new": INT, "errors": arr(obj({"ind
 SCHEMAS["CsvResult"] = obj({"lines": INT, "accepted": INT, "new": INT,
                             "errors": arr(obj({"line": INT, "error": STR}))},
                            ("lines", "accepted", "new", "errors"))
+# every record bad: the list, and an ``error`` as in every 400
+SCHEMAS["CdrRejected"] = {"allOf": [ref("CdrResult"), obj({"error": STR}, ("error",))]}
+SCHEMAS["CsvRejected"] = {"allOf": [ref("CsvResult"), obj({"error": STR}, ("error",))]}
 
 
 def check_query(endpoint: str | None, args: Any) -> None:

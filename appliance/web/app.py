@@ -109,15 +109,21 @@ def create_app(queries: Queries, settings: Settings,
     def _http_error(exc: HTTPException) -> Any:
         code = exc.code or 500
         message = _too_large(settings) if code == 413 else exc.description or exc.name
+        # what the answer says besides its body: Content-Range on a 416, Retry-After, Allow
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
         if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
-            return jsonify(error=message), code
-        return render_template("error.html", code=code, message=message), code
+            return jsonify(error=message), code, headers
+        return render_template("error.html", code=code, message=message), code, headers
 
     @app.errorhandler(OSError)
     def _storage_error(exc: OSError) -> Any:
         # a store write that failed kept nothing of itself (see store.md): say so, and that
         # sending it again is safe
-        if exc.errno in FULL:
+        if exc.errno == errno.EFBIG:
+            code, message = 507, (f"file size limit reached ({exc.strerror}): nothing of this "
+                                  "request was kept; raise the service's file size limit "
+                                  "(LimitFSIZE) and send it again")
+        elif exc.errno in FULL:
             code, message = 507, (f"disk full ({exc.strerror}): nothing of this request was "
                                   "kept; free space (retention settings) and send it again")
         elif exc.errno in (errno.EIO, errno.EROFS):

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import (Blueprint, Response, abort, current_app, g, jsonify, redirect, render_template,
                    request, send_file, url_for)
+from werkzeug.http import parse_range_header
 
 from ..query import NotFound, Queries
 from ..store.outcomes import OutcomeError
@@ -88,6 +89,12 @@ def audio(uid: str) -> Any:
     if path is None:
         abort(404, "no recording kept for this call")
     download = request.args.get("download") == "1"
+    wanted = parse_range_header(request.headers.get("Range"))
+    if "HTTP_RANGE" in request.environ and (wanted is None or wanted.units != "bytes"
+                                            or len(wanted.ranges) != 1):
+        # several ranges, another unit or nonsense: the whole file (RFC 9110 lets a server
+        # ignore Range), which every player handles, rather than a 416
+        request.environ.pop("HTTP_RANGE", None)
     first = request.headers.get("Range", "bytes=0-").replace(" ", "").startswith("bytes=0-")
     if download or first:       # one entry per playback or download, not per Range request
         audit("download" if download else "listen", uid)
