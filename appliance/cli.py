@@ -11,7 +11,7 @@ import sys
 from . import __version__
 from .config import ConfigError, Settings, load_settings
 from .system.logs import setup_logging
-from .system.process import single_threaded_blas
+from .system.process import private_files, single_threaded_blas
 
 log = logging.getLogger("appliance.cli")
 
@@ -414,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     single_threaded_blas()      # before anything imports numpy
+    private_files()
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings(args.config)

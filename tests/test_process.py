@@ -81,3 +81,20 @@ def test_a_child_is_terminated_when_the_appliance_process_dies():
         except FileNotFoundError:
             return True
     assert wait_for(gone, 30), f"child {pid} outlived its parent"
+
+
+def test_what_the_appliance_writes_is_not_readable_by_other_users_whatever_the_umask(tmp_path):
+    """Started from a shell with umask 022 (the README's first command), the store's folders
+    and files are still closed to other users, as under the systemd unit's UMask."""
+    data = tmp_path / "data"
+    master = Path(__file__).parent / "data" / "cdr" / "Master.csv"
+    env = dict(os.environ, APPLIANCE_PATHS__DATA_DIR=str(data))
+    out = subprocess.run(["sh", "-c", f'umask 022 && exec "{sys.executable}" -m appliance.cli '
+                          f'cdr import "{master}"'], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    made = [p for p in data.rglob("*")]
+    assert any(p.is_file() for p in made) and any(p.is_dir() for p in made)
+    opened = {str(p.relative_to(data)): oct(p.stat().st_mode & 0o777) for p in [data, *made]
+              if p.stat().st_mode & 0o007}
+    assert opened == {}, opened

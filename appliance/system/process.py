@@ -22,6 +22,16 @@ def single_threaded_blas() -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
+PRIVATE_UMASK = 0o027
+
+
+def private_files() -> None:
+    """Files and folders this process creates are not readable by other users, whatever the
+    umask of the shell that started it (calls, transcripts and phone numbers are personal
+    data; the systemd unit sets the same ``UMask``)."""
+    os.umask(os.umask(PRIVATE_UMASK) | PRIVATE_UMASK)
+
+
 def spawn_child(cmd: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:
     """Start a child that gets SIGTERM when the appliance process dies (so no orphan keeps
     ports and half-finished calls after a crash). Strictly, when the thread that called this
