@@ -310,20 +310,21 @@ class LocalData:
         return local
 
     def warm_up(self) -> None:
-        """The dashboard's months computed once in the background after start (at 100k
-        calls a month's first computation takes a second or more)."""
+        """After start, in the background: the dashboard's months computed once (at 100k
+        calls a month's first computation takes a second or more), then every month of the
+        store read once for damage."""
         lower_priority()        # a background job: requests and capture go first
-        for name, job in (("kpis ready", self.queries.warm_up),
-                          ("managers' baselines ready", self.queries.warm_up_managers),
-                          ("store months checked", self.db.verify)):
+        for name, job, what in (("kpis ready", self.queries.warm_up, "periods"),
+                                ("managers' baselines ready", self.queries.warm_up_managers,
+                                 "periods"),
+                                ("store months checked", self.db.verify, "months")):
             t0 = time.perf_counter()
             try:
-                periods = job()
-            except Exception as exc:  # noqa: BLE001 - computed on first use instead
-                log.error("kpi warm-up failed", extra={"reason": str(exc)})
-                return
-            log.info(name, extra={"periods": periods,
-                                  "seconds": round(time.perf_counter() - t0, 2)})
+                done = job()
+            except Exception as exc:  # noqa: BLE001 - done on first use instead
+                log.error("warm-up failed", extra={"step": name, "reason": str(exc)})
+                continue
+            log.info(name, extra={what: done, "seconds": round(time.perf_counter() - t0, 2)})
 
     def threads(self, stop: threading.Event) -> list[threading.Thread]:
         out = [threading.Thread(target=self.ingester.run, args=(stop,), name="store-ingest",
