@@ -156,7 +156,8 @@ def run(settings: Settings, stop: threading.Event | None = None,
     for t in threads:
         t.start()
     # done once, so not among the threads the watchdog expects alive
-    threading.Thread(target=local.warm_up, name="kpi-warm-up", daemon=True).start()
+    warm = threading.Thread(target=local.warm_up, args=(stop,), name="kpi-warm-up", daemon=True)
+    warm.start()
     threading.Thread(target=_reseal, args=(settings, stop), name="reseal", daemon=True).start()
     from .system.watchdog import feed_watchdog, notify
 
@@ -171,7 +172,7 @@ def run(settings: Settings, stop: threading.Event | None = None,
         pool.stop()
     if front is not None:
         front.stop()
-    for t in threads:
+    for t in [*threads, warm]:          # the warm-up reads the store: done before it closes
         t.join(timeout=30)
     if link is not None:
         link.close()
@@ -309,7 +310,7 @@ class LocalData:
                 local.web = None
         return local
 
-    def warm_up(self) -> None:
+    def warm_up(self, stop: threading.Event | None = None) -> None:
         """After start, in the background: the dashboard's months computed once (at 100k
         calls a month's first computation takes a second or more), then every month of the
         store read once for damage."""
@@ -317,7 +318,10 @@ class LocalData:
         for name, job, what in (("kpis ready", self.queries.warm_up, "periods"),
                                 ("managers' baselines ready", self.queries.warm_up_managers,
                                  "periods"),
-                                ("store months checked", self.db.verify, "months")):
+                                ("store months checked", lambda: self.db.verify(stop),
+                                 "months")):
+            if stop is not None and stop.is_set():
+                return
             t0 = time.perf_counter()
             try:
                 done = job()

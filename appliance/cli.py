@@ -15,6 +15,10 @@ from .system.process import private_files, single_threaded_blas
 
 log = logging.getLogger("appliance.cli")
 
+# commands that write the box's data (calls, store, keys, tokens): their files are closed to
+# other users; `update` and `models` write for other users (the service's) and keep the umask
+DATA_COMMANDS = frozenset({"run", "cdr", "token", "key", "setup-link", "demo", "analyze"})
+
 
 def _cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
     from .analysis.summary import render_summary
@@ -414,8 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     single_threaded_blas()      # before anything imports numpy
-    private_files()
     args = build_parser().parse_args(argv)
+    if args.command in DATA_COMMANDS:
+        private_files()
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:

@@ -78,7 +78,7 @@ def test_cdr_json_and_master_csv_with_per_row_errors(web):
     body = resp.get_json()          # nothing kept: the list, and an error like any 400
     assert resp.status_code == 400 and body["accepted"] == 0 and len(body["errors"]) == 1
     assert body["error"].startswith("no record kept: 1 bad, the first: start:"), body
-    for data, word in (("not json", "not a record"), ("null", "not a record"),
+    for data, word in (("not json", "not valid JSON (Expecting value"), ("null", "not a record"),
                        ('{"records": "x"}', "'records' must be a list")):
         resp = client.post("/api/v1/cdr", data=data, content_type="application/json",
                            headers=keys["integration"])

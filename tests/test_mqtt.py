@@ -290,6 +290,9 @@ def test_a_full_outbox_drops_the_oldest_and_says_so_in_one_summary(tmp_path, cap
     assert notes[0]["severity"] == "critical" and "50" in notes[0]["message"]
     full = [r for r in caplog.records if r.getMessage().startswith("mqtt outbox full")]
     assert len(full) == 1, [r.__dict__.get("dropped") for r in full]     # not one per message
+    box.outbox.ack([])                     # the broker is back: the rest is said before it drains
+    full = [r for r in caplog.records if r.getMessage().startswith("mqtt outbox full")]
+    assert len(full) == 2 and sum(r.dropped for r in full) == 50, [r.dropped for r in full]
     box.db.close()
     box = make_box(tmp_path, free_tcp_port(), start=False, outbox_max_messages=100)
     for i in range(150, 160):                      # after a restart: the same summary grows

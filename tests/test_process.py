@@ -98,3 +98,15 @@ def test_what_the_appliance_writes_is_not_readable_by_other_users_whatever_the_u
     opened = {str(p.relative_to(data)): oct(p.stat().st_mode & 0o777) for p in [data, *made]
               if p.stat().st_mode & 0o007}
     assert opened == {}, opened
+
+
+def test_update_and_models_keep_the_umask_they_were_given():
+    """An update installs a slot the service's user must read, and models build for it: only
+    the commands that write the box's data close their files."""
+    code = ("import os; from appliance.cli import main; main(['config']); "
+            "print(oct(os.umask(0)))")
+    out = subprocess.run(["sh", "-c", f'umask 022 && exec "{sys.executable}" -c "{code}"'],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == "0o22", out
+    from appliance.cli import DATA_COMMANDS
+    assert {"update", "models"}.isdisjoint(DATA_COMMANDS) and "run" in DATA_COMMANDS

@@ -188,11 +188,22 @@ def test_a_damaged_uid_index_is_rebuilt_from_the_month_tables(tmp_path):
     db = _all_reachable(tmp_path, uids)
     assert not db.lost, db.lost
     assert any("uid index rebuilt" in p for p in db.problems)
-    assert not any("lost" in p for p in db.problems), db.problems     # and none says lost
+    assert all("nothing lost" in p for p in db.problems if "lost" in p), db.problems
     assert not db.damage.damaged()          # repaired: noted, not a health failure
     db.close()
     shutil.rmtree(tmp_path / "store" / "index")                  # gone altogether
     _all_reachable(tmp_path, uids).close()
+    index = tmp_path / "store" / "index"                          # a snapshot, no previous one
+    db = _all_reachable(tmp_path, uids)
+    db.calls.index._compact()
+    db.close()
+    (index / "snapshot.prev.json").unlink(missing_ok=True)
+    (index / "snapshot.json").write_text('{"where": [["c1"')
+    db = _all_reachable(tmp_path, uids)
+    assert not db.lost and not db.damage.damaged(), db.problems
+    assert any("corrupt" in p for p in db.problems)
+    assert all("nothing lost" in p for p in db.problems if "lost" in p), db.problems
+    db.close()
 
 
 def test_a_call_missing_from_the_index_is_added_when_its_month_loads(tmp_path):
@@ -289,3 +300,42 @@ def test_the_daemon_state_says_new_damage_without_waiting_for_its_next_write(tmp
         writer.join(5)
         local.close()
     assert not writer.is_alive()
+
+
+def test_the_check_reads_a_month_without_holding_up_the_others(tmp_path):
+    """While the check after start reads an old month, queries of other months go on, and
+    a query of that very month waits for it instead of loading a second copy."""
+    import threading
+
+    from appliance.store.monthly import Monthly
+
+    for month in ("2026-08", "2026-09", "2026-10"):
+        t = DurableTable(tmp_path / month)
+        t.put(1, {"month": month})
+        t.close()
+    reading, release = threading.Event(), threading.Event()
+    loads: list[str] = []
+
+    def factory(folder):
+        loads.append(folder.name)
+        if folder.name == "2026-09" and not release.is_set():
+            reading.set()
+            release.wait(10)                # a slow disk under the check
+        return DurableTable(folder)
+
+    months = Monthly(tmp_path, factory, in_memory=1)
+    months("2026-10")
+    check = threading.Thread(target=months.verify)
+    check.start()
+    assert reading.wait(10)
+    assert months("2026-08").table.all()[0]["month"] == "2026-08"     # not held up
+    same = threading.Thread(target=months, args=("2026-09",))
+    same.start()
+    same.join(0.5)
+    assert same.is_alive()                  # waits for the check's read of that month
+    release.set()
+    check.join(10)
+    same.join(10)
+    assert not check.is_alive() and not same.is_alive()
+    assert loads.count("2026-09") == 2      # the check's copy, closed, then the query's own
+    months.close()

@@ -43,7 +43,7 @@ class Publisher:
         self.connected = threading.Event()
         self.last_error: str | None = None
         self.failed_attempts = 0              # connection attempts failed since the last success
-        self._unreachable_logged = 0.0
+        self._unreachable_logged = -UNREACHABLE_LOG_EVERY_S    # when it was last said
         self._inflight: dict[int, int] = {}          # mid -> outbox seq
         self._acked: list[int] = []
         self._last_handed = 0
@@ -117,6 +117,7 @@ class Publisher:
             return
         self.last_error = None
         self.failed_attempts = 0
+        self._unreachable_logged = -UNREACHABLE_LOG_EVERY_S     # a new outage is said at once
         client.publish(self.topics.availability, "online", qos=1, retain=True)
         # Messages handed over and not yet acknowledged are resent by the client library
         # itself (it keeps them across reconnections); handing them again would duplicate.
@@ -131,7 +132,7 @@ class Publisher:
         self.failed_attempts += 1
         self.last_error = "broker unreachable"
         now = time.monotonic()
-        if self.failed_attempts == 1 or now - self._unreachable_logged >= UNREACHABLE_LOG_EVERY_S:
+        if now - self._unreachable_logged >= UNREACHABLE_LOG_EVERY_S:
             self._unreachable_logged = now
             log.warning("mqtt broker unreachable", extra={
                 "broker": f"{self.cfg.host}:{self.cfg.port}", "attempts": self.failed_attempts,

@@ -115,10 +115,16 @@ class Outbox:
             self._unlogged += len(old)
             if time.monotonic() - self._logged_at < DROP_LOG_EVERY_S:
                 return                    # one line a minute while a full outbox drops
+        self._log_drops(reason)
+
+    def _log_drops(self, reason: str) -> None:
+        """Say what went since the last line (the summary alert has the whole tally)."""
+        with self._lock:
             dropped, self._unlogged, self._logged_at = self._unlogged, 0, time.monotonic()
-        log.error("mqtt outbox full: oldest messages dropped", extra={
-            "dropped": dropped, "reason": reason, "dropped_in_all": tally["dropped"],
-            "hint": "the broker has been unreachable; see the 'mqtt' lines before"})
+        if dropped:
+            log.error("mqtt outbox full: oldest messages dropped", extra={
+                "dropped": dropped, "reason": reason, "next_line": f"{DROP_LOG_EVERY_S:.0f} s",
+                "hint": "the broker has been unreachable; see the 'mqtt' lines before"})
 
     def _tally(self, dropped: list[dict[str, Any]], reason: str,
                note: int | None) -> dict[str, Any]:
@@ -159,6 +165,8 @@ class Outbox:
 
     def ack(self, seqs: list[int]) -> None:
         """The broker has these: forget them (one durable write for the batch)."""
+        if self._unlogged:
+            self._log_drops("size")       # the last drops of the outage, before it drains
         with self._lock:
             present = [s for s in seqs if s in self.table.docs]
             self.table.delete_many(present)

@@ -127,10 +127,11 @@ class CallStore:
         note = (f"uid index rebuilt from the month tables: {len(self.index) - before} "
                 f"call(s) restored, {len(self.index)} in all")
         self._notes.append(note)
-        self.index.lost.clear()             # rebuilt: nothing lasting, and the lines say so
-        self.index.problems[:] = [p.replace("the documents they held are lost",
-                                            "the entries they held are rebuilt")
+        # rebuilt: nothing lasting, and what was found says so
+        self.index.problems[:] = [f"{p} (uid index entries: rebuilt from the month tables, "
+                                  "nothing lost)" if p in self.index.lost else p
                                   for p in self.index.problems]
+        self.index.lost.clear()
         log.warning("uid index rebuilt", extra={"calls": len(self.index),
                                                 "restored": len(self.index) - before})
 

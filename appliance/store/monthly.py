@@ -7,6 +7,7 @@ writes per month so that readers can cache what they derive from a month.
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 from bisect import bisect_left
@@ -19,6 +20,7 @@ from typing import Any, Generic, TypeVar
 
 from .table import _Durable
 
+log = logging.getLogger(__name__)
 T = TypeVar("T", bound=_Durable)
 MONTH = re.compile(r"\d{4}-\d{2}")
 
@@ -59,12 +61,16 @@ class Monthly(Generic[T]):
         self._sorted_docs: dict[str, tuple[int, list[float], list[dict[str, Any]]]] = {}
         self._open: OrderedDict[str, T] = OrderedDict()
         self._lock = threading.RLock()
+        self._checked = threading.Condition(self._lock)
+        self._checking: str | None = None       # the month ``verify`` is reading, unlocked
 
     def __call__(self, month: str) -> T:
         """The table of ``month`` (created if needed)."""
         if not MONTH.fullmatch(month):
             raise ValueError(f"{month!r} is not a month (YYYY-MM)")
         with self._lock:
+            while self._checking == month:      # no second copy of a month being read
+                self._checked.wait()
             table = self._open.get(month)
             if table is None:
                 table = self.factory(self.root / month)
@@ -132,6 +138,8 @@ class Monthly(Generic[T]):
     def drop(self, month: str) -> None:
         """Delete a whole month (retention)."""
         with self._lock:
+            while self._checking == month:
+                self._checked.wait()
             table = self._open.pop(month, None)
             if table is not None:
                 table.close()
@@ -148,14 +156,22 @@ class Monthly(Generic[T]):
         for month in self.months():
             if stop is not None and stop.is_set():
                 break
-            with self._lock:            # no second copy of a month being opened meanwhile
+            with self._lock:
                 if month in self._open or not self.exists(month):
                     continue
+                self._checking = month
+            try:                        # read without the lock: other months stay usable
                 table = self.factory(self.root / month)
-                try:
-                    self._note(table)
-                finally:
-                    table.close()
+                table.close()
+            except OSError as exc:      # unreadable now: said, and read again when used
+                log.error("store month not checked", extra={"month": month, "reason": str(exc)})
+                continue
+            finally:
+                with self._lock:
+                    self._checking = None
+                    self._checked.notify_all()
+            with self._lock:
+                self._note(table)
             checked += 1
         return checked
 

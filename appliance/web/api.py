@@ -9,6 +9,7 @@ error is JSON: ``{"error": "what was wrong and what to do"}``.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import time
@@ -162,6 +163,10 @@ def cdr() -> Any:
     if payload is None:
         if not request.is_json:
             abort(400, "send the records as JSON (Content-Type: application/json)")
+        try:
+            json.loads(request.get_data() or b"")
+        except ValueError as exc:
+            abort(400, f"the body is not valid JSON ({exc})")
         abort(400, "the body is not a record, a list of records or {\"records\": [...]} in "
                    "JSON")
     try:
