@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from .bus import Bus
 from .system.priority import lower_priority
+from .system.process import return_free_memory
 from .config import Settings
 from .media.session import Stages
 from .sources.inbox import InboxWatcher
@@ -329,6 +330,7 @@ class LocalData:
                 log.error("warm-up failed", extra={"step": name, "reason": str(exc)})
                 continue
             log.info(name, extra={what: done, "seconds": round(time.perf_counter() - t0, 2)})
+        return_free_memory()        # the months read for the check are gone
 
     def threads(self, stop: threading.Event) -> list[threading.Thread]:
         out = [threading.Thread(target=self.ingester.run, args=(stop,), name="store-ingest",

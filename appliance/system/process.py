@@ -22,6 +22,19 @@ def single_threaded_blas() -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
+def return_free_memory() -> None:
+    """Give the heap's free pages back to the system after a large transient job (the store
+    check reads every month once): glibc keeps them otherwise, and RSS stays at the peak."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):       # not glibc: nothing to give back this way
+        pass
+
+
 PRIVATE_UMASK = 0o027
 
 
