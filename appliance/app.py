@@ -320,7 +320,7 @@ class LocalData:
                                 ("managers' baselines ready", self.queries.warm_up_managers,
                                  "periods"),
                                 ("store months checked", lambda: self.db.verify(stop),
-                                 "months")):
+                                 "damaged")):
             if stop is not None and stop.is_set():
                 return
             t0 = time.perf_counter()

@@ -339,3 +339,40 @@ def test_the_check_reads_a_month_without_holding_up_the_others(tmp_path):
     assert not check.is_alive() and not same.is_alive()
     assert loads.count("2026-09") == 2      # the check's copy, closed, then the query's own
     months.close()
+
+
+def test_the_check_names_damaged_months_only_and_changes_nothing(tmp_path):
+    """The child's check: a corrupt snapshot (current or previous) or a corrupt journal line
+    is damage; a last line cut by a crash is not; nothing on disk is changed."""
+    from appliance.store.check import damaged_months
+    from appliance.store.database import damaged_months_in_child
+    from storedata import corrupt_line
+
+    root = tmp_path / "calls"
+    for month in ("2026-01", "2026-02", "2026-03", "2026-04", "2026-05"):
+        t = DurableTable(root / month, compact_after=3)
+        for i in range(5):                  # a snapshot, a previous one and a journal
+            t.put(i, {"n": i})
+        t.close()
+    (root / "2026-02" / "snapshot.json").write_text('{"docs": {"0"')
+    (root / "2026-03" / "snapshot.prev.json").write_text("{")
+    corrupt_line(root / "2026-04" / "journal.log", 0)
+    with open(root / "2026-05" / "journal.log", "ab") as fh:
+        fh.write(b'0badc0de {"op": "put", "id"')   # torn by a crash
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    expected = [(str(root), m) for m in ("2026-02", "2026-03", "2026-04")]
+    assert damaged_months([root, tmp_path / "none"]) == expected
+    assert damaged_months_in_child([str(root)]) == expected
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+
+
+def test_a_clean_store_is_checked_without_loading_a_month_in_the_daemon(tmp_path):
+    from appliance.store.database import Database
+
+    _stored_calls(tmp_path)
+    db = Database(tmp_path)
+    loaded = []
+    factory = db.calls.partitions.factory
+    db.calls.partitions.factory = lambda folder: loaded.append(folder.name) or factory(folder)
+    assert db.verify() == 0 and loaded == [] and not db.problems
+    db.close()

@@ -4,8 +4,12 @@ opened together, each durable at every acknowledged write."""
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,33 @@ log = logging.getLogger(__name__)
 
 class StoreBusy(RuntimeError):
     """Another process has the store open."""
+
+
+def damaged_months_in_child(roots: list[str], stop: threading.Event | None = None,
+                            timeout_s: float = 3600.0) -> list[tuple[str, str]] | None:
+    """``store.check`` run in a child process: (root, month) of the damaged months, or None
+    if it could not say (it failed, or the daemon is stopping)."""
+    child = subprocess.Popen([sys.executable, "-m", "appliance.store.check", *roots],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                out, err = child.communicate(timeout=0.5)      # reads while it writes
+                break
+            except subprocess.TimeoutExpired:
+                stopping = stop is not None and stop.is_set()
+                if stopping or time.monotonic() > deadline:
+                    child.kill()
+                    child.communicate()
+                    return [] if stopping else None
+        if child.returncode == 0:
+            return [(root, month) for root, month in json.loads(out)["damaged"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        err = str(exc).encode()
+    log.error("store check in a child process failed; checking in the daemon",
+              extra={"returncode": child.returncode, "reason": err.decode(errors="replace")[-500:]})
+    return None
 
 
 class Database:
@@ -86,11 +117,18 @@ class Database:
         return new
 
     def verify(self, stop: threading.Event | None = None) -> int:
-        """Read every month of calls, PBX records and audit not in memory (see
-        ``Monthly.verify``): damage anywhere is in the damage log, and so in the health check
-        and an MQTT alert, after each start. Returns how many months were read."""
-        return sum(months.verify(stop) for months in
-                   (self.calls.partitions, self.cdr.partitions, self.audit.partitions))
+        """Find damage in every month of calls, PBX records and audit, also those nobody
+        reads: the files are read in a child process (``store.check``), and the damaged
+        months are then loaded here, which records the damage (health check, MQTT alert)
+        and repairs what can be. Returns how many damaged months were found."""
+        parts = {str(m.root): m for m in (self.calls.partitions, self.cdr.partitions,
+                                          self.audit.partitions)}
+        damaged = damaged_months_in_child(list(parts), stop)
+        if damaged is None:                 # the child failed: read them all here instead
+            return sum(m.verify(stop) for m in parts.values())
+        for root, month in damaged:
+            parts[root].verify(stop, months=[month])
+        return len(damaged)
 
     def close(self) -> None:
         for part in self._parts():

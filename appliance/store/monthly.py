@@ -148,12 +148,13 @@ class Monthly(Generic[T]):
             self.touched(month)
             self.drops[month] = self.drops.get(month, 0) + 1
 
-    def verify(self, stop: threading.Event | None = None) -> int:
-        """Load once every month not in memory, so that damage in a month nobody reads is
-        found (and reported through ``on_problem``) after a start, not when someone first
-        opens it. Returns how many months were loaded."""
+    def verify(self, stop: threading.Event | None = None,
+               months: Iterable[str] | None = None) -> int:
+        """Load once each of ``months`` (default: all) not in memory, so that their damage
+        is found, repaired where it can be and reported through ``on_problem`` now, not when
+        someone first opens them. Returns how many months were loaded."""
         checked = 0
-        for month in self.months():
+        for month in self.months() if months is None else months:
             if stop is not None and stop.is_set():
                 break
             with self._lock:
