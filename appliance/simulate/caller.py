@@ -36,6 +36,8 @@ log = logging.getLogger("appliance.simulate.caller")
 
 MAX_CALLS = 4
 ANSWER_WAIT_S = 15.0
+SLOT_WAIT_S = 10.0         # a call waits this long for one of this process's pjsua slots
+PJ_ETOOMANY = 70010
 
 
 def _directions(streams: int, direction: int) -> "pj.CallOpParam":
@@ -62,9 +64,10 @@ class Caller:
         self.out = out
         self.client = RecordingClient(port, rtp_port, poll=True)
         self.placed: dict[str, _Placed] = {}
+        self.waiting: list[tuple[float, dict]] = []     # (give up at, command)
         self.n = 0
 
-    def place(self, cmd: dict) -> None:
+    def place(self, cmd: dict, give_up_at: float | None = None) -> None:
         spec = CallSpec(cmd["target"], list(cmd["streams"]), siprec=bool(cmd.get("siprec", True)),
                         caller=cmd.get("caller", "79161234567"), callee=cmd.get("callee", "101"))
         if len(self.placed) >= MAX_CALLS:
@@ -74,7 +77,13 @@ class Caller:
         try:
             call = self.client.place(spec, self.n)
         except pj.Error as exc:
-            self.report(cmd, None, error=exc.info())
+            # a call that ended is reported before pjsua frees its slot: on a busy machine
+            # the next one can come first; it waits for the slot (never a call to the box)
+            give_up_at = time.time() + SLOT_WAIT_S if give_up_at is None else give_up_at
+            if exc.status == PJ_ETOOMANY and time.time() < give_up_at:
+                self.waiting.append((give_up_at, cmd))
+            else:
+                self.report(cmd, None, error=exc.info())
             return
         self.client.calls.remove(call)        # this process keeps calls only while they live
         p = _Placed(cmd, call, time.time())
@@ -96,6 +105,9 @@ class Caller:
         print(json.dumps(out), file=self.out, flush=True)
 
     def tick(self, now: float) -> None:
+        waiting, self.waiting = self.waiting, []
+        for give_up_at, cmd in waiting:
+            self.place(cmd, give_up_at)
         for p in list(self.placed.values()):
             c = p.call
             if c.disconnected.is_set():

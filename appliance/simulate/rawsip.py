@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 
 HOST = "127.0.0.1"
+T1, T2 = 0.5, 4.0          # RFC 3261 retransmission timers (s)
 
 
 _HANDED: set[int] = set()
@@ -114,17 +115,28 @@ class RawUA:
         self.sock.sendto(text.encode() if isinstance(text, str) else text, dest)
 
     def final(self, dest: tuple[str, int], timeout: float = 8.0,
-              method: str | None = None) -> Response | None:
-        """Wait for the first final (>= 200) response (to a request of ``method``)."""
+              method: str | None = None, resend: str | None = None) -> Response | None:
+        """Wait for the first final (>= 200) response (to a request of ``method``).
+        ``resend``: the request, sent again until any response comes, as a UDP client does
+        (RFC 3261 timer A: after 0.5 s, then doubling up to 4 s): a datagram can be lost
+        when the receiver's socket buffer is full, as in a burst of calls."""
         deadline = time.monotonic() + timeout
+        interval = T1
+        again = time.monotonic() + interval if resend is not None else float("inf")
         while time.monotonic() < deadline:
-            self.sock.settimeout(max(0.05, deadline - time.monotonic()))
+            now = time.monotonic()
+            if now >= again:
+                self.send(resend, dest)
+                interval = min(2 * interval, T2)
+                again = now + interval
+            self.sock.settimeout(max(0.05, min(deadline, again) - now))
             try:
                 data, _ = self.sock.recvfrom(65535)
             except socket.timeout:
-                return None
+                continue
             if not data.startswith(b"SIP/2.0"):
                 continue
+            again = float("inf")            # answered: the server retransmits from here
             r = parse_response(data)
             if r.status >= 200 and (method is None or
                                     r.headers.get("cseq", "").split()[-1:] == [method]):
@@ -149,7 +161,7 @@ class RawUA:
         """Send an INVITE (this UA's port patched in); ACK the final response."""
         text = text.replace(":5099", f":{self.port}")
         self.send(text, dest)
-        resp = self.final(dest, timeout)
+        resp = self.final(dest, timeout, resend=text)
         if resp is not None:
             self.ack(text, resp, dest)
         return resp
