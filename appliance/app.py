@@ -330,7 +330,7 @@ class LocalData:
                 log.error("warm-up failed", extra={"step": name, "reason": str(exc)})
                 continue
             log.info(name, extra={what: done, "seconds": round(time.perf_counter() - t0, 2)})
-        return_free_memory()        # the months read for the check are gone
+        return_free_memory()        # what the warm-up computed and let go
 
     def threads(self, stop: threading.Event) -> list[threading.Thread]:
         out = [threading.Thread(target=self.ingester.run, args=(stop,), name="store-ingest",

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
 from .journal import _parse
+from .monthly import MONTH
 
-MONTH = re.compile(r"\d{4}-\d{2}")
 SNAPSHOTS = ("snapshot.json", "snapshot.prev.json")
 JOURNALS = ("journal.log", "journal.prev.log")
 

@@ -23,8 +23,8 @@ def single_threaded_blas() -> None:
 
 
 def return_free_memory() -> None:
-    """Give the heap's free pages back to the system after a large transient job (the store
-    check reads every month once): glibc keeps them otherwise, and RSS stays at the peak."""
+    """Give the heap's free pages back to the system after a large transient job (the
+    warm-up's KPI months): glibc keeps them otherwise, and RSS stays at the peak."""
     import ctypes
     import gc
 
