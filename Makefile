@@ -11,7 +11,7 @@ DEMO_DEBS := festival festvox-ru
 # browser, the demo's voices; festvox-ru is also the tests' real speech, and
 # asterisk-moh-opsound-wav's CC-BY-SA recordings their real music on hold).
 TEST_DEBS := $(RUN_DEBS) $(DEMO_DEBS) sip-tester mosquitto openssl chromium fonts-dejavu-core systemd \
-             asterisk-moh-opsound-wav
+             asterisk-moh-opsound-wav espeak-ng
 
 .PHONY: run demo check test install install-test bench image image-test clean
 
