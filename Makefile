@@ -9,7 +9,8 @@ RUN_DEBS  := kamailio mosquitto
 DEMO_DEBS := festival festvox-ru
 # System packages the tests need (real SIP peers, the MQTT broker, certificate tools, the
 # browser, the demo's voices; festvox-ru is also the tests' real speech, and
-# asterisk-moh-opsound-wav's CC-BY-SA recordings their real music on hold).
+# asterisk-moh-opsound-wav's CC-BY-SA recordings their real music on hold; espeak-ng's
+# synthetic voices check that the music detector takes no monotone voice for music).
 TEST_DEBS := $(RUN_DEBS) $(DEMO_DEBS) sip-tester mosquitto openssl chromium fonts-dejavu-core systemd \
              asterisk-moh-opsound-wav espeak-ng
 

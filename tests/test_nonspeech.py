@@ -1,9 +1,12 @@
 """The native detector's non-speech classes: tones, key presses and music are never speech."""
 
-import tempfile
+import io
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
+import soundfile as sf
 import soxr
 from hypothesis import given, settings as hsettings, strategies as hst
 
@@ -109,7 +112,12 @@ def test_music_on_hold_is_music_not_speech():
 
 def test_quiet_music_in_line_noise_is_still_music_not_speech():
     """Music 2 dB over white or pink line noise: the noise hides notes and activity, and
-    what is left must still read as music (or tones), not as speech."""
+    what is left must still read as music (or tones), not as speech. Over all kinds together:
+    some stay hard (the `band` style's drums and short chords in pink noise read as noise
+    with blips of speech, with or without the weak path)."""
+    if not signals.moh_files():
+        pytest.skip("the real recordings are missing: `make install-test` installs "
+                    "asterisk-moh-opsound-wav")
     speech = heard = total = 0
     for kind in signals.music_kinds():
         for noise in ("white", "pink"):
@@ -139,12 +147,11 @@ ESPEAK_TEXT = {
 
 def espeak(voice: str, text: str) -> np.ndarray:
     """A sentence from espeak-ng (a monotone formant voice: steady harmonics, like notes)."""
-    import subprocess
-
-    import soundfile as sf
-    with tempfile.NamedTemporaryFile(suffix=".wav") as f:
-        subprocess.run(["espeak-ng", "-v", voice, "-w", f.name, text], check=True)
-        x, rate = sf.read(f.name, dtype="float32")
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng is missing: `make install-test` installs the test packages")
+    wav = subprocess.run(["espeak-ng", "-v", voice, "--stdout", text], check=True,
+                         capture_output=True).stdout
+    x, rate = sf.read(io.BytesIO(wav), dtype="float32")
     return soxr.resample(x, rate, RATE).astype(np.float32)
 
 
@@ -157,9 +164,10 @@ def test_the_weak_music_gate_takes_no_synthetic_voice_for_music(voice, lang):
     music for a few seconds through the usual gates, with or without the weak path: see
     docs/benchmarks.md.)"""
     rng = np.random.default_rng(17)
+    said = [espeak(voice, text) for text in ESPEAK_TEXT[lang]]
     parts = []
-    for text in ESPEAK_TEXT[lang] * 3:
-        parts += [espeak(voice, text), np.zeros(int(rng.uniform(0.3, 1.5) * RATE), np.float32)]
+    for x in said * 3:
+        parts += [x, np.zeros(int(rng.uniform(0.3, 1.5) * RATE), np.float32)]
     x = np.concatenate(parts)
     x *= 0.1 / np.sqrt(np.mean(x[np.abs(x) > 1e-3] ** 2))
     for snr in (10.0, 5.0):
@@ -170,7 +178,7 @@ def test_the_weak_music_gate_takes_no_synthetic_voice_for_music(voice, lang):
             strict = PartyDetector(**detector_params(Settings().vad))
             strict.music_weak_margin = float("inf")
             base = np.frombuffer(feed_detector(strict, pcm, None).take_classes(), np.uint8)
-            assert np.sum(cls == CLS_MUSIC) <= np.sum(base == CLS_MUSIC), (snr, noise)
+            assert not np.any((cls == CLS_MUSIC) & (base != CLS_MUSIC)), (snr, noise)
             assert np.mean(cls == CLS_SPEECH) > 0.2, (snr, noise)
 
 
