@@ -382,6 +382,10 @@ class SipSettings(_Section):
                               description="codecs offered/accepted, best first; others are disabled")
     rtp_timeout_s: float = Field(30.0, ge=2.0, le=3600.0,
                                  description="a call whose RTP stops this long is ended and finalized")
+    rtp_hold_timeout_s: float = Field(
+        900.0, ge=2.0, le=86400.0,
+        description="while a party is on hold (re-INVITE or SIPREC metadata) its RTP may stop "
+                    "(a=inactive): the call is ended only after this long without RTP")
     session_expires_s: int = Field(600, ge=0, le=7200,
                                    description="SIP session timer (RFC 4028); 0 leaves it to the caller")
     agent_header: str = Field("X-Agent", description="header naming the agent's number, if the PBX sends one")

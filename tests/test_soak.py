@@ -49,6 +49,53 @@ def test_300_calls_of_every_kind_are_all_recorded_and_nothing_leaks(corpus, tmp_
 
 
 @pytest.mark.slow
+def test_a_held_siprec_session_without_rtp_is_not_a_dead_call(corpus, tmp_path):
+    """An SRC pauses a held call's streams (a=inactive) and sends no RTP until it resumes.
+    A hold longer than the RTP timeout is not a dead call; a hold longer than the hold
+    timeout is (a caller gone while on hold)."""
+    import threading
+
+    from appliance.simulate.soak import _Callers
+
+    audio, _ = build_call(corpus, np.random.default_rng(71), turns=3)
+    pcm = to_pcm(audio)
+    wavs = [str(write_wav(tmp_path / "client.wav", pcm[:, 1])),
+            str(write_wav(tmp_path / "agent.wav", pcm[:, 0]))]
+    box = Box(tmp_path / "box", free_port(), 20000, max_calls=4,
+              extra="rtp_timeout_s = 2\nrtp_hold_timeout_s = 8")
+    box.start()
+    reports: dict[str, dict] = {}
+    got = threading.Condition()
+
+    def on_report(r: dict) -> None:
+        with got:
+            reports[r["id"]] = r
+            got.notify_all()
+    callers = _Callers(1, tmp_path, on_report, 36000)
+    try:
+        # held 6 s (over the RTP timeout, under the hold timeout), then back and on to a BYE
+        assert callers.place({"id": "short", "target": box.uri, "siprec": True,
+                              "duration_s": 9.0, "hold": [1.0, 7.0], "streams": wavs})
+        # held past the hold timeout: the box ends it
+        assert callers.place({"id": "long", "target": box.uri, "siprec": True,
+                              "duration_s": 20.0, "hold": [1.0, 19.0], "streams": wavs})
+        with got:
+            assert got.wait_for(lambda: len(reports) == 2, 60), reports
+        short, long_ = reports["short"], reports["long"]
+        assert short["answered"] and short["held"] and not short["remote_bye"], short
+        assert long_["answered"] and long_["remote_bye"], long_
+        results = {k: box.result_for(r["sip_call_id"]) for k, r in reports.items()}
+        assert all(results.values()), reports
+        ended = {k: r["call"]["extra"].get("end_reason") for k, r in results.items()}
+        assert ended["long"] == "rtp timeout" and ended["short"] != "rtp timeout", ended
+        assert results["short"]["holds"], results["short"]
+    finally:
+        callers.close()
+        rc = box.stop()
+    assert rc == 0 and "Traceback" not in box.log(), box.log()[-3000:]
+
+
+@pytest.mark.slow
 def test_a_flood_above_capacity_leaves_the_box_recording_the_next_call(corpus, tmp_path):
     """2,000 INVITEs (never ACKed) and 2,000 OPTIONS as fast as loopback takes them: the box
     answers what it can hold, refuses the rest with 486/503, ends the unacknowledged calls

@@ -141,8 +141,9 @@ class PjCall(pj.Call):
             self.recorded.finish(reason)
 
     def rtp_idle_s(self, now: float) -> float:
-        """Seconds since any tapped stream last received an RTP packet (also keeps each
-        stream's receive statistics for the call record)."""
+        """Seconds since any tapped stream last received an RTP packet, or since the call's
+        hold state last changed if that is later (a stream back from hold gets the whole
+        timeout to resume); also keeps each stream's receive statistics for the call record."""
         rec = self.recorded
         for index in list(self.taps):
             try:
@@ -158,7 +159,8 @@ class PjCall(pj.Call):
             if rx.pkt != self.rx_packets.get(index):
                 self.rx_packets[index] = rx.pkt
                 self.last_rx = now
-        return now - self.last_rx
+        since = max(self.last_rx, rec.hold_changed_at) if rec is not None else self.last_rx
+        return now - since
 
     def release_taps(self) -> None:
         for tap in self.taps.values():

@@ -408,12 +408,16 @@ class SipEndpoint:
         if self.recordings or now - self._state_at > STATE_EVERY_S * 10:
             if now - self._state_at >= STATE_EVERY_S:
                 self.write_state()          # calls in progress: their length stays current
-        timeout = self.settings.sip.rtp_timeout_s
+        sip = self.settings.sip
         for call in list(self._slots.values()):
             if call.recorded is None or call.disconnected or not call.taps:
                 continue
+            # a held stream may carry no RTP at all (a=inactive: an SRC pausing a held call)
+            timeout = (max(sip.rtp_timeout_s, sip.rtp_hold_timeout_s) if call.recorded.on_hold
+                       else sip.rtp_timeout_s)
             if call.rtp_idle_s(now) > timeout:
-                log.warning("rtp timeout", extra={"uid": call.recorded.uid, "idle_s": timeout})
+                log.warning("rtp timeout", extra={"uid": call.recorded.uid, "idle_s": timeout,
+                                                  "on_hold": call.recorded.on_hold})
                 call.end("rtp timeout")
 
     def _end_calls(self, reason: str) -> None:

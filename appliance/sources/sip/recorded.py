@@ -93,6 +93,7 @@ class RecordedCall:
         self.media_started: float | None = None
         self.ended_at: float | None = None
         self.end_reason: str | None = None
+        self.hold_changed_at = 0.0                   # monotonic time of the last hold change
         self._lock = threading.Lock()
         meta = CallMeta(source=plan.source, call_id=self.uid, direction=plan.direction,
                         agent=plan.agent, client=plan.client, notes=list(plan.notes),
@@ -107,6 +108,11 @@ class RecordedCall:
     @property
     def ended(self) -> bool:
         return self.ended_at is not None
+
+    @property
+    def on_hold(self) -> bool:
+        """A party of the call is on hold now, as SIP said (its RTP may stop)."""
+        return any(h[2] is None for h in self.live.meta.extra.get("sip_holds", ()))
 
     def sink(self, index: int, party: Party) -> Callable[[bytes], None]:
         """What a media tap calls with each frame of stream ``index`` (media-clock thread:
@@ -171,6 +177,7 @@ class RecordedCall:
                 open_[2] = now
                 changed = True
         if changed:
+            self.hold_changed_at = time.monotonic()
             self.live.meta_changed()
             log.info("hold state", extra={"uid": self.uid, "at_s": now,
                                           "held": sorted(p for p, on in held.items() if on)})
