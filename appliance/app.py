@@ -205,9 +205,9 @@ class LocalData:
             from .asr.pending import PendingCalls
             from .sources.files import call_audio, read_pieces
 
-            def read_audio(result: dict[str, Any], path: Any, specs: list[Any]) -> Any:
+            def audio_reader(result: dict[str, Any], path: Any) -> Any:
                 paths, agent_channel = call_audio(result, path)
-                return read_pieces(paths, settings, specs, agent_channel)
+                return lambda specs: read_pieces(paths, settings, specs, agent_channel)
             mute = None
             if settings.privacy.mute_audio:
                 from .media.mute import mute_spans
@@ -216,7 +216,7 @@ class LocalData:
                     paths, agent_channel = call_audio(result, path)
                     mute_spans(paths, settings.channels.agent_channel if agent_channel is None
                                else agent_channel, result["redactions"])
-            self.pending = PendingCalls(stages.asr, stages.complete, read_audio,
+            self.pending = PendingCalls(stages.asr, stages.complete, audio_reader,
                                         self.ingester.ingest_file, mute)
             self.ingester.on_pending = self.pending.adopt
         self.retention = Retention(settings, self.db, bus)

@@ -316,7 +316,7 @@ def test_a_pending_call_is_completed_from_its_recording_and_stored_once(tmp_path
     store = CallStore(settings.paths.data_dir)
     ingester = Ingester(store, calls, bus)
     pending = PendingCalls(stages.asr, stages.complete,
-                           lambda r, p, s: read_pieces(*call_audio(r, p)[:1], settings, s, 0),
+                           lambda r, p: lambda s: read_pieces(*call_audio(r, p)[:1], settings, s, 0),
                            ingester.ingest_file)
     ingester.on_pending = pending.adopt
     assert ingester.scan() == 1
@@ -330,6 +330,39 @@ def test_a_pending_call_is_completed_from_its_recording_and_stored_once(tmp_path
     assert ingester.scan() == 0 and len(events.now()) == 1   # nothing twice
     stages.close()
     store.close()
+
+
+def test_a_backlog_of_pending_calls_does_not_keep_their_call_jsons_in_memory(tmp_path):
+    """Thousands of calls can wait for the recognizer (it is behind for hours after a busy
+    day): each waits as its pieces and where its recording is, not as its whole call JSON."""
+    import gc
+    import tracemalloc
+
+    parrot = Parrot()
+    parrot.gate.clear()                 # the recognizer is busy: nothing completes meanwhile
+    service = AsrService(AsrSettings(), recognizer=parrot)
+    service.offer("live", spec(0, 50), pcm_for(spec(0, 50)))
+    assert parrot.entered.acquire(timeout=10)      # the one decoder is held in that piece
+    pending = PendingCalls(service, lambda *a: None, lambda result, path: lambda specs: {},
+                           lambda path: None)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(1000):
+            result = {"asr": {"status": "pending", "ref": f"c{i}",
+                              "pieces": [["agent", 10, 60], ["client", 70, 120]]},
+                      "levels": f"{i:06d}" * 8000}          # a call JSON's bulk: 48 kB
+            assert pending.adopt(tmp_path / f"c{i}.json", result)
+        del result
+        gc.collect()
+        per_call = (tracemalloc.get_traced_memory()[0] - before) / 1000
+    finally:
+        tracemalloc.stop()
+        parrot.gate.set()
+        service.close_service()
+    assert service.backlog()["calls"] >= 1000
+    assert per_call < 8000, f"{per_call:.0f} bytes per pending call"
 
 
 # --- the link between capture workers and the daemon --------------------------------------

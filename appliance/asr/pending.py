@@ -23,21 +23,23 @@ from .service import AsrService, Transcript
 log = logging.getLogger(__name__)
 
 Complete = Callable[[dict[str, Any], Transcript, int], Any]
-ReadAudio = Callable[[dict[str, Any], Path, list[PieceSpec]], dict[PieceSpec, np.ndarray]]
+LoadAudio = Callable[[list[PieceSpec]], dict[PieceSpec, np.ndarray]]
+AudioReader = Callable[[dict[str, Any], Path], LoadAudio]
 
 
 class PendingCalls:
-    def __init__(self, service: AsrService, complete: Complete, read_audio: ReadAudio,
+    def __init__(self, service: AsrService, complete: Complete, audio_reader: AudioReader,
                  on_final: Callable[[Path], object],
                  mute: Callable[[dict[str, Any], Path], object] | None = None) -> None:
-        """``complete(result, transcript, failed)`` masks, tags and scores; ``read_audio(
-        result, json_path, pieces)`` reads pieces from the recording; ``mute(result,
-        json_path)`` silences what was masked in the recording; ``on_final(json_path)`` tells
-        the store."""
+        """``complete(result, transcript, failed)`` masks, tags and scores; ``audio_reader(
+        result, json_path)`` gives what reads a call's pieces from its recording (keeping
+        only what it needs of the call JSON: a backlog of thousands of calls waits in
+        memory); ``mute(result, json_path)`` silences what was masked in the recording;
+        ``on_final(json_path)`` tells the store."""
         self.mute = mute
         self.service = service
         self.complete = complete
-        self.read_audio = read_audio
+        self.audio_reader = audio_reader
         self.on_final = on_final
         self._adopted: set[str] = set()
         self._lock = threading.Lock()
@@ -58,7 +60,13 @@ class PendingCalls:
             log.error("call pieces unreadable; completed without a transcript",
                       extra={"file": path.name, "reason": str(exc)})
             pieces = []
-        self.service.close(ref, pieces, lambda specs: self.read_audio(result, path, specs),
+        try:
+            load: LoadAudio | None = self.audio_reader(result, path)
+        except (OSError, ValueError, KeyError) as exc:
+            log.error("call recording not found; completed without a transcript",
+                      extra={"file": path.name, "reason": str(exc)})
+            load = None
+        self.service.close(ref, pieces, load,
                            lambda transcript, failed: self._finish(path, ref, transcript, failed))
         return True
 
