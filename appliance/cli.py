@@ -51,6 +51,9 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     import os
 
     from .app import run, run_worker
+    from .system.process import limit_malloc_arenas
+
+    limit_malloc_arenas()
 
     if args.sip_worker is not None:
         return run_worker(settings, args.sip_worker, args.sip_workers)

@@ -35,6 +35,20 @@ def return_free_memory() -> None:
         pass
 
 
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """At most ``arenas`` malloc arenas in this process (what ``MALLOC_ARENA_MAX=2`` in the
+    systemd unit does, also when the box is started otherwise): glibc gives each new thread
+    its own arena up to 8 per core, and threads that come and go with calls and with the
+    recognizer's work leave each one fragmented for months."""
+    import ctypes
+
+    m_arena_max = -8
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(m_arena_max, arenas)
+    except (OSError, AttributeError):       # not glibc: its own allocator, its own rules
+        pass
+
+
 PRIVATE_UMASK = 0o027
 
 
