@@ -11,7 +11,7 @@ import sys
 from . import __version__
 from .config import ConfigError, Settings, load_settings
 from .system.logs import setup_logging
-from .system.process import private_files, single_threaded_blas
+from .system.process import limit_malloc_arenas, private_files, single_threaded_blas
 
 log = logging.getLogger("appliance.cli")
 
@@ -51,9 +51,6 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     import os
 
     from .app import run, run_worker
-    from .system.process import limit_malloc_arenas
-
-    limit_malloc_arenas()
 
     if args.sip_worker is not None:
         return run_worker(settings, args.sip_worker, args.sip_workers)
@@ -422,6 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     single_threaded_blas()      # before anything imports numpy
     args = build_parser().parse_args(argv)
+    if args.command == "run":
+        limit_malloc_arenas()   # before the first thread (the log writer) starts
     if args.command in DATA_COMMANDS:
         private_files()
     try:

@@ -385,7 +385,8 @@ class SipSettings(_Section):
     rtp_hold_timeout_s: float = Field(
         900.0, ge=2.0, le=86400.0,
         description="while a party is on hold (re-INVITE or SIPREC metadata) its RTP may stop "
-                    "(a=inactive): the call is ended only after this long without RTP")
+                    "(a=inactive): the call is ended only after this long without RTP (never "
+                    "sooner than rtp_timeout_s)")
     session_expires_s: int = Field(600, ge=0, le=7200,
                                    description="SIP session timer (RFC 4028); 0 leaves it to the caller")
     agent_header: str = Field("X-Agent", description="header naming the agent's number, if the PBX sends one")

@@ -357,12 +357,35 @@ def test_a_backlog_of_pending_calls_does_not_keep_their_call_jsons_in_memory(tmp
         del result
         gc.collect()
         per_call = (tracemalloc.get_traced_memory()[0] - before) / 1000
+        assert service.backlog()["calls"] >= 1000
     finally:
         tracemalloc.stop()
         parrot.gate.set()
         service.close_service()
-    assert service.backlog()["calls"] >= 1000
     assert per_call < 8000, f"{per_call:.0f} bytes per pending call"
+
+
+def test_a_pending_call_whose_recording_cannot_be_named_completes_without_a_transcript(tmp_path):
+    """A call JSON that names no recording (or names it oddly) is completed, its pieces failed,
+    instead of waiting for the recognizer for ever."""
+    parrot = Parrot()
+    service = AsrService(AsrSettings(), recognizer=parrot)
+    finished = []
+
+    def reader(result, path):
+        raise AttributeError("'NoneType' object has no attribute 'get'")
+    pending = PendingCalls(service, lambda *a: None, reader, lambda path: None)
+    pending._finish = lambda path, ref, transcript, failed: finished.append((ref, failed))
+    try:
+        for i, bad in enumerate(({"call": {"extra": None}}, {})):
+            assert pending.adopt(tmp_path / f"c{i}.json", {
+                **bad, "asr": {"status": "pending", "ref": f"c{i}",
+                               "pieces": [["agent", 10, 60], ["client", 70, 120]]}})
+        assert wait_for(lambda: len(finished) == 2, 10), finished
+        assert sorted(finished) == [("c0", 2), ("c1", 2)]
+        assert service.backlog()["calls"] == 0 and parrot.calls == []
+    finally:
+        service.close_service()
 
 
 # --- the link between capture workers and the daemon --------------------------------------

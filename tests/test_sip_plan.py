@@ -316,6 +316,34 @@ def test_a_sip_hold_is_in_the_call_json_from_media_time_to_media_time(tmp_path):
     assert result["totals"]["hold_s"] == 5.0
 
 
+def test_the_latest_hold_signal_says_whether_rtp_may_stop(tmp_path):
+    """A party is on hold by the latest signal about it, SDP or metadata: a hold opened by
+    SIPREC metadata and ended by a re-INVITE with an active stream is over (the call's RTP
+    timeout is the short one again), and each change restarts the idle clock."""
+    from appliance.config import Settings
+    from appliance.sources.sip.recorded import Dialog, RecordedCall
+
+    settings = Settings()
+    settings.paths.data_dir = tmp_path / "data"
+    settings.asr.enabled = False
+    text, _ = invite(TARGET, sdp(1, labels=[None], direction="sendrecv"), None, siprec=False,
+                     from_user="79160000000")
+    rec = RecordedCall(settings, plan(text), Dialog("c-hold2", "t1"), None)
+    try:
+        assert not rec.on_hold and rec.hold_changed_at == 0.0
+        rec._hold_state({"client": True}, "metadata")
+        assert rec.on_hold
+        first = rec.hold_changed_at
+        assert first > 0.0
+        rec._hold_state({"client": True}, "sdp")         # the same state: no change
+        assert rec.on_hold and rec.hold_changed_at == first
+        back, _ = invite(TARGET, sdp(1, labels=[None], direction="sendrecv"), None, siprec=False)
+        rec.reinvite(back)
+        assert not rec.on_hold and rec.hold_changed_at >= first
+    finally:
+        rec.finish("bye")
+
+
 def test_siprec_metadata_saying_a_participant_stopped_sending_is_their_hold():
     from appliance.sources.sip.plan import hold_from_metadata
 

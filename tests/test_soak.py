@@ -84,6 +84,8 @@ def test_a_held_siprec_session_without_rtp_is_not_a_dead_call(corpus, tmp_path):
         short, long_ = reports["short"], reports["long"]
         assert short["answered"] and short["held"] and not short["remote_bye"], short
         assert long_["answered"] and long_["remote_bye"], long_
+        # by the hold timeout (8 s after the hold began at 1 s), not the RTP timeout (2 s)
+        assert long_["ended_at"] - long_["started_at"] >= 9.0, long_
         results = {k: box.result_for(r["sip_call_id"]) for k, r in reports.items()}
         assert all(results.values()), reports
         ended = {k: r["call"]["extra"].get("end_reason") for k, r in results.items()}

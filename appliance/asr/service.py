@@ -177,7 +177,11 @@ class AsrService:
                 for spec, p in call.pieces.items():
                     if p.state == QUEUED:
                         self._push(call, spec)        # again, at the closed call's priority
-                if any(p.state == WAITING for p in call.pieces.values()):
+                if load is None:                      # nothing to read them from
+                    for p in call.pieces.values():
+                        if p.state == WAITING:
+                            p.state = FAILED
+                elif any(p.state == WAITING for p in call.pieces.values()):
                     self._push(call, None)            # read the missing audio first
                 self._check_done(call, done)
         self._run_done(done)

@@ -94,6 +94,7 @@ class RecordedCall:
         self.ended_at: float | None = None
         self.end_reason: str | None = None
         self.hold_changed_at = 0.0                   # monotonic time of the last hold change
+        self._held: dict[str, bool] = {}             # party -> on hold, by the latest signal
         self._lock = threading.Lock()
         meta = CallMeta(source=plan.source, call_id=self.uid, direction=plan.direction,
                         agent=plan.agent, client=plan.client, notes=list(plan.notes),
@@ -111,8 +112,9 @@ class RecordedCall:
 
     @property
     def on_hold(self) -> bool:
-        """A party of the call is on hold now, as SIP said (its RTP may stop)."""
-        return any(h[2] is None for h in self.live.meta.extra.get("sip_holds", ()))
+        """A party of the call is on hold now, by the latest SIP signal about it (SDP or
+        metadata, whichever came last): its RTP may stop."""
+        return any(self._held.values())
 
     def sink(self, index: int, party: Party) -> Callable[[bytes], None]:
         """What a media tap calls with each frame of stream ``index`` (media-clock thread:
@@ -164,6 +166,9 @@ class RecordedCall:
         media time: frames tapped so far)."""
         if not held or self.ended:
             return
+        if any(self._held.get(p, False) != on for p, on in held.items()):
+            self.hold_changed_at = time.monotonic()
+        self._held.update(held)
         now = round(max(self.frames.values(), default=0) * FRAME_S, 2)
         holds = self.live.meta.extra.setdefault("sip_holds", [])
         changed = False
@@ -177,7 +182,6 @@ class RecordedCall:
                 open_[2] = now
                 changed = True
         if changed:
-            self.hold_changed_at = time.monotonic()
             self.live.meta_changed()
             log.info("hold state", extra={"uid": self.uid, "at_s": now,
                                           "held": sorted(p for p, on in held.items() if on)})
