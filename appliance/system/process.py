@@ -22,17 +22,30 @@ def single_threaded_blas() -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
+def _glibc() -> Any:
+    """glibc's malloc controls, or None on another C library (its own allocator, its own
+    rules: nothing to tune this way)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    except OSError:
+        return None
+
+
 def return_free_memory() -> None:
     """Give the heap's free pages back to the system after a large transient job (the
     warm-up's KPI months): glibc keeps them otherwise, and RSS stays at the peak."""
-    import ctypes
     import gc
 
     gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):       # not glibc: nothing to give back this way
-        pass
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+M_ARENA_MAX = -8            # glibc's malloc.h
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:
@@ -40,13 +53,9 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
     systemd unit does, also when the box is started otherwise): glibc gives each new thread
     its own arena up to 8 per core, and threads that come and go with calls and with the
     recognizer's work leave each one fragmented for months."""
-    import ctypes
-
-    m_arena_max = -8
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(m_arena_max, arenas)
-    except (OSError, AttributeError):       # not glibc: its own allocator, its own rules
-        pass
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(M_ARENA_MAX, arenas)
 
 
 PRIVATE_UMASK = 0o027
