@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ from appliance.simulate.corpus import load_corpus  # noqa: E402
 from appliance.simulate.pcap import wav_to_pcap  # noqa: E402
 from appliance.simulate.procstats import tree_usage  # noqa: E402
 from appliance.simulate.soak import Soak, SoakPlan  # noqa: E402
+from appliance.web.tokens import TokenFile  # noqa: E402
 
 
 def make_calls(work: Path, seconds: float, n: int = 6) -> list[tuple[Path, Path]]:
@@ -72,6 +74,25 @@ def role_table(d: dict) -> list[str]:
     return out
 
 
+def backlog_table(d: dict, rows: int = 12) -> list[str]:
+    """The recognizer's backlog beside the daemon's PSS and the tree's RSS, at even steps of
+    the run: whether the daemon's memory follows the backlog."""
+    backlog, samples = d.get("backlog") or [], d.get("samples") or []
+    if not backlog or not samples:
+        return []
+    out = ["| minute | calls waiting for ASR | speech waiting (min) | oldest (min) | "
+           "daemon PSS MB | tree RSS MB |", "|---|---|---|---|---|---|"]
+    step = max(1, len(backlog) // rows)
+    for t, b in backlog[::step] + ([backlog[-1]] if (len(backlog) - 1) % step else []):
+        _, u = min(samples, key=lambda s: abs(s[0] - t))
+        out.append(f"| {t / 60:.0f} | {b.get('calls', 0)} | {b.get('audio_s', 0) / 60:.0f} | "
+                   f"{b.get('oldest_s', 0) / 60:.0f} | "
+                   f"{(u.get('pss_by_role') or {}).get('daemon', 0):.0f} | {u.get('rss_mb', 0)} |")
+    peak = max(backlog, key=lambda x: x[1].get("calls", 0))
+    out += ["", f"Longest backlog: {peak[1].get('calls', 0)} calls at minute {peak[0] / 60:.0f}."]
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--calls", type=int, default=5000)
@@ -82,6 +103,8 @@ def main() -> int:
     p.add_argument("--mean-s", type=float, default=25.0)
     p.add_argument("--burst-every", type=int, default=500)
     p.add_argument("--no-asr", action="store_true")
+    p.add_argument("--drain-s", type=float, default=3600.0,
+                   help="how long to wait after the last call for the box to finish them all")
     args = p.parse_args()
     work = OUT / "soak"
     work.mkdir(parents=True, exist_ok=True)
@@ -90,6 +113,15 @@ def main() -> int:
     box = Box(work / f"box-{int(time.time())}", free_port(), 20000, asr=not args.no_asr,
               max_calls=args.capacity, rtp_range=4 * args.capacity * 3 + 64,
               extra="rtp_timeout_s = 10")
+    box.data.mkdir(parents=True, exist_ok=True)
+    token = TokenFile(box.data).create("soak", "admin")
+
+    def backlog() -> dict:
+        """The recognizer's backlog and the daemon's own memory, as the box reports them."""
+        req = urllib.request.Request(f"http://127.0.0.1:{box.web_port}/api/v1/system",
+                                     headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())["status"].get("asr_backlog") or {}
     box.start()
     time.sleep(10)                                  # settled: the idle footprint
     idle = tree_usage(box.proc.pid)
@@ -98,8 +130,9 @@ def main() -> int:
     try:
         soak = Soak(box.addr, box.data, box.proc.pid, args.capacity, work / "callers", calls,
                     pcap, box.results)
-        report = soak.run(plan, sample_s=10.0, drain_s=3600.0,
-                          progress=lambda m: print(m, file=sys.stderr, flush=True))
+        report = soak.run(plan, sample_s=10.0, drain_s=args.drain_s,
+                          progress=lambda m: print(m, file=sys.stderr, flush=True),
+                          probe=None if args.no_asr else backlog)
     finally:
         rc = box.stop(timeout=300)
     d = report.as_dict()
@@ -120,7 +153,7 @@ def main() -> int:
         u = d.get(name) or {}
         lines.append(f"| {name} | {u.get('processes', '')} | {u.get('threads', '')} | "
                      f"{u.get('open_files', '')} | {u.get('rss_mb', '')} | {u.get('pss_mb', '')} |")
-    lines += ["", *role_table(d), "", f"Calls put on hold by the caller and recorded: {c['held']}, "
+    lines += ["", *role_table(d), "", *backlog_table(d), "", f"Calls put on hold by the caller and recorded: {c['held']}, "
               f"with the SIP hold in their call JSON: {c['held_with_sip_hold']}.",
               "", f"Calls by kind: {c['by_kind']}; statuses: {c['statuses']}; "
               f"{d['elapsed_s'] / 60:.0f} min."]

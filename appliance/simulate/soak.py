@@ -88,6 +88,7 @@ class SoakReport:
     elapsed_s: float
     capacity: int
     sip_held: set[str] = field(default_factory=set)   # ... whose JSON has a hold from SIP
+    backlog: list[tuple[float, dict[str, Any]]] = field(default_factory=list)  # recognizer's
 
     def counts(self) -> dict[str, Any]:
         answered = [o for o in self.outcomes if o.answered]
@@ -135,7 +136,8 @@ class SoakReport:
                 "peak": {k: max(getattr(s, k) for _, s in self.samples)
                          for k in ("threads", "open_files", "rss_mb", "pss_mb")}
                 if self.samples else None,
-                "samples": [[round(t, 1), s.as_dict()] for t, s in self.samples]}
+                "samples": [[round(t, 1), s.as_dict()] for t, s in self.samples],
+                "backlog": [[round(t, 1), b] for t, b in self.backlog]}
 
 
 class _Callers:
@@ -295,9 +297,15 @@ class Soak:
 
     # --- the run ---
     def _sample(self, stop: threading.Event, t0: float, out: list[tuple[float, TreeUsage]],
-                every_s: float) -> None:
+                every_s: float, probe: Callable[[], dict[str, Any]] | None,
+                backlog: list[tuple[float, dict[str, Any]]]) -> None:
         while not stop.wait(every_s):
             out.append((time.monotonic() - t0, tree_usage(self.session)))
+            if probe is not None:
+                try:
+                    backlog.append((time.monotonic() - t0, probe()))
+                except Exception as exc:    # noqa: BLE001 - a busy box answers late; go on
+                    log.warning("soak probe failed", extra={"reason": str(exc)})
 
     def _quiet(self, timeout: float) -> TreeUsage | None:
         """Wait until no call is in progress anywhere, then measure the box."""
@@ -322,15 +330,20 @@ class Soak:
         return True
 
     def run(self, plan: SoakPlan, sample_s: float = 5.0, drain_s: float = 600.0,
-            progress: Callable[[str], None] | None = None) -> SoakReport:
+            progress: Callable[[str], None] | None = None,
+            probe: Callable[[], dict[str, Any]] | None = None) -> SoakReport:
+        """Offer the plan's calls, then wait up to ``drain_s`` for the box to finish them;
+        ``probe()`` (the recognizer's backlog, say) is sampled with the process tree."""
         rng = random.Random(plan.seed)
         rate = plan.load * self.capacity / plan.mean_s          # calls per second
         self.callers = _Callers(max(2, -(-int(self.capacity * 1.5) // 4)), self.workdir,
                                 self._caller_report, self.port_base)
         samples: list[tuple[float, TreeUsage]] = []
+        backlog: list[tuple[float, dict[str, Any]]] = []
         stop = threading.Event()
         t0 = time.monotonic()
-        sampler = threading.Thread(target=self._sample, args=(stop, t0, samples, sample_s),
+        sampler = threading.Thread(target=self._sample,
+                                   args=(stop, t0, samples, sample_s, probe, backlog),
                                    daemon=True)
         sampler.start()
         kinds = [k for k in KINDS if plan.mix.get(k)]
@@ -378,7 +391,7 @@ class Soak:
         sampler.join()
         return SoakReport(list(self.outcomes.values()), samples, warm, end, finished,
                           open_recordings(self.data_dir), time.monotonic() - t0, self.capacity,
-                          sip_held)
+                          sip_held, backlog)
 
 
 def open_recordings(data_dir: Path) -> list[str]:
