@@ -153,7 +153,8 @@ def main() -> int:
         u = d.get(name) or {}
         lines.append(f"| {name} | {u.get('processes', '')} | {u.get('threads', '')} | "
                      f"{u.get('open_files', '')} | {u.get('rss_mb', '')} | {u.get('pss_mb', '')} |")
-    lines += ["", *role_table(d), "", *backlog_table(d), "", f"Calls put on hold by the caller and recorded: {c['held']}, "
+    lines += ["", *role_table(d), "", *backlog_table(d), "",
+              f"Calls put on hold by the caller and recorded: {c['held']}, "
               f"with the SIP hold in their call JSON: {c['held_with_sip_hold']}.",
               "", f"Calls by kind: {c['by_kind']}; statuses: {c['statuses']}; "
               f"{d['elapsed_s'] / 60:.0f} min."]
