@@ -155,14 +155,37 @@ def espeak(voice: str, text: str) -> np.ndarray:
     return soxr.resample(x, rate, RATE).astype(np.float32)
 
 
+def test_a_steady_beat_in_line_noise_is_music_not_speech():
+    """A band (bass, chords, drums) 2 and 5 dB over white or pink line noise: the noise
+    drowns its notes first, and its drums read as blips of speech unless the beat is heard.
+    Over four arrangements together, more of it is music and less is speech than without
+    the beat (without: 48 % music, 8.7 % speech)."""
+    speech = heard = total = 0
+    for noise in ("white", "pink"):
+        for seed in (13, 14, 15, 16):
+            for snr in (2.0, 5.0):
+                rng = np.random.default_rng(seed)
+                x = signals.music("band", 25.0, rng, -24.0)
+                pad = np.zeros(RATE, np.float32)
+                y = np.concatenate([pad, x, pad])
+                y = y + make_noise(noise, len(y), rng) * 10 ** ((-24.0 - snr) / 20)
+                _, cls, _ = detect(to_pcm(telephone(y)))
+                music = interval_frames([(1.0, 26.0)], len(cls))
+                speech += int(np.sum(cls[music] == CLS_SPEECH))
+                heard += int(np.sum(np.isin(cls[music], (CLS_MUSIC, CLS_TONE))))
+                total += int(music.sum())
+    assert speech / total < 0.075
+    assert heard / total > 0.6
+
+
 @pytest.mark.parametrize("voice,lang", ESPEAK_VOICES)
-def test_the_weak_music_gate_takes_no_synthetic_voice_for_music(voice, lang):
+def test_the_weak_music_gates_take_no_synthetic_voice_for_music(voice, lang):
     """Quiet music is told from the noise by a second that misses the usual gates but scores
-    clearly as music. Synthetic voices, female ones included, hold their pitch like notes;
-    in white or pink noise at 10 and 5 dB SNR that path must add no music frames to them,
-    and they must still be heard as speech. (One of them in pink noise at 10 dB reads as
-    music for a few seconds through the usual gates, with or without the weak path: see
-    docs/benchmarks.md.)"""
+    clearly as music, or carries a steady beat. Synthetic voices, female ones included, hold
+    their pitch like notes and speak at an even pace; in white or pink noise at 10 and 5 dB
+    SNR those paths must add no music frames to them, and they must still be heard as
+    speech. (One of them in pink noise at 10 dB reads as music for a few seconds through the
+    usual gates, with or without the weak paths: see docs/benchmarks.md.)"""
     rng = np.random.default_rng(17)
     said = [espeak(voice, text) for text in ESPEAK_TEXT[lang]]
     parts = []
@@ -177,6 +200,7 @@ def test_the_weak_music_gate_takes_no_synthetic_voice_for_music(voice, lang):
             _, cls, _ = detect(pcm)
             strict = PartyDetector(**detector_params(Settings().vad))
             strict.music_weak_margin = float("inf")
+            strict.music_beat_min = float("inf")
             base = np.frombuffer(feed_detector(strict, pcm, None).take_classes(), np.uint8)
             assert not np.any((cls == CLS_MUSIC) & (base != CLS_MUSIC)), (snr, noise)
             assert np.mean(cls == CLS_SPEECH) > 0.2, (snr, noise)
