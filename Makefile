@@ -19,14 +19,19 @@ TEST_DEBS := $(RUN_DEBS) $(DEMO_DEBS) sip-tester mosquitto openssl chromium font
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
+# silero-vad: its model file only (the second opinion on music); the package pulls torch
+SILERO := silero-vad==6.2.3
+
 install: $(PY)
 	bash tests/install-system-deps.sh $(RUN_DEBS)
 	$(PIP) install -e .
+	$(PIP) install --no-deps $(SILERO)
 	$(VENV)/bin/appliance models build
 
 install-test: $(PY)
 	bash tests/install-system-deps.sh $(TEST_DEBS)
 	$(PIP) install -e '.[test]'
+	$(PIP) install --no-deps $(SILERO)
 	$(VENV)/bin/appliance models build
 	bash tests/fetch-speech-data.sh
 
@@ -50,7 +55,6 @@ test: install-test
 
 bench: install-test
 	$(PIP) install -e '.[bench]'
-	$(PIP) install --no-deps silero-vad==6.2.3   # its model file only: the package pulls torch
 	$(PY) bench/accuracy.py
 	$(PY) bench/speed.py
 	$(PY) bench/asr.py

@@ -50,6 +50,9 @@ class VadSettings(_Section):
         20.0, ge=0.0, le=60.0,
         description="a segment this far below the other party's simultaneous speech is its echo (0: off)")
     noise_window_s: float = Field(1.5, ge=0.5, le=10.0, description="noise-floor tracking window")
+    music_second_opinion: bool = Field(
+        True, description="ask Silero VAD (the silero-vad wheel's model) whether what was taken "
+                          "for music holds speech over background music")
 
 
 class ConversationSettings(_Section):

@@ -55,6 +55,9 @@ tar -C "$root" -xf "$base"
 log "appliance $version wheel and its dependencies"
 rm -rf "$out/wheels" && "$python" -m pip wheel -q --no-deps -w "$out/wheels" "$repo"
 "$python" -m pip download -q --only-binary=:all: -d "$out/wheels" "$out/wheels"/call_appliance-*.whl
+# the second opinion on music (analysis/speech_check.py): the wheel's model file only, its
+# dependencies would pull torch
+"$python" -m pip download -q --no-deps --only-binary=:all: -d "$out/wheels" silero-vad==6.2.3
 mkdir -p "$root/opt/appliance/slots/a" "$root/tmp/wheels"
 ln -sfn slots/a "$root/opt/appliance/current"
 cp "$out/wheels"/*.whl "$root/tmp/wheels/"
@@ -68,6 +71,8 @@ env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root chroot "$root" /bin/sh -euc
     python3 -m venv /opt/appliance/current/venv
     /opt/appliance/current/venv/bin/pip install -q --no-cache-dir --disable-pip-version-check \
         --no-index --find-links /tmp/wheels /tmp/wheels/call_appliance-*.whl
+    /opt/appliance/current/venv/bin/pip install -q --no-cache-dir --disable-pip-version-check \
+        --no-index --no-deps /tmp/wheels/silero_vad-*.whl
     /opt/appliance/current/venv/bin/appliance --version'
 cleanup
 trap - EXIT

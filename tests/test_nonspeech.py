@@ -303,3 +303,77 @@ def test_classes_and_events_never_depend_on_the_chunking(chunks):
     assert {e[0] for e in events} == {"tone", "dtmf", "music"}
     assert "".join(e[3] for e in events if e[0] == "dtmf") == "1590#"
     assert segs                                  # and the speech is still speech
+
+
+def over_music(corpus, kind: str, below_db: float, seed: int = 5):
+    """A party's speech with music ``below_db`` under it (a radio where the client calls
+    from), the other party silent; (stereo at 16 kHz, truth)."""
+    rng = np.random.default_rng(seed)
+    stereo, truth = build_call(corpus, rng, turns=8)
+    x = stereo[:, 0].astype(np.float32)
+    rms = float(np.sqrt(np.mean(x[np.abs(x) > 1e-3] ** 2)))
+    m = signals.music(kind, len(x) / RATE + 1.0, rng, -20.0)[:len(x)]
+    m = m / np.sqrt(np.mean(m ** 2)) * rms * 10 ** (-below_db / 20)
+    quiet = signals.make_background(len(x), rng, -60.0)
+    return np.stack([telephone(x + m), telephone(quiet)], axis=1), truth
+
+
+def heard(s: CallStream, truth, party: str = "agent") -> float:
+    flags = np.zeros(len(s.classes[party]), bool)
+    for a, b in s.segments[party]:
+        flags[a:b] = True
+    return float(np.mean(flags[interval_frames(truth.speech[party], len(flags))]))
+
+
+@pytest.mark.parametrize("kind", ["arpeggio", "band"])
+def test_speech_over_background_music_is_still_heard(corpus, kind):
+    """Music under a voice has the notes, beat and activity the music detector looks for, and
+    the detector alone takes most of the speech with it; the second opinion on music
+    (analysis/speech_check.py) hears the voice and gives it back, whatever the chunking,
+    and the music around the words is no hold."""
+    stereo, truth = over_music(corpus, kind, 18.0)
+    s = stream(stereo)
+    assert heard(s, truth) > 0.9
+    alone = Settings().vad.model_copy(update={"music_second_opinion": False})
+    bare = CallStream(alone)
+    bare.feed("agent", to_pcm(stereo)[:, 0])
+    bare.feed("client", to_pcm(stereo)[:, 1])
+    bare.finish()
+    assert heard(bare, truth) < 0.75             # what the second opinion is for
+    part = stream(stereo, [int(n) for n in np.random.default_rng(3).integers(1, 5000, 29)])
+    assert part.segments == s.segments and part.classes == s.classes and part.events == s.events
+    speech = interval_frames(truth.speech["agent"], len(s.classes["agent"]))
+    music = [e for e in s.events["agent"] if e[0] == "music"]
+    inside = sum(int(speech[a:b].sum()) for _, a, b in music)
+    assert inside < 0.05 * speech.sum()          # the music events leave the words out
+
+
+def test_without_the_second_opinion_model_music_is_told_as_before(monkeypatch, caplog):
+    """A box whose silero-vad wheel is missing or altered says so once and goes on with the
+    detector alone."""
+    from appliance.analysis import speech_check
+
+    monkeypatch.setattr(speech_check, "_model", None)
+    monkeypatch.setattr(speech_check, "_unavailable", None)
+    monkeypatch.setattr(speech_check, "silero_path", lambda: None)
+    assert speech_check.speech_model() is None
+    assert "pip install --no-deps silero-vad" in speech_check._unavailable
+    rng = np.random.default_rng(13)
+    x = signals.music("arpeggio", 12.0, rng, -20.0)
+    stereo = np.stack([telephone(on_line(x, rng)), telephone(on_line(np.zeros_like(x), rng))], 1)
+    s = stream(stereo)
+    assert any(e[0] == "music" for e in s.events["agent"])
+    assert not s.over_music["agent"]
+
+
+def test_an_altered_model_file_is_refused(tmp_path, monkeypatch):
+    from appliance.analysis import speech_check
+
+    bad = tmp_path / "silero_vad.onnx"
+    bad.write_bytes(b"not the model")
+    monkeypatch.setattr(speech_check, "_model", None)
+    monkeypatch.setattr(speech_check, "_unavailable", None)
+    monkeypatch.setattr(speech_check, "silero_path", lambda: bad)
+    assert speech_check.speech_model() is None
+    assert "is not silero-vad" in speech_check._unavailable
+    assert "pip install --no-deps silero-vad==" in speech_check._unavailable

@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 
 from ..config import VadSettings
-from ..core.frames import PARTIES, PIPELINE_RATE, Party, s_to_frames
-from ..native import CLS_MUSIC, CLS_TONE, CallDetector, PartyDetector
+from ..core.frames import PARTIES, PIPELINE_RATE, SAMPLES_PER_FRAME, Party, s_to_frames
+from ..media.window import AudioWindow
+from ..native import CLS_MUSIC, CLS_SPEECH, CLS_TONE, CallDetector, PartyDetector, Segmenter
+from .speech_check import MusicSpeechCheck, speech_model
 
 
 def detector_params(vad: VadSettings, sample_rate: int = PIPELINE_RATE) -> dict[str, Any]:
@@ -32,6 +34,28 @@ def make_detector(vad: VadSettings, sample_rate: int = PIPELINE_RATE) -> PartyDe
 
 
 ECHO_DELAY_FRAMES = 9     # echo arrives up to 180 ms after its source
+SEGMENTER_KEYS = ("onset_frames", "hangover_frames", "min_speech_frames", "tail_frames")
+OVER_MUSIC_MIN_FRAMES = 15  # speech heard over music lasts 300 ms or more
+
+
+def split_music(events: list[tuple[Any, ...]], speech: list[tuple[int, int]]
+                ) -> list[tuple[Any, ...]]:
+    """Music events with the spans heard as speech over the music taken out of them."""
+    out: list[tuple[Any, ...]] = []
+    for ev in events:
+        if ev[0] != "music":
+            out.append(ev)
+            continue
+        s, e = ev[1], ev[2]
+        for a, b in sorted(speech):
+            if b <= s or a >= e:
+                continue
+            if a > s:
+                out.append(("music", s, a))
+            s = max(s, b)
+        if e > s:
+            out.append(("music", s, e))
+    return out
 
 
 class CallStream:
@@ -55,6 +79,16 @@ class CallStream:
         self.classes: dict[Party, bytearray] = {p: bytearray() for p in PARTIES}
         # tones, key presses and music as the detector reports them (frames, end exclusive)
         self.events: dict[Party, list[tuple[Any, ...]]] = {p: [] for p in PARTIES}
+        # speech heard over music by the second opinion (analysis.speech_check), per party
+        self.over_music: dict[Party, list[tuple[int, int]]] = {p: [] for p in PARTIES}
+        self._second = vad.music_second_opinion and sample_rate == PIPELINE_RATE
+        self._audio = {p: AudioWindow() for p in PARTIES} if self._second else {}
+        self._checks: dict[Party, MusicSpeechCheck] = {}
+        params = detector_params(vad, sample_rate)
+        over = {k: params[k] for k in SEGMENTER_KEYS}
+        # a word at least: a network's blip on music is shorter
+        over["min_speech_frames"] = max(over["min_speech_frames"], OVER_MUSIC_MIN_FRAMES)
+        self._over_seg = {p: Segmenter(**over) for p in PARTIES} if self._second else {}
 
     @property
     def frames(self) -> int:
@@ -85,8 +119,14 @@ class CallStream:
         if n == 0:
             return {p: [] for p in PARTIES}
         agent, client = (self._take(p, n) for p in PARTIES)
-        self._detector.process(agent, client)
+        self._process(agent, client)
         return self._drain()
+
+    def _process(self, agent: np.ndarray, client: np.ndarray) -> None:
+        if self._second:
+            self._audio["agent"].append(agent)
+            self._audio["client"].append(client)
+        self._detector.process(agent, client)
 
     def finish(self) -> dict[Party, list[tuple[int, int]]]:
         """End of call: the party with fewer samples is padded with silence; close segments."""
@@ -95,9 +135,12 @@ class CallStream:
             agent, client = (np.concatenate([self._take(p, self._pending_n[p]),
                                              np.zeros(n - self._pending_n[p], np.int16)])
                              for p in PARTIES)
-            self._detector.process(agent, client)
+            self._process(agent, client)
         self._detector.flush()
-        return self._drain()
+        closed = self._drain(final=True)
+        for p in PARTIES:
+            self.events[p] = split_music(self.events[p], self.over_music[p])
+        return closed
 
     def _take(self, party: Party, n: int) -> np.ndarray:
         buf = np.concatenate(self._pending[party]) if len(self._pending[party]) > 1 else (
@@ -107,19 +150,59 @@ class CallStream:
         self._pending_n[party] = len(rest)
         return head
 
-    def _drain(self) -> dict[Party, list[tuple[int, int]]]:
+    def _drain(self, final: bool = False) -> dict[Party, list[tuple[int, int]]]:
         dets = dict(zip(PARTIES, (self._detector.agent, self._detector.client)))
+        over: dict[Party, list[tuple[int, int]]] = {p: [] for p in PARTIES}
         for party, det in dets.items():
             _, levels = det.take_frames()
             self.levels_db[party].extend(levels)
+            first = len(self.classes[party])
             self.classes[party].extend(det.take_classes())
             self.events[party].extend(det.take_events())
+            if self._second:
+                over[party] = self._speech_over_music(party, first, final)
         closed: dict[Party, list[tuple[int, int]]] = {}
         for party, det in dets.items():
             other: Party = "client" if party == "agent" else "agent"
-            closed[party] = [seg for seg in det.take_segments() if not self._is_echo(seg, party, other)]
+            closed[party] = sorted(seg for seg in det.take_segments() + over[party]
+                                   if not self._is_echo(seg, party, other))
             self.segments[party].extend(closed[party])
+            if over[party]:     # speech over music closes later than the detector's own
+                self.segments[party].sort()
         return closed
+
+    def _speech_over_music(self, party: Party, first: int, final: bool) -> list[tuple[int, int]]:
+        """Frames decided from ``first`` on that were taken for music but hold speech by the
+        second opinion become speech; returns the segments of such speech that closed."""
+        decided = len(self.classes[party])
+        music = np.frombuffer(bytes(self.classes[party][first:]), np.uint8) == CLS_MUSIC
+        check = self._checks.get(party)
+        if check is None and music.any():
+            model = speech_model()      # loaded at the first music a process meets
+            if model is not None:
+                check = self._checks[party] = MusicSpeechCheck(model, SAMPLES_PER_FRAME)
+        heard = (check.frames(music, first, lambda a, b: self._samples(party, a, b))
+                 if check is not None else np.zeros(len(music), bool))
+        for i in np.flatnonzero(heard):
+            self.classes[party][first + i] = CLS_SPEECH
+        seg = self._over_seg[party]
+        seg.push_many(heard.astype(np.uint8))
+        if final:
+            seg.flush()
+        new = seg.take_segments()
+        self.over_music[party].extend(new)
+        # keep what a stretch of music decided next may read: half a second before it
+        keep = decided - MusicSpeechCheck.LEAD_FRAMES
+        if check is not None and check.oldest_needed is not None:
+            keep = min(keep, check.oldest_needed // SAMPLES_PER_FRAME)
+        self._audio[party].drop_before(keep)
+        return new
+
+    def _samples(self, party: Party, a: int, b: int) -> np.ndarray:
+        """Samples [a, b) of a party (silence where there are none)."""
+        fa = a // SAMPLES_PER_FRAME
+        buf = self._audio[party].slice(fa, -(-b // SAMPLES_PER_FRAME))
+        return buf[a - fa * SAMPLES_PER_FRAME: b - fa * SAMPLES_PER_FRAME]
 
     def _is_echo(self, seg: tuple[int, int], party: Party, other: Party) -> bool:
         """A segment far below the other party's simultaneous speech is its echo or bleed.
