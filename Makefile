@@ -56,6 +56,7 @@ test: install-test
 bench: install-test
 	$(PIP) install -e '.[bench]'
 	$(PY) bench/accuracy.py
+	$(PY) bench/background.py
 	$(PY) bench/speed.py
 	$(PY) bench/asr.py
 	$(PY) bench/store.py

@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from accuracy import decode, make_calls, publish  # noqa: E402
+from accuracy import decode, make_artefact_calls, make_calls, publish  # noqa: E402
 from peers import SileroVad, call_ai_metrics_call, webrtc_flags  # noqa: E402
 
 from appliance.analysis.dsp import CallStream  # noqa: E402
@@ -130,8 +130,37 @@ def main() -> int:
         per_sample = cpu / samples
         lines.append(f"| {name} | {1 / (per_sample * 16000):,.0f} | {per_sample * 320 * 1e6:.1f} "
                      f"| {per_sample / base:.2f}x |")
+    lines += hold_costs(settings)
     publish("speed", "\n".join(lines))
     return 0
+
+
+def hold_costs(settings: Settings) -> list[str]:
+    """The call analysis (CallStream) on calls with holds, with and without the second
+    opinion on music (Silero on the frames taken for music)."""
+    calls = [decode(paths["tel8"], settings) for name, paths, _ in make_artefact_calls(8, 7)
+             if name.startswith("call")]
+    seconds = sum(len(a) for a, _ in calls) / 16000
+    alone = settings.model_copy(deep=True)
+    alone.vad.music_second_opinion = False
+
+    def analyse(s: Settings) -> None:
+        for a, c in calls:
+            stream = CallStream(s.vad)
+            stream.feed("agent", a)
+            stream.feed("client", c)
+            stream.finish()
+
+    best = best_times([("on", analyse, (settings,), 3), ("off", analyse, (alone,), 3)], 3)
+    out = ["", f"Calls with holds (bench/accuracy.py's 8 artefact calls, telephone variant, "
+           f"{seconds / 60:.1f} min, a sixth of it hold music): the call analysis (CallStream, "
+           "whole stream, both parties / 2), best of 3.", "",
+           "| call analysis | x real time per party | CPU time vs without |", "|---|---|---|"]
+    for name, label in (("off", "without the second opinion on music"),
+                        ("on", "with it (as shipped)")):
+        out.append(f"| {label} | {2 * seconds / best[name]:,.0f} | "
+                   f"{best[name] / best['off']:.2f}x |")
+    return out
 
 
 if __name__ == "__main__":
