@@ -47,7 +47,7 @@ cdef enum:
     RHYTHM_WIN = 250     # a beat: onsets' autocorrelation over the last 5 s ...
     RHYTHM_STEP = 10     # ... computed every 200 ms
     BEAT_MIN = 18        # beats 0.36 s ...
-    BEAT_MAX = 80        # ... to 1.6 s apart (37-167 per minute)
+    BEAT_MAX = 80        # ... to under 1.6 s apart (38-167 per minute)
     ONSET_BANDS = 8      # onsets are measured in 8 bands, 125 Hz to 3.75 kHz
     ONSET_CAP_DB = 10    # a band's rise counts up to this
     TONE_MIN = 8         # a steady tone in the signalling band (300-2200 Hz): 160 ms or more
@@ -139,10 +139,13 @@ cdef class Segmenter:
         self.in_speech = 0
 
     def push_many(self, const uint8_t[::1] voiced):
-        """Advance by one decision per frame."""
+        """Advance by one decision per frame: 1 voiced, 0 not, 2 a break (``push_break``)."""
         cdef Py_ssize_t i
         for i in range(voiced.shape[0]):
-            self.push(voiced[i])
+            if voiced[i] == 2:
+                self.push_break()
+            else:
+                self.push(voiced[i])
 
     def flush(self):
         """End of stream: close an open segment."""
@@ -950,7 +953,9 @@ cdef class PartyDetector:
         """How steady a beat the RHYTHM_WIN frames before ``end`` (rounded down to a
         multiple of RHYTHM_STEP, so that the chunking never matters) carry: the best, over
         periods of BEAT_MIN to BEAT_MAX frames, of the lesser of the onsets' autocorrelation
-        at the period and at twice it (a beat repeats; a syllable rate wanders)."""
+        at the period and at twice it (a beat repeats; a syllable rate wanders). Both are
+        over the whole window's energy, so long periods, with fewer products, read lower:
+        a slow beat needs to be steadier to count."""
         cdef long long e = end - end % RHYTHM_STEP, a = e - RHYTHM_WIN
         cdef int t, L
         cdef double m = 0.0, energy = 0.0, c1, c2, lesser, best = 0.0
@@ -959,7 +964,7 @@ cdef class PartyDetector:
             return self.bt_val
         self.bt_end = e
         self.bt_val = 0.0
-        if a < 0 or a < self.frames_done - RING:
+        if a < 0 or a <= self.frames_done - RING:
             return 0.0
         for t in range(RHYTHM_WIN):
             w[t] = self.r_onset[(a + t) % RING]

@@ -16,13 +16,15 @@ class Pieces:
 
     def __init__(self) -> None:
         self.offered = []
+        self.pcm = {}
 
     def offer(self, ref, piece, pcm) -> None:
         self.offered.append(piece)
+        self.pcm[piece] = pcm
 
 
-def analyse(settings, stereo: np.ndarray, chunk: int | None = None):
-    sink = Pieces()
+def analyse(settings, stereo: np.ndarray, chunk: int | None = None, sink=None):
+    sink = sink if sink is not None else Pieces()
     session = CallSession(settings, CallMeta(source="file", call_id="c1"),
                           Stages.capture(sink))
     pcm = to_pcm(stereo)
@@ -138,3 +140,29 @@ def test_the_recognizer_hears_the_conversation_and_never_the_music_or_the_tones(
         assert only_music["asr"]["status"] == "ok"
     finally:
         stages.close()
+
+
+def test_speech_over_background_music_reaches_the_recognizer_whole(settings, corpus):
+    """Speech heard over music by the second opinion goes through the same session as any
+    other: its pieces arrive in time order, never overlap the detector's own, carry the
+    real audio from their first frame (the session keeps it while such a segment is open),
+    and the call reads the same fed 20 ms at a time or whole."""
+    from test_nonspeech import over_music
+
+    stereo, truth = over_music(corpus, "band", 18.0)
+    pcm = to_pcm(stereo)
+    results = {}
+    for chunk in (None, 320):
+        sink = Pieces()
+        result, pieces = analyse(settings, stereo, chunk, sink)
+        results[chunk] = result
+        for party, ch in (("agent", 0), ("client", 1)):
+            mine = [p for p in pieces if p.party == party]
+            assert all(a.end <= b.start for a, b in zip(mine, mine[1:])), party
+            for p in mine:
+                assert np.array_equal(sink.pcm[p], pcm[p.start * 320: p.end * 320, ch])
+        spans = [(s["start"], s["end"]) for s in result["segments"] if s["party"] == "agent"]
+        heard = sum(overlap(a, b, c, d) for a, b in truth.speech["agent"] for c, d in spans)
+        assert heard > 0.85 * sum(b - a for a, b in truth.speech["agent"])
+    assert results[None]["segments"] == results[320]["segments"]
+    assert results[None]["events"] == results[320]["events"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from array import array
 from typing import Any
 
@@ -11,7 +12,9 @@ from ..config import VadSettings
 from ..core.frames import PARTIES, PIPELINE_RATE, SAMPLES_PER_FRAME, Party, s_to_frames
 from ..media.window import AudioWindow
 from ..native import CLS_MUSIC, CLS_SPEECH, CLS_TONE, CallDetector, PartyDetector, Segmenter
-from .speech_check import MusicSpeechCheck, speech_model
+from .speech_check import WINDOW, MusicSpeechCheck, speech_model
+
+log = logging.getLogger(__name__)
 
 
 def detector_params(vad: VadSettings, sample_rate: int = PIPELINE_RATE) -> dict[str, Any]:
@@ -84,6 +87,7 @@ class CallStream:
         self._second = vad.music_second_opinion and sample_rate == PIPELINE_RATE
         self._audio = {p: AudioWindow() for p in PARTIES} if self._second else {}
         self._checks: dict[Party, MusicSpeechCheck] = {}
+        self._failed = False
         params = detector_params(vad, sample_rate)
         over = {k: params[k] for k in SEGMENTER_KEYS}
         # a word at least: a network's blip on music is shorter
@@ -106,9 +110,12 @@ class CallStream:
         return any(c in (CLS_TONE, CLS_MUSIC) for c in self.classes[party][start:end])
 
     def open_start(self, party: Party) -> int | None:
-        """Start frame of the party's segment in progress, or None."""
+        """Start frame of the party's segment in progress (the detector's own or speech heard
+        over music), or None."""
         det = self._detector.agent if party == "agent" else self._detector.client
-        return det.open_segment_start
+        starts = [det.open_segment_start,
+                  self._over_seg[party].open_segment_start if self._second else None]
+        return min((s for s in starts if s is not None), default=None)
 
     def feed(self, party: Party, pcm: np.ndarray) -> dict[Party, list[tuple[int, int]]]:
         """Add int16 samples of one party; return segments that closed, per party."""
@@ -164,45 +171,66 @@ class CallStream:
         closed: dict[Party, list[tuple[int, int]]] = {}
         for party, det in dets.items():
             other: Party = "client" if party == "agent" else "agent"
-            closed[party] = sorted(seg for seg in det.take_segments() + over[party]
-                                   if not self._is_echo(seg, party, other))
+            mine = [seg for seg in det.take_segments() if not self._is_echo(seg, party, other)]
+            heard = [seg for seg in over[party] if not self._is_echo(seg, party, other)]
+            for a, b in heard:          # speech now, and no longer part of the music
+                self.over_music[party].append((a, b))
+                for f in range(a, b):
+                    if self.classes[party][f] == CLS_MUSIC:
+                        self.classes[party][f] = CLS_SPEECH
+            # the two never overlap (one has only music frames, the other none)
+            closed[party] = sorted(mine + heard)
             self.segments[party].extend(closed[party])
-            if over[party]:     # speech over music closes later than the detector's own
+            if heard:
                 self.segments[party].sort()
         return closed
 
     def _speech_over_music(self, party: Party, first: int, final: bool) -> list[tuple[int, int]]:
-        """Frames decided from ``first`` on that were taken for music but hold speech by the
-        second opinion become speech; returns the segments of such speech that closed."""
+        """Segments of speech heard by the second opinion in what the detector took for music,
+        closed with the frames decided from ``first`` on. Its segmenter sees only music
+        frames: any other frame is a break, so its segments never reach into the detector's."""
         decided = len(self.classes[party])
         music = np.frombuffer(bytes(self.classes[party][first:]), np.uint8) == CLS_MUSIC
-        check = self._checks.get(party)
-        if check is None and music.any():
-            model = speech_model()      # loaded at the first music a process meets
-            if model is not None:
-                check = self._checks[party] = MusicSpeechCheck(model, SAMPLES_PER_FRAME)
-        heard = (check.frames(music, first, lambda a, b: self._samples(party, a, b))
-                 if check is not None else np.zeros(len(music), bool))
-        for i in np.flatnonzero(heard):
-            self.classes[party][first + i] = CLS_SPEECH
+        check = self._check(party, bool(music.any()))
+        heard = np.zeros(len(music), bool)
+        if check is not None and len(music):
+            # the audio this drain may read, in one piece: from where a stretch in progress
+            # stands (or half a second before the first new frame) to the last window
+            lo = check.start_frame(first) * SAMPLES_PER_FRAME
+            if check.oldest_needed is not None:
+                lo = min(lo, check.oldest_needed)
+            f0 = lo // SAMPLES_PER_FRAME
+            hi = decided * SAMPLES_PER_FRAME + WINDOW
+            buf = self._audio[party].slice(f0, -(-hi // SAMPLES_PER_FRAME))
+            base = f0 * SAMPLES_PER_FRAME
+            try:
+                heard = check.frames(music, first, lambda a, b: buf[a - base: b - base])
+            except Exception as exc:    # noqa: BLE001 - the call goes on with the detector alone
+                log.error("second opinion on music failed; this call goes on without it",
+                          extra={"party": party, "reason": repr(exc)})
+                self._failed = True
+                heard = np.zeros(len(music), bool)
         seg = self._over_seg[party]
-        seg.push_many(heard.astype(np.uint8))
+        seg.push_many(np.where(music, heard, 2).astype(np.uint8))
         if final:
             seg.flush()
-        new = seg.take_segments()
-        self.over_music[party].extend(new)
         # keep what a stretch of music decided next may read: half a second before it
         keep = decided - MusicSpeechCheck.LEAD_FRAMES
         if check is not None and check.oldest_needed is not None:
             keep = min(keep, check.oldest_needed // SAMPLES_PER_FRAME)
         self._audio[party].drop_before(keep)
-        return new
+        return seg.take_segments()
 
-    def _samples(self, party: Party, a: int, b: int) -> np.ndarray:
-        """Samples [a, b) of a party (silence where there are none)."""
-        fa = a // SAMPLES_PER_FRAME
-        buf = self._audio[party].slice(fa, -(-b // SAMPLES_PER_FRAME))
-        return buf[a - fa * SAMPLES_PER_FRAME: b - fa * SAMPLES_PER_FRAME]
+    def _check(self, party: Party, music: bool) -> MusicSpeechCheck | None:
+        """The party's second opinion; the model loads at the first music a process meets."""
+        if self._failed:
+            return None
+        check = self._checks.get(party)
+        if check is None and music:
+            model = speech_model()
+            if model is not None:
+                check = self._checks[party] = MusicSpeechCheck(model, SAMPLES_PER_FRAME)
+        return check
 
     def _is_echo(self, seg: tuple[int, int], party: Party, other: Party) -> bool:
         """A segment far below the other party's simultaneous speech is its echo or bleed.

@@ -83,7 +83,7 @@ def speech_model() -> SpeechModel | None:
                         f"silero-vad is not installed: pip install --no-deps "
                         f"silero-vad=={SILERO_VERSION} (`make install` does)")
                 _model = SpeechModel(path)
-            except (OSError, ValueError, RuntimeError) as exc:
+            except Exception as exc:    # noqa: BLE001 - onnxruntime's errors are plain Exceptions
                 _unavailable = str(exc)
                 log.warning("no second opinion on music: speech over background music may be "
                             "taken for music", extra={"reason": _unavailable})
