@@ -111,10 +111,7 @@ def main() -> int:
             rng = np.random.default_rng(args.seed)
             stereo, truth = build_call(utts, rng, turns=args.turns)
             x = stereo[:, 0].astype(np.float32)
-            rms = float(np.sqrt(np.mean(x[np.abs(x) > 1e-3] ** 2)))
-            m = signals.music(kind, len(x) / RATE + 1.0, rng, -20.0)[:len(x)]
-            m = m / np.sqrt(np.mean(m ** 2)) * rms * 10 ** (level / 20)
-            pcm = on_phone(x + m)
+            pcm = on_phone(signals.music_under(x, kind, -level, rng))
             quiet = on_phone(signals.make_background(len(x), rng, -60.0))
             for run, s in runs.items():
                 flags, classes = appliance(pcm, quiet, s)

@@ -310,12 +310,9 @@ def over_music(corpus, kind: str, below_db: float, seed: int = 5):
     from), the other party silent; (stereo at 16 kHz, truth)."""
     rng = np.random.default_rng(seed)
     stereo, truth = build_call(corpus, rng, turns=8)
-    x = stereo[:, 0].astype(np.float32)
-    rms = float(np.sqrt(np.mean(x[np.abs(x) > 1e-3] ** 2)))
-    m = signals.music(kind, len(x) / RATE + 1.0, rng, -20.0)[:len(x)]
-    m = m / np.sqrt(np.mean(m ** 2)) * rms * 10 ** (-below_db / 20)
+    x = signals.music_under(stereo[:, 0].astype(np.float32), kind, below_db, rng)
     quiet = signals.make_background(len(x), rng, -60.0)
-    return np.stack([telephone(x + m), telephone(quiet)], axis=1), truth
+    return np.stack([telephone(x), telephone(quiet)], axis=1), truth
 
 
 def heard(s: CallStream, truth, party: str = "agent") -> float:

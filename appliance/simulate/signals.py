@@ -278,6 +278,15 @@ def music(kind: str, seconds: float, rng: np.random.Generator, level_db: float) 
     return _ramp(x * 10 ** (level_db / 20), 30.0)
 
 
+def music_under(x: np.ndarray, kind: str, below_db: float, rng: np.random.Generator
+                ) -> np.ndarray:
+    """Background music (a radio in the room) ``below_db`` under the active level of the
+    speech ``x`` (16 kHz float32), added to it."""
+    rms = float(np.sqrt(np.mean(x[np.abs(x) > 1e-3] ** 2)))
+    m = music(kind, len(x) / RATE + 1.0, rng, -20.0)[:len(x)]
+    return (x + m / np.sqrt(np.mean(m ** 2)) * rms * 10 ** (-below_db / 20)).astype(np.float32)
+
+
 def music_kinds() -> list[str]:
     """Every kind of music the simulator can play: the synthesised styles, then the real
     recordings that are installed."""
