@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from appliance.media.window import AudioWindow
+from appliance.core.window import AudioWindow
 
 
 def test_slices_are_exact_and_missing_audio_reads_as_silence():

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..config import VadSettings
 from ..core.frames import PARTIES, PIPELINE_RATE, SAMPLES_PER_FRAME, Party, s_to_frames
-from ..media.window import AudioWindow
+from ..core.window import AudioWindow
 from ..native import CLS_MUSIC, CLS_SPEECH, CLS_TONE, CallDetector, PartyDetector, Segmenter
 from .speech_check import WINDOW, MusicSpeechCheck, speech_model
 

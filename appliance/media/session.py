@@ -22,7 +22,7 @@ from ..asr.pieces import PieceCutter, PieceSink, PieceSpec
 from ..asr.service import AsrService
 from ..config import Settings
 from ..core.frames import FRAME_S, PARTIES, Party
-from .window import AudioWindow
+from ..core.window import AudioWindow
 
 log = logging.getLogger(__name__)
 
