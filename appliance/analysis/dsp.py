@@ -39,6 +39,7 @@ def make_detector(vad: VadSettings, sample_rate: int = PIPELINE_RATE) -> PartyDe
 ECHO_DELAY_FRAMES = 9     # echo arrives up to 180 ms after its source
 SEGMENTER_KEYS = ("onset_frames", "hangover_frames", "min_speech_frames", "tail_frames")
 OVER_MUSIC_MIN_FRAMES = 15  # speech heard over music lasts 300 ms or more
+BREAKS = np.full(4096, 2, np.uint8)     # frames that are no music, for the over-music segmenter
 
 
 def split_music(events: list[tuple[Any, ...]], speech: list[tuple[int, int]]
@@ -88,6 +89,7 @@ class CallStream:
         self._audio = {p: AudioWindow() for p in PARTIES} if self._second else {}
         self._checks: dict[Party, MusicSpeechCheck] = {}
         self._failed = False
+        self._kept_from: dict[Party, int] = {p: 0 for p in PARTIES}
         params = detector_params(vad, sample_rate)
         over = {k: params[k] for k in SEGMENTER_KEYS}
         # a word at least: a network's blip on music is shorter
@@ -190,7 +192,17 @@ class CallStream:
         closed with the frames decided from ``first`` on. Its segmenter sees only music
         frames: any other frame is a break, so its segments never reach into the detector's."""
         decided = len(self.classes[party])
-        music = np.frombuffer(bytes(self.classes[party][first:]), np.uint8) == CLS_MUSIC
+        new = self.classes[party][first:]
+        seg = self._over_seg[party]
+        check = self._checks.get(party)
+        if (CLS_MUSIC not in new and seg.open_segment_start is None
+                and (check is None or check.oldest_needed is None)):
+            # no music and nothing in progress (most of a call): every frame is a break
+            seg.push_many(BREAKS[:len(new)] if len(new) <= len(BREAKS)
+                          else np.full(len(new), 2, np.uint8))
+            self._trim(party, decided - MusicSpeechCheck.LEAD_FRAMES)
+            return []
+        music = np.frombuffer(bytes(new), np.uint8) == CLS_MUSIC
         check = self._check(party, bool(music.any()))
         heard = np.zeros(len(music), bool)
         if check is not None and len(music):
@@ -210,7 +222,6 @@ class CallStream:
                           extra={"party": party, "reason": repr(exc)})
                 self._failed = True
                 heard = np.zeros(len(music), bool)
-        seg = self._over_seg[party]
         seg.push_many(np.where(music, heard, 2).astype(np.uint8))
         if final:
             seg.flush()
@@ -218,8 +229,14 @@ class CallStream:
         keep = decided - MusicSpeechCheck.LEAD_FRAMES
         if check is not None and check.oldest_needed is not None:
             keep = min(keep, check.oldest_needed // SAMPLES_PER_FRAME)
-        self._audio[party].drop_before(keep)
+        self._trim(party, keep)
         return seg.take_segments()
+
+    def _trim(self, party: Party, keep: int) -> None:
+        """Forget audio before frame ``keep``, a second at a time (it costs per call)."""
+        if keep - self._kept_from[party] >= 50:
+            self._audio[party].drop_before(keep)
+            self._kept_from[party] = keep
 
     def _check(self, party: Party, music: bool) -> MusicSpeechCheck | None:
         """The party's second opinion; the model loads at the first music a process meets."""
