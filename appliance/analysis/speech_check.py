@@ -26,7 +26,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 SILERO_VERSION = "6.2.3"
-SILERO_SHA256 = "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3"
+SILERO_SHA256 = "7ed98ddbad84ccac4cd0aeb3099049280713df825c610a8ed34543318f1b2c49"
 WINDOW = 512            # samples per decision at 16 kHz (32 ms)
 CONTEXT = 64            # samples of the previous window the network sees with each
 THRESHOLD = 0.5         # Silero's probability above which a window is speech
@@ -37,11 +37,12 @@ _unavailable: str | None = None
 
 
 def silero_path() -> Path | None:
-    """The ONNX file of the installed silero-vad wheel, if any."""
+    """The installed silero-vad wheel's 16 kHz model, if any: the same network and answers as
+    its general one, in a third less memory for onnxruntime (19 MB against 28)."""
     spec = importlib.util.find_spec("silero_vad")
     if spec is None or spec.origin is None:
         return None
-    return Path(spec.origin).parent / "data" / "silero_vad.onnx"
+    return Path(spec.origin).parent / "data" / "silero_vad_16k_op15.onnx"
 
 
 class SpeechModel:
@@ -58,7 +59,7 @@ class SpeechModel:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
-        opts.enable_cpu_mem_arena = False   # each capture process holds one: about 24 MB
+        opts.enable_cpu_mem_arena = False   # each capture process that met music holds one
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self._sr = np.array(16000, dtype=np.int64)
 
