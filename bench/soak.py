@@ -38,11 +38,21 @@ from appliance.simulate.soak import Soak, SoakPlan  # noqa: E402
 from appliance.web.tokens import TokenFile  # noqa: E402
 
 
-def make_calls(work: Path, seconds: float, n: int = 6) -> list[tuple[Path, Path]]:
+def make_calls(work: Path, seconds: float, n: int = 6, music: bool = False
+               ) -> list[tuple[Path, Path]]:
+    """The callers' audio: real-speech calls; with ``music``, each with 8 s of hold music on
+    the agent's side after its first turns (every capture process meets music early)."""
     import soundfile as sf
+    from appliance.simulate.signals import music as hold_music
     utts, out = load_corpus(), []
     for k in range(n):
-        audio, _ = build_call(utts, np.random.default_rng(900 + k), turns=max(2, int(seconds / 5)))
+        rng = np.random.default_rng(900 + k)
+        audio, _ = build_call(utts, rng, turns=max(2, int(seconds / 5)))
+        if music:
+            at = min(len(audio) // 3, 16000 * 6)
+            held = np.zeros((16000 * 8, 2), np.float32)
+            held[:, 0] = hold_music("chords", 8.0, rng, -24.0)
+            audio = np.concatenate([audio[:at], held, audio[at:]])
         pcm = np.clip(np.rint(audio * 32767), -32768, 32767).astype(np.int16)
         a, c = work / f"agent{k}.wav", work / f"client{k}.wav"
         sf.write(str(a), pcm[:, 0], 16000, subtype="PCM_16")
@@ -103,12 +113,14 @@ def main() -> int:
     p.add_argument("--mean-s", type=float, default=25.0)
     p.add_argument("--burst-every", type=int, default=500)
     p.add_argument("--no-asr", action="store_true")
+    p.add_argument("--music", action="store_true",
+                   help="8 s of hold music in every call (the second opinion on music loads)")
     p.add_argument("--drain-s", type=float, default=3600.0,
                    help="how long to wait after the last call for the box to finish them all")
     args = p.parse_args()
     work = OUT / "soak"
     work.mkdir(parents=True, exist_ok=True)
-    calls = make_calls(work, min(args.max_s, 120.0))
+    calls = make_calls(work, min(args.max_s, 120.0), music=args.music)
     pcap = wav_to_pcap(calls[0][1], work / "speech.pcap")
     box = Box(work / f"box-{int(time.time())}", free_port(), 20000, asr=not args.no_asr,
               max_calls=args.capacity, rtp_range=4 * args.capacity * 3 + 64,
@@ -142,7 +154,8 @@ def main() -> int:
     lines = [f"# Capture soak: {c['offered']} calls on a {args.capacity}-call box "
              f"({'ASR on' if not args.no_asr else 'ASR off'})", "",
              f"`python bench/soak.py --calls {args.calls} --capacity {args.capacity} "
-             f"--load {args.load} --min-s {args.min_s} --max-s {args.max_s} --mean-s {args.mean_s}`",
+             f"--load {args.load} --min-s {args.min_s} --max-s {args.max_s} --mean-s {args.mean_s}"
+             f"{' --music' if args.music else ''}`",
              "", "| offered | answered | recorded (complete JSON) | refused 486/503 | left open | problems |",
              "|---|---|---|---|---|---|",
              f"| {c['offered']} | {c['answered']} | {c['recorded']} | {c['refused_clean']} | "
