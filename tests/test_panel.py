@@ -752,13 +752,15 @@ def test_managers_page_ranks_by_any_column_with_names_and_charts(box, admin):
     data = admin.get("/api/v1/managers?sort=missed_rang").get_json()
     assert data["kind"] == "week" and len(data["periods"]) == 8
     ranked = [r["values"]["missed_rang"] for r in data["managers"]]
-    assert ranked == sorted(ranked, reverse=True)
+    # early in a week a manager may have no figure yet: those rank last, whatever the order
+    present = [v for v in ranked if v is not None]
+    assert ranked == sorted(present, reverse=True) + [None] * (len(ranked) - len(present))
     # the KPI agrees with the missed-calls list of the same week (n1 may be last week's)
     week = data["period"]
     for agent in ("101", "102"):
         listed = admin.get(f"/api/v1/missed?period={week}&agent={agent}").get_json()["missed"]
         row = next(r for r in data["managers"] if r["id"] == agent)
-        assert row["values"]["missed_rang"] == len(listed)
+        assert (row["values"]["missed_rang"] or 0) == len(listed)
     names = [r["name"] for r in admin.get("/api/v1/managers?sort=name").get_json()["managers"]]
     assert names == sorted(names) and "Анна Петрова" in names
     rev = [r["name"] for r in admin.get("/api/v1/managers?sort=name&order=desc").get_json()["managers"]]
