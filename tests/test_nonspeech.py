@@ -110,6 +110,20 @@ def test_music_on_hold_is_music_not_speech():
     assert speech / total < 0.02
 
 
+def music_in_noise(kind: str, noise: str, rng: np.random.Generator, noise_db: float
+                   ) -> tuple[int, int, int]:
+    """25 s of music at -24 dBFS between 1 s pads, over line noise at ``noise_db``, through
+    the telephone band: (its frames read as speech, as music or tones, all its frames)."""
+    x = signals.music(kind, 25.0, rng, -24.0)
+    pad = np.zeros(RATE, np.float32)
+    y = np.concatenate([pad, x, pad])
+    y = y + make_noise(noise, len(y), rng) * 10 ** (noise_db / 20)
+    _, cls, _ = detect(to_pcm(telephone(y)))
+    music = interval_frames([(1.0, 26.0)], len(cls))
+    return (int(np.sum(cls[music] == CLS_SPEECH)),
+            int(np.sum(np.isin(cls[music], (CLS_MUSIC, CLS_TONE)))), int(music.sum()))
+
+
 def test_quiet_music_in_line_noise_is_still_music_not_speech():
     """Music 2 dB over white or pink line noise: the noise hides notes and activity, and
     what is left must still read as music (or tones), not as speech. Over all kinds together:
@@ -121,16 +135,8 @@ def test_quiet_music_in_line_noise_is_still_music_not_speech():
     speech = heard = total = 0
     for kind in signals.music_kinds():
         for noise in ("white", "pink"):
-            rng = np.random.default_rng(13)
-            x = signals.music(kind, 25.0, rng, -24.0)
-            pad = np.zeros(RATE, np.float32)
-            y = np.concatenate([pad, x, pad])
-            y = y + make_noise(noise, len(y), rng) * 10 ** (-26.0 / 20)
-            _, cls, _ = detect(to_pcm(telephone(y)))
-            music = interval_frames([(1.0, 26.0)], len(cls))
-            speech += int(np.sum(cls[music] == CLS_SPEECH))
-            heard += int(np.sum(np.isin(cls[music], (CLS_MUSIC, CLS_TONE))))
-            total += int(music.sum())
+            counts = music_in_noise(kind, noise, np.random.default_rng(13), -26.0)
+            speech, heard, total = (a + b for a, b in zip((speech, heard, total), counts))
     assert speech / total < 0.06
     assert heard / total > 0.72
 
@@ -164,16 +170,9 @@ def test_a_steady_beat_in_line_noise_is_music_not_speech():
     for noise in ("white", "pink"):
         for seed in (13, 14, 15, 16):
             for snr in (2.0, 5.0):
-                rng = np.random.default_rng(seed)
-                x = signals.music("band", 25.0, rng, -24.0)
-                pad = np.zeros(RATE, np.float32)
-                y = np.concatenate([pad, x, pad])
-                y = y + make_noise(noise, len(y), rng) * 10 ** ((-24.0 - snr) / 20)
-                _, cls, _ = detect(to_pcm(telephone(y)))
-                music = interval_frames([(1.0, 26.0)], len(cls))
-                speech += int(np.sum(cls[music] == CLS_SPEECH))
-                heard += int(np.sum(np.isin(cls[music], (CLS_MUSIC, CLS_TONE))))
-                total += int(music.sum())
+                counts = music_in_noise("band", noise, np.random.default_rng(seed),
+                                        -24.0 - snr)
+                speech, heard, total = (a + b for a, b in zip((speech, heard, total), counts))
     assert speech / total < 0.075
     assert heard / total > 0.6
 
