@@ -372,7 +372,7 @@ def test_without_a_usable_second_opinion_music_is_told_as_before(corpus, monkeyp
         path = tmp_path / "silero_vad.onnx"
         path.write_bytes(b"not the model")
     speech_check = no_model(monkeypatch, path)
-    if problem == "unloadable":     # right hash, and onnxruntime refuses it (plain Exception)
+    if problem == "unloadable":     # right hash, and no ONNX model inside
         monkeypatch.setattr(speech_check, "SILERO_SHA256",
                             __import__("hashlib").sha256(b"not the model").hexdigest())
     stereo, _ = over_music(corpus, "arpeggio", 18.0)
@@ -397,10 +397,54 @@ def test_a_second_opinion_that_fails_mid_call_leaves_the_call_to_the_detector(co
     model = speech_check.speech_model()
     assert model is not None, "make install-test installs the silero-vad wheel"
 
-    def broken(window, state):
-        raise RuntimeError("onnxruntime: out of memory")
-    monkeypatch.setattr(model, "run", broken)
+    def broken(windows, state):
+        raise MemoryError("out of memory")
+    monkeypatch.setattr(model, "probabilities", broken)
     stereo, _ = over_music(corpus, "arpeggio", 18.0)
     s = stream(stereo)
     bare = bare_stream(stereo)
     assert s.segments == bare.segments and s.classes == bare.classes and s.events == bare.events
+
+
+def test_the_second_opinion_answers_as_onnxruntime_does_on_the_same_file(corpus):
+    """The box runs Silero's network in numpy (no onnxruntime in the capture processes);
+    onnxruntime running the wheel's file is the reference. Speech with music under it and
+    music alone get the same decisions and, to float32 rounding, the same probabilities;
+    and a window's answer does not depend on how many windows were read with it."""
+    import onnxruntime as ort
+
+    from appliance.analysis import speech_check
+
+    path = speech_check.silero_path()
+    model = speech_check.speech_model()
+    assert path is not None and model is not None, "make install-test installs silero-vad"
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    speech, _ = over_music(corpus, "band", 18.0)
+    music = telephone(signals.music("arpeggio", 8.0, np.random.default_rng(2), -20.0))
+    for x in (speech[:, 0].astype(np.float32), music):
+        n = len(x) // speech_check.WINDOW
+        stream_ = np.concatenate([np.zeros(speech_check.CONTEXT, np.float32),
+                                  x[:n * speech_check.WINDOW]])
+        windows = np.lib.stride_tricks.sliding_window_view(
+            stream_, speech_check.CONTEXT + speech_check.WINDOW)[::speech_check.WINDOW]
+        state = np.zeros((2, 1, speech_check.HIDDEN), np.float32)
+        reference = []
+        for w in windows:
+            out, state = session.run(None, {"input": w[None, :], "state": state,
+                                            "sr": np.array(RATE, np.int64)})
+            reference.append(float(out[0, 0]))
+        start = np.zeros((2, 1, speech_check.HIDDEN), np.float32)
+        mine, last = model.probabilities(windows, start)
+        assert np.abs(mine - np.array(reference)).max() < 1e-4
+        assert ((mine >= 0.5) == (np.array(reference) >= 0.5)).all()
+        assert np.allclose(last, state, rtol=1e-4, atol=1e-4)
+        if x is not music:      # the decisions compared include both answers
+            assert 0.2 < np.mean(mine >= 0.5) < 0.9
+        cuts = np.cumsum(np.random.default_rng(4).integers(1, 30, len(windows)))
+        parts, state = [], start
+        for a, b in zip(np.concatenate([[0], cuts]), cuts):
+            p, state = model.probabilities(windows[a:b], state)
+            parts.append(p)
+        assert np.array_equal(np.concatenate(parts), mine)
