@@ -448,3 +448,52 @@ def test_the_second_opinion_answers_as_onnxruntime_does_on_the_same_file(corpus)
             p, state = model.probabilities(windows[a:b], state)
             parts.append(p)
         assert np.array_equal(np.concatenate(parts), mine)
+
+
+def test_the_music_check_answers_the_same_however_frames_and_audio_arrive(corpus):
+    """Each stretch of music frames is read from half a second before it, whatever the
+    drains: frames decided one at a time or all at once, with the audio just arrived or
+    seconds ahead (read ahead in batches), the answers are those of the stretch read whole."""
+    from appliance.analysis import speech_check as sc
+
+    model = sc.speech_model()
+    assert model is not None, "make install-test installs silero-vad"
+    stereo, _ = over_music(corpus, "band", 18.0)
+    pcm = to_pcm(stereo)[:, 0]
+    spf = 320
+    n = len(pcm) // spf
+    rng = np.random.default_rng(11)
+    music = np.zeros(n, bool)
+    i = 0
+    while i < n:                       # stretches of 1 to 200 frames, a few of one frame
+        size = int(rng.integers(1, 200)) if rng.random() < 0.8 else 1
+        music[i:i + size] = rng.random() < 0.6
+        i += size
+    # the oracle: each stretch's windows in one batch, from its own origin
+    expected = np.zeros(n, bool)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], music.astype(np.int8), [0]])))
+    for a, b in zip(edges[::2], edges[1::2]):
+        origin = max(0, a - sc.MusicSpeechCheck.LEAD_FRAMES) * spf
+        last = ((b - 1) * spf + spf // 2 - origin) // sc.WINDOW
+        x = np.zeros((last + 1) * sc.WINDOW, np.float32)
+        got = pcm[origin: origin + len(x)].astype(np.float32) / 32768.0
+        x[:len(got)] = got
+        windows = np.lib.stride_tricks.sliding_window_view(
+            np.concatenate([np.zeros(sc.CONTEXT, np.float32), x]),
+            sc.CONTEXT + sc.WINDOW)[::sc.WINDOW]
+        probs, _ = model.probabilities(windows, np.zeros((2, 1, sc.HIDDEN), np.float32))
+        centre = (np.arange(a, b) * spf + spf // 2 - origin) // sc.WINDOW
+        expected[a:b] = probs[centre] >= sc.THRESHOLD
+    assert 0 < expected.sum() < music.sum()       # both answers occur
+    for sizes, ahead in (([n], 0), ([1], 0), ([1], 150), ([7, 1, 30], 40), ([300], 9)):
+        check = sc.MusicSpeechCheck(model, spf)
+        got, f, j = [], 0, 0
+        while f < n:
+            size = min(sizes[j % len(sizes)], n - f)
+            available = min(len(pcm), (f + size + ahead) * spf)
+            got.append(check.frames(music[f:f + size], f,
+                                    lambda a, b: np.concatenate(
+                                        [pcm[a:b], np.zeros(max(0, b - len(pcm)), np.int16)]),
+                                    available))
+            f, j = f + size, j + 1
+        assert np.array_equal(np.concatenate(got), expected), (sizes, ahead)

@@ -212,11 +212,13 @@ class CallStream:
             if check.oldest_needed is not None:
                 lo = min(lo, check.oldest_needed)
             f0 = lo // SAMPLES_PER_FRAME
-            hi = decided * SAMPLES_PER_FRAME + WINDOW
+            available = self._audio[party].end
+            hi = max(decided * SAMPLES_PER_FRAME + WINDOW, available)
             buf = self._audio[party].slice(f0, -(-hi // SAMPLES_PER_FRAME))
             base = f0 * SAMPLES_PER_FRAME
             try:
-                heard = check.frames(music, first, lambda a, b: buf[a - base: b - base])
+                heard = check.frames(music, first, lambda a, b: buf[a - base: b - base],
+                                     available)
             except Exception as exc:    # noqa: BLE001 - the call goes on with the detector alone
                 log.error("second opinion on music failed; this call goes on without it",
                           extra={"party": party, "reason": repr(exc)})

@@ -213,9 +213,13 @@ class MusicSpeechCheck:
 
     A stretch of music frames is read from half a second before its first frame, in
     windows counted from there, so the answer for a frame depends only on the audio and on
-    where its stretch starts: never on how the audio was chunked."""
+    where its stretch starts: never on how the audio was chunked. The network costs per
+    call about what eight windows in one batch cost, so when a window is needed the ones
+    after it whose audio has arrived are read with it (up to half a second): a live call
+    fed 20 ms at a time reads its music in batches, not one window a drain."""
 
     LEAD_FRAMES = 25
+    READ_AHEAD = 16         # windows read beyond the one needed, when their audio is here
 
     def __init__(self, model: SpeechModel, samples_per_frame: int) -> None:
         self.model = model
@@ -224,7 +228,8 @@ class MusicSpeechCheck:
         self._state = np.zeros((2, 1, HIDDEN), np.float32)
         self._context = np.zeros(CONTEXT, np.float32)
         self._read = 0                      # windows read since the stretch began
-        self._last = 0.0                    # the probability of the last of them
+        self._probs = np.zeros(0, np.float32)   # probabilities of windows _first_kept ...
+        self._first_kept = 0                #   ... up to _read - 1
         self._origin = 0                    # first sample of the stretch's first window
 
     @property
@@ -236,11 +241,12 @@ class MusicSpeechCheck:
         """First frame whose audio a stretch starting at ``frame`` reads."""
         return max(0, frame - self.LEAD_FRAMES)
 
-    def frames(self, music: np.ndarray, first: int,
-               audio: Callable[[int, int], np.ndarray]) -> np.ndarray:
+    def frames(self, music: np.ndarray, first: int, audio: Callable[[int, int], np.ndarray],
+               available: int | None = None) -> np.ndarray:
         """For decided frames ``first, first + 1, ...`` (``music``: whether each was taken
         for music), whether Silero hears speech in each music frame. ``audio(a, b)`` gives
-        samples [a, b) (silence where there are none)."""
+        samples [a, b) (silence where there are none); samples before ``available`` have
+        arrived, and windows wholly before it may be read ahead."""
         out = np.zeros(len(music), bool)
         edges = np.flatnonzero(np.diff(np.concatenate([[0], music.astype(np.int8), [0]])))
         if len(music) and not music[0]:
@@ -248,31 +254,37 @@ class MusicSpeechCheck:
         for a, b in zip(edges[::2], edges[1::2]):
             if a > 0:
                 self._pos = None
-            out[a:b] = self._stretch(first + a, first + b, audio)
+            out[a:b] = self._stretch(first + a, first + b, audio, available)
         if len(music) and not music[-1]:
             self._pos = None
         return out
 
-    def _stretch(self, f0: int, f1: int, audio: Callable[[int, int], np.ndarray]) -> np.ndarray:
+    def _stretch(self, f0: int, f1: int, audio: Callable[[int, int], np.ndarray],
+                 available: int | None) -> np.ndarray:
         """Whether Silero hears speech in music frames [f0, f1), one stretch's run."""
         if self._pos is None:
             self._origin = self._pos = self.start_frame(f0) * self.spf
             self._state = np.zeros((2, 1, HIDDEN), np.float32)
             self._context = np.zeros(CONTEXT, np.float32)
-            self._read = 0
+            self._read = self._first_kept = 0
+            self._probs = np.zeros(0, np.float32)
         # the window holding each frame's centre (frames only move forward)
         k = ((np.arange(f0, f1) * self.spf + self.spf // 2 - self._origin) // WINDOW)
-        n = int(k[-1]) - self._read + 1
-        probs = np.array([self._last], np.float32)      # window self._read - 1
-        if n > 0:
+        need = int(k[-1])
+        if need >= self._read:
+            upto = need
+            if available is not None:
+                whole = (available - self._origin) // WINDOW - 1   # last window all here
+                upto = max(need, min(need + self.READ_AHEAD, whole))
+            n = upto - self._read + 1
             x = audio(self._pos, self._pos + n * WINDOW).astype(np.float32) / 32768.0
             stream = np.concatenate([self._context, x])
             windows = np.lib.stride_tricks.sliding_window_view(stream, CONTEXT + WINDOW)[::WINDOW]
             new, self._state = self.model.probabilities(windows, self._state)
-            probs = np.concatenate([probs, new])
+            keep = min(max(0, int(k[0]) - self._first_kept), len(self._probs))
+            self._probs = np.concatenate([self._probs[keep:], new])
+            self._first_kept += keep
             self._context = stream[-CONTEXT:].copy()
             self._pos += n * WINDOW
-            self._last = float(new[-1])
-        speech = probs[k - (self._read - 1)] >= THRESHOLD
-        self._read += max(n, 0)
-        return speech
+            self._read += n
+        return self._probs[k - self._first_kept] >= THRESHOLD

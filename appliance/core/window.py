@@ -46,5 +46,10 @@ class AudioWindow:
             self._first = cut
 
     @property
+    def end(self) -> int:
+        """Absolute sample index after the last appended sample."""
+        return self._total
+
+    @property
     def kept_samples(self) -> int:
         return self._total - self._first
