@@ -7,8 +7,8 @@ One party's audio (real speech calls from appliance.simulate, telephone variant 
 - appliance, one party: the native detector + segmenter, whole stream in one call (with
   the tone, DTMF and music classes, as the product runs it, and without them);
 - appliance, call: both parties through the CallDetector (crosstalk compensation), halved;
-- appliance, live: the call fed 20 ms at a time through CallStream (what a SIP call does),
-  halved;
+- appliance, live: the call fed 100 ms at a time through CallStream (the least a live
+  call's worker feeds, appliance/media/live.py), halved;
 - webrtcvad (mode 3), per 20 ms frame;
 - Silero VAD (ONNX, onnxruntime, 1 thread), per 32 ms window; and the same network as the
   box runs it for its second opinion on music (numpy, the windows of a drain in one batch);
@@ -35,9 +35,11 @@ from peers import SileroVad, call_ai_metrics_call, webrtc_flags  # noqa: E402
 from appliance.analysis.dsp import CallStream  # noqa: E402
 from appliance.analysis.speech_check import CONTEXT, HIDDEN, WINDOW, speech_model  # noqa: E402
 from appliance.config import Settings  # noqa: E402
+from appliance.media.live import MIN_FEED_S  # noqa: E402
 from appliance.native import CallDetector, PartyDetector  # noqa: E402
 
 
+LIVE_CHUNK = int(MIN_FEED_S * 16000)
 NUMPY_SILERO = "Silero VAD network in numpy (the box's second opinion; 50 windows a batch)"
 
 
@@ -102,9 +104,9 @@ def main() -> int:
 
     def appliance_live(a, c):
         s = CallStream(settings.vad)
-        for i in range(0, len(a), 320):
-            s.feed("agent", a[i:i + 320])
-            s.feed("client", c[i:i + 320])
+        for i in range(0, len(a), LIVE_CHUNK):
+            s.feed("agent", a[i:i + LIVE_CHUNK])
+            s.feed("client", c[i:i + LIVE_CHUNK])
         s.finish()
 
     silero = SileroVad()
@@ -125,7 +127,7 @@ def main() -> int:
         ("appliance, one party, speech only (no tone/DTMF/music classes)", appliance_vad_only,
          (agent,), 7),
         (f"appliance, call with crosstalk compensation {half}", appliance_call, (agent, client), 7),
-        (f"appliance, live call: 20 ms chunks via CallStream {half}", appliance_live,
+        (f"appliance, live call: 100 ms chunks via CallStream {half}", appliance_live,
          (agent, client), 3),
         ("webrtcvad mode 3 (20 ms frames)", webrtc_flags, (agent, 3), 7),
         ("Silero VAD (onnxruntime, 1 thread)", silero.flags, (agent[:slow],), 1),
@@ -171,12 +173,12 @@ def hold_costs(settings: Settings) -> list[str]:
 
     whole = max(len(a) for a, _ in calls)
     cases = [(f"{name} {how}", analyse, (s, chunk), 3)
-             for how, chunk in (("whole", whole), ("live", 320))
+             for how, chunk in (("whole", whole), ("live", LIVE_CHUNK))
              for name, s in (("on", settings), ("off", alone))]
     best = best_times(cases, 3)
     out = ["", f"Calls with holds (bench/accuracy.py's 8 artefact calls, telephone variant, "
            f"{seconds / 60:.1f} min, a sixth of it hold music): the call analysis (CallStream, "
-           "both parties / 2), fed whole and 20 ms at a time (live), best of 3.", "",
+           "both parties / 2), fed whole and 100 ms at a time (live), best of 3.", "",
            "| call analysis | fed | x real time per party | CPU time vs without |",
            "|---|---|---|---|"]
     for how in ("whole", "live"):

@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 PROCESS_TAG = os.environ.get("APPLIANCE_WORKER", "")
 
 MAX_SKEW_S = 2.0     # a party this far behind the other is padded with silence (stalled stream)
+# The DSP's Python bookkeeping costs per chunk fed; a worker on an idle box would otherwise
+# wake for every 20 ms frame and pay it each time (bench/speed.py). 100 ms delays nothing
+# anyone sees.
+MIN_FEED_S = 0.1
 
 
 def new_uid(started_at: float | None = None) -> str:
@@ -187,7 +191,7 @@ class LiveCall:
         n = max(streams) if final else min(streams)
         if not final and max(streams) - n > MAX_SKEW_S * PIPELINE_RATE:
             n = max(streams) - int(MAX_SKEW_S * PIPELINE_RATE)   # the lagging stream stalled
-        if n <= 0:
+        if n <= 0 or (not final and n < MIN_FEED_S * PIPELINE_RATE):
             return
         agent, client = self._take("agent", n), self._take("client", n)
         if self.recording_error is None:
