@@ -115,3 +115,20 @@ def test_uneven_two_stream_feeding_equals_one_go(monologue):
 def test_call_detector_rejects_unequal_chunks():
     with pytest.raises(ValueError, match="differ in length"):
         CallDetector().process(np.zeros(320, np.int16), np.zeros(160, np.int16))
+
+
+def test_a_party_shorter_at_the_end_is_padded_with_silence(monologue):
+    """At the end of a call the party with fewer samples (one RTP stream stopped first) is
+    padded: the call is as long as the longer party, and the same as feeding the padding."""
+    agent = to_pcm(monologue[0])
+    client = to_pcm(monologue[1])[: len(agent) // 2]
+    short = CallStream(Settings().vad)
+    short.feed("agent", agent)
+    short.feed("client", client)
+    short.finish()
+    padded = CallStream(Settings().vad)
+    padded.feed("agent", agent)
+    padded.feed("client", np.concatenate([client, np.zeros(len(agent) - len(client), np.int16)]))
+    padded.finish()
+    assert short.frames == padded.frames == len(agent) // 320
+    assert short.segments == padded.segments and short.segments["agent"]

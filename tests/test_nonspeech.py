@@ -382,8 +382,8 @@ def test_without_a_usable_second_opinion_music_is_told_as_before(corpus, monkeyp
     assert len(said) == 1
     reason = said[0].__dict__["reason"]
     expected = {"missing": "pip install --no-deps silero-vad==", "altered": "is not silero-vad",
-                "unloadable": "onnx"}[problem]
-    assert expected in reason.lower()
+                "unloadable": "cannot read the onnx model"}[problem]
+    assert expected in reason.lower() and "silero-vad==" in reason
     bare = bare_stream(stereo)
     for s in (first, second):
         assert s.segments == bare.segments and s.classes == bare.classes
@@ -391,19 +391,31 @@ def test_without_a_usable_second_opinion_music_is_told_as_before(corpus, monkeyp
 
 
 def test_a_second_opinion_that_fails_mid_call_leaves_the_call_to_the_detector(corpus,
-                                                                            monkeypatch):
+                                                                            monkeypatch, caplog):
     from appliance.analysis import speech_check
 
     model = speech_check.speech_model()
     assert model is not None, "make install-test installs the silero-vad wheel"
-
-    def broken(windows, state):
-        raise MemoryError("out of memory")
-    monkeypatch.setattr(model, "probabilities", broken)
     stereo, _ = over_music(corpus, "arpeggio", 18.0)
-    s = stream(stereo)
-    bare = bare_stream(stereo)
-    assert s.segments == bare.segments and s.classes == bare.classes and s.events == bare.events
+    full = stream(stereo, [1600])
+    works = model.probabilities
+    calls = []
+
+    def failing_later(windows, state):
+        calls.append(len(windows))
+        if len(calls) > 3:
+            raise MemoryError("out of memory")
+        return works(windows, state)
+    monkeypatch.setattr(model, "probabilities", failing_later)
+    with caplog.at_level("ERROR", logger="appliance.analysis.dsp"):
+        s = stream(stereo, [1600])          # fed live, 100 ms at a time
+    assert len(calls) == 4                  # three answers, then the failure, then no more
+    said = [r for r in caplog.records if "second opinion on music failed" in r.getMessage()]
+    assert len(said) == 1 and "MemoryError" in said[0].__dict__["reason"]
+    # what was decided before the failure stands; after it the detector decides alone
+    heard = sum(b - a for a, b in s.over_music["agent"])
+    assert 0 < heard < sum(b - a for a, b in full.over_music["agent"])
+    assert len(s.classes["agent"]) == len(full.classes["agent"])
 
 
 def test_the_second_opinion_answers_as_onnxruntime_does_on_the_same_file(corpus):
@@ -485,15 +497,73 @@ def test_the_music_check_answers_the_same_however_frames_and_audio_arrive(corpus
         centre = (np.arange(a, b) * spf + spf // 2 - origin) // sc.WINDOW
         expected[a:b] = probs[centre] >= sc.THRESHOLD
     assert 0 < expected.sum() < music.sum()       # both answers occur
-    for sizes, ahead in (([n], 0), ([1], 0), ([1], 150), ([7, 1, 30], 40), ([300], 9)):
+    # audio from ``available`` on has not arrived: it reads as silence, as in CallStream (a
+    # live detector decides frames seconds behind the audio; 2 frames cover a frame's window)
+    for sizes, ahead in (([n], 2), ([1], 2), ([1], 150), ([7, 1, 30], 3), ([300], 9)):
         check = sc.MusicSpeechCheck(model, spf)
         got, f, j = [], 0, 0
         while f < n:
             size = min(sizes[j % len(sizes)], n - f)
             available = min(len(pcm), (f + size + ahead) * spf)
-            got.append(check.frames(music[f:f + size], f,
-                                    lambda a, b: np.concatenate(
-                                        [pcm[a:b], np.zeros(max(0, b - len(pcm)), np.int16)]),
-                                    available))
+
+            def audio(a: int, b: int, available: int = available) -> np.ndarray:
+                out = np.zeros(b - a, np.int16)
+                here = pcm[a:min(b, available)]
+                out[:len(here)] = here
+                return out
+            got.append(check.frames(music[f:f + size], f, audio, available))
             f, j = f + size, j + 1
         assert np.array_equal(np.concatenate(got), expected), (sizes, ahead)
+
+
+def hold_in_noise(corpus, kind: str, noise: str, seed: int):
+    """The agent's speech, 20 s of hold music 3 dB over the line noise, speech again; the
+    noise 10 dB under the speech. (stereo at 16 kHz, hold (s), speech intervals (s))."""
+    rng = np.random.default_rng(seed)
+    before, after = corpus[2 * seed].audio, corpus[2 * seed + 1].audio
+    both = np.concatenate([before, after])
+    noise_db = 20 * np.log10(np.sqrt(np.mean(both[np.abs(both) > 1e-3] ** 2))) - 10
+    gap = np.zeros(int(0.6 * RATE), np.float32)
+    music = signals.music(kind, 20.0, rng, noise_db + 3.0)
+    x = np.concatenate([before, gap, music, gap, after])
+    x = x + make_noise(noise, len(x), rng) * 10 ** (noise_db / 20)
+    start = (len(before) + len(gap)) / RATE
+    end = start + len(music) / RATE
+    back = end + len(gap) / RATE
+    speech = [*corpus[2 * seed].speech, *((back + a, back + b) for a, b in corpus[2 * seed + 1].speech)]
+    quiet = signals.make_background(len(x), rng, -60.0)
+    return np.stack([telephone(x), telephone(quiet)], axis=1), (start, end), speech
+
+
+def share_as_speech(s: CallStream, spans) -> float:
+    n = len(s.classes["agent"])
+    said = np.zeros(n, bool)
+    for a, b in s.segments["agent"]:
+        said[a:b] = True
+    return float(said[interval_frames(spans, n)].mean())
+
+
+def test_music_that_noise_turns_into_speech_goes_on_as_music(corpus, monkeypatch):
+    """In line noise the quiet parts of hold music lose their notes and beat and read as
+    speech: the hold ends early and the music goes to the recognizer. A segment starting
+    within 3 s of the party's music is asked of Silero; where it hears no voice the
+    segment is music. Over every kind of music, less of the holds is speech, and the
+    speech on both sides of them is heard as before."""
+    import appliance.analysis.dsp as dsp
+
+    near = dsp.NEAR_MUSIC_FRAMES
+    checked, alone = [], []
+    for i, kind in enumerate(signals.music_kinds()):
+        stereo, hold, speech = hold_in_noise(corpus, kind, ("white", "pink")[i % 2], 2)
+        runs = []
+        for frames in (near, 0):                    # 0: no segment is near music
+            monkeypatch.setattr(dsp, "NEAR_MUSIC_FRAMES", frames)
+            s = stream(stereo)
+            runs.append((share_as_speech(s, [hold]), share_as_speech(s, speech),
+                         s.music_going_on["agent"]))
+        (hold_on, speech_on, moved), (hold_off, speech_off, _) = runs
+        assert hold_on <= hold_off and speech_on == speech_off, kind
+        assert all(hold[0] <= a * 0.02 and b * 0.02 <= hold[1] + 0.5 for a, b in moved), kind
+        checked.append(hold_on)
+        alone.append(hold_off)
+    assert np.mean(checked) < 0.7 * np.mean(alone)

@@ -12,7 +12,8 @@ from ..config import VadSettings
 from ..core.frames import PARTIES, PIPELINE_RATE, SAMPLES_PER_FRAME, Party, s_to_frames
 from ..core.window import AudioWindow
 from ..native import CLS_MUSIC, CLS_SPEECH, CLS_TONE, CallDetector, PartyDetector, Segmenter
-from .speech_check import WINDOW, MusicSpeechCheck, speech_model
+from .speech_check import (CONTEXT, HIDDEN, THRESHOLD, WINDOW, MusicSpeechCheck,
+                           speech_model)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,9 @@ ECHO_DELAY_FRAMES = 9     # echo arrives up to 180 ms after its source
 SEGMENTER_KEYS = ("onset_frames", "hangover_frames", "min_speech_frames", "tail_frames")
 OVER_MUSIC_MIN_FRAMES = 15  # speech heard over music lasts 300 ms or more
 BREAKS = np.full(4096, 2, np.uint8)     # frames that are no music, for the over-music segmenter
+NEAR_MUSIC_FRAMES = 150     # a segment starting this soon after music may be more of it
+SPEECH_SHARE_MIN = 0.2      # ... unless Silero hears speech in this share of its frames
+MUSIC = bytes([CLS_MUSIC])
 
 
 def split_music(events: list[tuple[Any, ...]], speech: list[tuple[int, int]]
@@ -85,6 +89,8 @@ class CallStream:
         self.events: dict[Party, list[tuple[Any, ...]]] = {p: [] for p in PARTIES}
         # speech heard over music by the second opinion (analysis.speech_check), per party
         self.over_music: dict[Party, list[tuple[int, int]]] = {p: [] for p in PARTIES}
+        # the detector's segments that Silero took for more of the music before them
+        self.music_going_on: dict[Party, list[tuple[int, int]]] = {p: [] for p in PARTIES}
         self._second = vad.music_second_opinion and sample_rate == PIPELINE_RATE
         self._audio = {p: AudioWindow() for p in PARTIES} if self._second else {}
         self._checks: dict[Party, MusicSpeechCheck] = {}
@@ -141,8 +147,9 @@ class CallStream:
         """End of call: the party with fewer samples is padded with silence; close segments."""
         n = max(self._pending_n.values())
         if n:
+            short = {p: n - self._pending_n[p] for p in PARTIES}
             agent, client = (np.concatenate([self._take(p, self._pending_n[p]),
-                                             np.zeros(n - self._pending_n[p], np.int16)])
+                                             np.zeros(short[p], np.int16)])
                              for p in PARTIES)
             self._process(agent, client)
         self._detector.flush()
@@ -174,6 +181,8 @@ class CallStream:
         for party, det in dets.items():
             other: Party = "client" if party == "agent" else "agent"
             mine = [seg for seg in det.take_segments() if not self._is_echo(seg, party, other)]
+            if self._second and mine:
+                mine = self._music_goes_on(party, mine)
             heard = [seg for seg in over[party] if not self._is_echo(seg, party, other)]
             for a, b in heard:          # speech now, and no longer part of the music
                 self.over_music[party].append((a, b))
@@ -185,6 +194,8 @@ class CallStream:
             self.segments[party].extend(closed[party])
             if heard:
                 self.segments[party].sort()
+            if self._second:
+                self._trim(party)
         return closed
 
     def _speech_over_music(self, party: Party, first: int, final: bool) -> list[tuple[int, int]]:
@@ -200,42 +211,101 @@ class CallStream:
             # no music and nothing in progress (most of a call): every frame is a break
             seg.push_many(BREAKS[:len(new)] if len(new) <= len(BREAKS)
                           else np.full(len(new), 2, np.uint8))
-            self._trim(party, decided - MusicSpeechCheck.LEAD_FRAMES)
             return []
         music = np.frombuffer(bytes(new), np.uint8) == CLS_MUSIC
         check = self._check(party, bool(music.any()))
         heard = np.zeros(len(music), bool)
         if check is not None and len(music):
             # the audio this drain may read, in one piece: from where a stretch in progress
-            # stands (or half a second before the first new frame) to the last window
+            # stands (or half a second before the first new frame) to the last window a
+            # decided frame needs, and the windows after it read ahead if they are here
             lo = check.start_frame(first) * SAMPLES_PER_FRAME
             if check.oldest_needed is not None:
                 lo = min(lo, check.oldest_needed)
             f0 = lo // SAMPLES_PER_FRAME
-            available = self._audio[party].end
-            hi = max(decided * SAMPLES_PER_FRAME + WINDOW, available)
-            buf = self._audio[party].slice(f0, -(-hi // SAMPLES_PER_FRAME))
+            hi = decided * SAMPLES_PER_FRAME + WINDOW
+            available = min(self._audio[party].end, hi + MusicSpeechCheck.READ_AHEAD * WINDOW)
+            buf = self._audio[party].slice(f0, -(-max(hi, available) // SAMPLES_PER_FRAME))
             base = f0 * SAMPLES_PER_FRAME
             try:
                 heard = check.frames(music, first, lambda a, b: buf[a - base: b - base],
                                      available)
             except Exception as exc:    # noqa: BLE001 - the call goes on with the detector alone
-                log.error("second opinion on music failed; this call goes on without it",
-                          extra={"party": party, "reason": repr(exc)})
-                self._failed = True
+                self._give_up(party, exc)
                 heard = np.zeros(len(music), bool)
         seg.push_many(np.where(music, heard, 2).astype(np.uint8))
         if final:
             seg.flush()
-        # keep what a stretch of music decided next may read: half a second before it
-        keep = decided - MusicSpeechCheck.LEAD_FRAMES
-        if check is not None and check.oldest_needed is not None:
-            keep = min(keep, check.oldest_needed // SAMPLES_PER_FRAME)
-        self._trim(party, keep)
         return seg.take_segments()
 
-    def _trim(self, party: Party, keep: int) -> None:
-        """Forget audio before frame ``keep``, a second at a time (it costs per call)."""
+    def _give_up(self, party: Party, exc: Exception) -> None:
+        log.error("second opinion on music failed; this call goes on without it",
+                  extra={"party": party, "reason": repr(exc)})
+        self._failed = True
+        self._checks.clear()        # no stretch in progress holds audio or the slow path
+
+    def _near_music(self, party: Party, frame: int) -> bool:
+        """Whether the party had music in the NEAR_MUSIC_FRAMES before ``frame``."""
+        return self.classes[party].rfind(MUSIC, max(0, frame - NEAR_MUSIC_FRAMES), frame) >= 0
+
+    def _music_goes_on(self, party: Party, segs: list[tuple[int, int]]
+                       ) -> list[tuple[int, int]]:
+        """The detector's segments, less those that are music going on.
+
+        In line noise the quiet parts of hold music lose their notes and beat, and their
+        sound reads as speech: the hold ends early and the music goes to the recognizer.
+        A segment that starts within 3 s of the party's music is asked of Silero, which
+        tells a voice from music in noise; where it hears speech in under a fifth of the
+        segment's frames, the frames are music (and join the hold). A return from hold is
+        speech to Silero, so it stays."""
+        model = None if self._failed else speech_model()
+        if model is None:
+            return segs
+        kept = []
+        for a, b in segs:
+            if self._failed or not self._near_music(party, a):
+                kept.append((a, b))
+                continue
+            try:
+                share = self._speech_share(party, model, a, b)
+            except Exception as exc:    # noqa: BLE001 - the call goes on with the detector alone
+                self._give_up(party, exc)
+                share = 1.0
+            if share >= SPEECH_SHARE_MIN:
+                kept.append((a, b))
+                continue
+            self.classes[party][a:b] = MUSIC * (b - a)
+            self.events[party].append(("music", a, b))
+            self.music_going_on[party].append((a, b))
+        return kept
+
+    def _speech_share(self, party: Party, model, a: int, b: int) -> float:
+        """Share of frames [a, b) whose 32 ms window Silero hears as speech, read from half a
+        second before ``a`` (its state settles) with a fresh state."""
+        origin = max(0, a - MusicSpeechCheck.LEAD_FRAMES)
+        centres = (np.arange(a, b) * SAMPLES_PER_FRAME + SAMPLES_PER_FRAME // 2
+                   - origin * SAMPLES_PER_FRAME) // WINDOW
+        n = int(centres[-1]) + 1
+        x = self._audio[party].slice(origin, origin + -(-n * WINDOW // SAMPLES_PER_FRAME))
+        x = x[:n * WINDOW].astype(np.float32) / 32768.0
+        stream = np.concatenate([np.zeros(CONTEXT, np.float32), x])
+        windows = np.lib.stride_tricks.sliding_window_view(stream, CONTEXT + WINDOW)[::WINDOW]
+        probs, _ = model.probabilities(windows, np.zeros((2, 1, HIDDEN), np.float32))
+        return float(np.mean(probs[centres] >= THRESHOLD))
+
+    def _trim(self, party: Party) -> None:
+        """Forget audio no later reading needs, a second at a time (it costs per call).
+        Kept: half a second before the next decided frame (a stretch of music starting
+        there reads it), what a stretch of music in progress still needs, and a segment in
+        progress that may be music going on."""
+        keep = len(self.classes[party]) - MusicSpeechCheck.LEAD_FRAMES
+        check = self._checks.get(party)
+        if check is not None and check.oldest_needed is not None:
+            keep = min(keep, check.oldest_needed // SAMPLES_PER_FRAME)
+        det = self._detector.agent if party == "agent" else self._detector.client
+        start = det.open_segment_start
+        if start is not None and self._near_music(party, start):
+            keep = min(keep, start - MusicSpeechCheck.LEAD_FRAMES)
         if keep - self._kept_from[party] >= 50:
             self._audio[party].drop_before(keep)
             self._kept_from[party] = keep

@@ -35,6 +35,7 @@ WINDOW = 512            # samples per decision at 16 kHz (32 ms)
 CONTEXT = 64            # samples of the previous window the network sees with each
 THRESHOLD = 0.5         # Silero's probability above which a window is speech
 HIDDEN = 128            # the LSTM cell's size; the state is (h, c)
+BATCH_MAX = 256         # windows per batch (8 s; about 4 MB of intermediate arrays)
 
 _lock = threading.Lock()
 _model: "SpeechModel | None" = None
@@ -51,13 +52,14 @@ def silero_path() -> Path | None:
 
 def _varint(buf: bytes, i: int) -> tuple[int, int]:
     value = shift = 0
-    while True:
+    while shift < 64:
         byte = buf[i]
         value |= (byte & 0x7F) << shift
         i += 1
         if byte < 0x80:
             return value, i
         shift += 7
+    raise ValueError(f"a number longer than 64 bits at byte {i}")
 
 
 def _fields(buf: bytes) -> Iterator[tuple[int, int, int | bytes]]:
@@ -84,7 +86,8 @@ def _fields(buf: bytes) -> Iterator[tuple[int, int, int | bytes]]:
 def onnx_weights(data: bytes) -> dict[str, np.ndarray]:
     """The float32 initializers of an ONNX model (ModelProto.graph = 7, GraphProto.initializer
     = 5; TensorProto dims = 1, data_type = 2, name = 8, raw_data = 9). The file is pinned by
-    its hash, so only what it uses is read; anything else is an error."""
+    its hash, so only what it uses is read (other fields are skipped); a tensor in another
+    form than raw float32 is an error."""
     graphs = [v for f, w, v in _fields(data) if f == 7 and w == 2]
     if len(graphs) != 1:
         raise ValueError("no ONNX graph in the file")
@@ -104,9 +107,9 @@ def onnx_weights(data: bytes) -> dict[str, np.ndarray]:
                     dims.append(d)
             elif tf == 2:
                 dtype = v                       # type: ignore[assignment]
-            elif tf == 8:
+            elif tf == 8 and tw == 2:
                 name = bytes(v).decode()        # type: ignore[arg-type]
-            elif tf == 9:
+            elif tf == 9 and tw == 2:
                 raw = bytes(v)                  # type: ignore[arg-type]
         if dtype != 1 or len(raw) != 4 * int(np.prod(dims)):
             raise ValueError(f"tensor {name!r} is not raw float32 of shape {dims}")
@@ -154,8 +157,8 @@ class SpeechModel:
             self._w_hh = w["model.decoder.rnn.weight_hh"]
             self._w_out = w["model.decoder.decoder.2.weight"][0, :, 0]
             self._b_out = float(w["model.decoder.decoder.2.bias"][0])
-        except (KeyError, ValueError, IndexError) as exc:
-            raise ValueError(f"{path}: cannot read the ONNX model ({exc}); reinstall it: "
+        except Exception as exc:    # noqa: BLE001 - whatever a damaged file makes the reader do
+            raise ValueError(f"{path}: cannot read the ONNX model ({exc!r}); reinstall it: "
                              f"pip install --no-deps silero-vad=={SILERO_VERSION}") from exc
         self._half = self._basis.shape[1] // 2
 
@@ -163,6 +166,12 @@ class SpeechModel:
                       ) -> tuple[np.ndarray, np.ndarray]:
         """Speech probability of each of ``windows`` (n, CONTEXT + WINDOW float32 samples,
         consecutive) and the recurrent state (2, 1, HIDDEN) after the last."""
+        if len(windows) > BATCH_MAX:      # the same answers, in bounded memory
+            parts = []
+            for i in range(0, len(windows), BATCH_MAX):
+                p, state = self.probabilities(windows[i:i + BATCH_MAX], state)
+                parts.append(p)
+            return np.concatenate(parts), state
         if not len(windows):
             return np.zeros(0, np.float32), state
         hop = self._basis.shape[0] // 2
@@ -190,7 +199,7 @@ class SpeechModel:
 
 def speech_model() -> SpeechModel | None:
     """The process's one model, loaded on first use; None (said once in the log) when the
-    silero-vad wheel is missing or altered."""
+    silero-vad wheel is missing, altered or unreadable."""
     global _model, _unavailable
     with _lock:
         if _model is None and _unavailable is None:
@@ -201,7 +210,7 @@ def speech_model() -> SpeechModel | None:
                         f"silero-vad is not installed: pip install --no-deps "
                         f"silero-vad=={SILERO_VERSION} (`make install` does)")
                 _model = SpeechModel(path)
-            except (OSError, ValueError) as exc:
+            except Exception as exc:    # noqa: BLE001 - the detector works alone, whatever it is
                 _unavailable = str(exc)
                 log.warning("no second opinion on music: speech over background music may be "
                             "taken for music", extra={"reason": _unavailable})
@@ -213,8 +222,8 @@ class MusicSpeechCheck:
 
     A stretch of music frames is read from half a second before its first frame, in
     windows counted from there, so the answer for a frame depends only on the audio and on
-    where its stretch starts: never on how the audio was chunked. The network costs per
-    call about what eight windows in one batch cost, so when a window is needed the ones
+    where its stretch starts: never on how the audio was chunked. Each call of the network
+    costs about what eight windows in one batch cost, so when a window is needed the ones
     after it whose audio has arrived are read with it (up to half a second): a live call
     fed 20 ms at a time reads its music in batches, not one window a drain."""
 
