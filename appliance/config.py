@@ -51,8 +51,9 @@ class VadSettings(_Section):
         description="a segment this far below the other party's simultaneous speech is its echo (0: off)")
     noise_window_s: float = Field(1.5, ge=0.5, le=10.0, description="noise-floor tracking window")
     music_second_opinion: bool = Field(
-        True, description="ask Silero VAD (the silero-vad wheel's model) whether what was taken "
-                          "for music holds speech over background music")
+        True, description="ask Silero VAD (the silero-vad wheel's model) around music: whether "
+                          "what was taken for music holds speech over it, and whether speech "
+                          "right after music is more of it")
 
 
 class ConversationSettings(_Section):
