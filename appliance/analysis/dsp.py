@@ -12,8 +12,7 @@ from ..config import VadSettings
 from ..core.frames import PARTIES, PIPELINE_RATE, SAMPLES_PER_FRAME, Party, s_to_frames
 from ..core.window import AudioWindow
 from ..native import CLS_MUSIC, CLS_SPEECH, CLS_TONE, CallDetector, PartyDetector, Segmenter
-from .speech_check import (CONTEXT, HIDDEN, THRESHOLD, WINDOW, MusicSpeechCheck,
-                           speech_model)
+from .speech_check import WINDOW, MusicSpeechCheck, SpeechModel, speech_model
 
 log = logging.getLogger(__name__)
 
@@ -279,19 +278,15 @@ class CallStream:
             self.music_going_on[party].append((a, b))
         return kept
 
-    def _speech_share(self, party: Party, model, a: int, b: int) -> float:
-        """Share of frames [a, b) whose 32 ms window Silero hears as speech, read from half a
-        second before ``a`` (its state settles) with a fresh state."""
-        origin = max(0, a - MusicSpeechCheck.LEAD_FRAMES)
-        centres = (np.arange(a, b) * SAMPLES_PER_FRAME + SAMPLES_PER_FRAME // 2
-                   - origin * SAMPLES_PER_FRAME) // WINDOW
-        n = int(centres[-1]) + 1
-        x = self._audio[party].slice(origin, origin + -(-n * WINDOW // SAMPLES_PER_FRAME))
-        x = x[:n * WINDOW].astype(np.float32) / 32768.0
-        stream = np.concatenate([np.zeros(CONTEXT, np.float32), x])
-        windows = np.lib.stride_tricks.sliding_window_view(stream, CONTEXT + WINDOW)[::WINDOW]
-        probs, _ = model.probabilities(windows, np.zeros((2, 1, HIDDEN), np.float32))
-        return float(np.mean(probs[centres] >= THRESHOLD))
+    def _speech_share(self, party: Party, model: SpeechModel, a: int, b: int) -> float:
+        """Share of frames [a, b) whose 32 ms window Silero hears as speech: the frames read
+        as one stretch of their own (from half a second before ``a``, a fresh state)."""
+        check = MusicSpeechCheck(model, SAMPLES_PER_FRAME)
+        lo = check.start_frame(a)
+        buf = self._audio[party].slice(lo, -(-(b * SAMPLES_PER_FRAME + WINDOW) // SAMPLES_PER_FRAME))
+        base = lo * SAMPLES_PER_FRAME
+        heard = check.frames(np.ones(b - a, bool), a, lambda x, y: buf[x - base: y - base])
+        return float(heard.mean())
 
     def _trim(self, party: Party) -> None:
         """Forget audio no later reading needs, a second at a time (it costs per call).
