@@ -41,7 +41,9 @@ SEGMENTER_KEYS = ("onset_frames", "hangover_frames", "min_speech_frames", "tail_
 OVER_MUSIC_MIN_FRAMES = 15  # speech heard over music lasts 300 ms or more
 BREAKS = np.full(4096, 2, np.uint8)     # frames that are no music, for the over-music segmenter
 NEAR_MUSIC_FRAMES = 150     # a segment starting this soon after music may be more of it
-SPEECH_SHARE_MIN = 0.2      # ... unless Silero hears speech in this share of its frames
+SPEECH_SHARE_MIN = 0.2      # ... unless Silero hears speech in this share of its frames,
+END_FRAMES = 25             # or of its last half second;
+GOES_ON_MIN_FRAMES = 30     # a shorter one (a reply of a word) is too short for Silero to judge
 MUSIC = bytes([CLS_MUSIC])
 
 
@@ -179,15 +181,17 @@ class CallStream:
         closed: dict[Party, list[tuple[int, int]]] = {}
         for party, det in dets.items():
             other: Party = "client" if party == "agent" else "agent"
-            mine = [seg for seg in det.take_segments() if not self._is_echo(seg, party, other)]
-            if self._second and mine:
-                mine = self._music_goes_on(party, mine)
             heard = [seg for seg in over[party] if not self._is_echo(seg, party, other)]
             for a, b in heard:          # speech now, and no longer part of the music
                 self.over_music[party].append((a, b))
                 for f in range(a, b):
                     if self.classes[party][f] == CLS_MUSIC:
                         self.classes[party][f] = CLS_SPEECH
+            # after the speech heard over music is speech again (whether the two closed in
+            # one drain or in two must not change what is near music)
+            mine = [seg for seg in det.take_segments() if not self._is_echo(seg, party, other)]
+            if self._second and mine:
+                mine = self._music_goes_on(party, mine)
             # the two never overlap (one has only music frames, the other none)
             closed[party] = sorted(mine + heard)
             self.segments[party].extend(closed[party])
@@ -255,22 +259,25 @@ class CallStream:
         sound reads as speech: the hold ends early and the music goes to the recognizer.
         A segment that starts within 3 s of the party's music is asked of Silero, which
         tells a voice from music in noise; where it hears speech in under a fifth of the
-        segment's frames, the frames are music (and join the hold). A return from hold is
-        speech to Silero, so it stays."""
+        segment's frames, and of its last half second, the frames are music (and join the
+        hold). A return from hold is speech to Silero, so it stays."""
         model = None if self._failed else speech_model()
         if model is None:
             return segs
         kept = []
         for a, b in segs:
-            if self._failed or not self._near_music(party, a):
+            if self._failed or b - a < GOES_ON_MIN_FRAMES or not self._near_music(party, a):
                 kept.append((a, b))
                 continue
             try:
-                share = self._speech_share(party, model, a, b)
+                heard = self._heard(party, model, a, b)
             except Exception as exc:    # noqa: BLE001 - the call goes on with the detector alone
                 self._give_up(party, exc)
-                share = 1.0
-            if share >= SPEECH_SHARE_MIN:
+                heard = np.ones(b - a, bool)
+            # the segment's end counts on its own: a short reply after the hold often shares
+            # a segment with the music's last notes, which outweigh it in the whole
+            if (heard.mean() >= SPEECH_SHARE_MIN
+                    or heard[-END_FRAMES:].mean() >= SPEECH_SHARE_MIN):
                 kept.append((a, b))
                 continue
             self.classes[party][a:b] = MUSIC * (b - a)
@@ -278,15 +285,14 @@ class CallStream:
             self.music_going_on[party].append((a, b))
         return kept
 
-    def _speech_share(self, party: Party, model: SpeechModel, a: int, b: int) -> float:
-        """Share of frames [a, b) whose 32 ms window Silero hears as speech: the frames read
-        as one stretch of their own (from half a second before ``a``, a fresh state)."""
+    def _heard(self, party: Party, model: SpeechModel, a: int, b: int) -> np.ndarray:
+        """Whether Silero hears speech in each of frames [a, b): the frames read as one
+        stretch of their own (from half a second before ``a``, a fresh state)."""
         check = MusicSpeechCheck(model, SAMPLES_PER_FRAME)
         lo = check.start_frame(a)
         buf = self._audio[party].slice(lo, -(-(b * SAMPLES_PER_FRAME + WINDOW) // SAMPLES_PER_FRAME))
         base = lo * SAMPLES_PER_FRAME
-        heard = check.frames(np.ones(b - a, bool), a, lambda x, y: buf[x - base: y - base])
-        return float(heard.mean())
+        return check.frames(np.ones(b - a, bool), a, lambda x, y: buf[x - base: y - base])
 
     def _trim(self, party: Party) -> None:
         """Forget audio no later reading needs, a second at a time (it costs per call).
