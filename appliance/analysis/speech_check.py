@@ -205,10 +205,13 @@ def speech_model() -> SpeechModel | None:
         if _model is None and _unavailable is None:
             path = silero_path()
             try:
-                if path is None or not path.is_file():
+                if path is None or not path.exists():
                     raise FileNotFoundError(
                         f"silero-vad is not installed: pip install --no-deps "
                         f"silero-vad=={SILERO_VERSION} (`make install` does)")
+                if not path.is_file():
+                    raise ValueError(f"{path} is not a file; reinstall it: pip install "
+                                     f"--no-deps silero-vad=={SILERO_VERSION}")
                 _model = SpeechModel(path)
             except Exception as exc:    # noqa: BLE001 - the detector works alone, whatever it is
                 _unavailable = str(exc)
