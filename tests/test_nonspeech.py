@@ -591,3 +591,18 @@ def test_a_radio_under_a_voice_in_line_noise_gives_one_call_whatever_the_chunkin
         part = stream(stereo, sizes)
         for name in ("segments", "classes", "events", "over_music", "music_going_on"):
             assert getattr(part, name) == getattr(whole, name), (sizes, name)
+
+
+def test_a_call_without_music_never_loads_the_second_opinion(corpus, monkeypatch):
+    """The model is loaded at the first music a process meets: calls of speech alone never
+    pay for it (a segment is only asked about when music is near it)."""
+    from appliance.analysis import speech_check
+
+    monkeypatch.setattr(speech_check, "_model", None)
+    monkeypatch.setattr(speech_check, "_unavailable", None)
+    stereo, _ = build_call(corpus, np.random.default_rng(4), turns=6)
+    s = stream(stereo)
+    assert s.segments["agent"] and s.segments["client"]
+    assert speech_check._model is None
+    stream(over_music(corpus, "arpeggio", 18.0)[0])
+    assert speech_check._model is not None       # and music does load it

@@ -261,12 +261,12 @@ class CallStream:
         tells a voice from music in noise; where it hears speech in under a fifth of the
         segment's frames, and of its last half second, the frames are music (and join the
         hold). A return from hold is speech to Silero, so it stays."""
-        model = None if self._failed else speech_model()
-        if model is None:
-            return segs
         kept = []
         for a, b in segs:
-            if self._failed or b - a < GOES_ON_MIN_FRAMES or not self._near_music(party, a):
+            # only then the model: a process that never meets music never loads it
+            model = None if (self._failed or b - a < GOES_ON_MIN_FRAMES
+                             or not self._near_music(party, a)) else speech_model()
+            if model is None:
                 kept.append((a, b))
                 continue
             try:

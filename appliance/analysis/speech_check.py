@@ -228,7 +228,7 @@ class MusicSpeechCheck:
     where its stretch starts: never on how the audio was chunked. Each call of the network
     costs about what eight windows in one batch cost, so when a window is needed the ones
     after it whose audio has arrived are read with it (up to half a second): a live call
-    fed 20 ms at a time reads its music in batches, not one window a drain."""
+    fed in small chunks reads its music in batches, not one window a drain."""
 
     LEAD_FRAMES = 25
     READ_AHEAD = 16         # windows read beyond the one needed, when their audio is here
